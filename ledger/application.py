@@ -1,0 +1,295 @@
+"""The Ledger application: loads, decides, appends; reads the log back.
+
+The service layer of the write side. ``submit`` takes a batch of commands, decides
+each against its aggregate's history (including earlier commands of the same batch),
+and appends all resulting events in ONE transaction, optionally together with an
+upstream tracking position (a Kafka topic/partition/offset), so a batch is either
+wholly recorded or not at all. Concurrent writers are caught by the store's
+(aggregate, version) uniqueness and the batch is decided again.
+
+Reads: ``read`` yields (recorded position, event) in recorded order up to a
+``known_at`` position; ``resolve_known_at`` turns a position or an ISO timestamp into
+a position; ``head`` gives the chain head.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.application import Application
+from eventsourcing.persistence import (
+    IntegrityError,
+    OperationalError,
+    PersistenceError,
+    ProcessRecorder,
+    Tracking,
+)
+
+from ledger.catalog import Catalog, bundled_catalog
+from ledger.commands import Command
+from ledger.decide import Context, Decision, aggregate_id_of, decide
+from ledger.errors import LedgerError, StorageError, ValidationError
+from ledger.events import LedgerEvent
+from ledger.persistence import (
+    CHAIN_TABLE,
+    PydanticMapper,
+    database_env,
+    database_url,
+    decode_event,
+    is_postgres,
+)
+
+#: how many times a batch is decided again after losing a race to another writer
+MAX_RACE_RETRIES = 5
+READ_PAGE = 10_000
+
+
+@dataclass
+class Outcome:
+    """What became of one command of a batch."""
+
+    index: int
+    command: Command | None
+    events: list[LedgerEvent] = field(default_factory=list)
+    duplicate: bool = False
+    error: LedgerError | None = None
+    note: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass
+class BatchResult:
+    outcomes: list[Outcome]
+    positions: list[int]
+
+    @property
+    def appended(self) -> int:
+        return sum(len(o.events) for o in self.outcomes if o.ok)
+
+    @property
+    def duplicates(self) -> int:
+        return sum(1 for o in self.outcomes if o.duplicate)
+
+    @property
+    def errors(self) -> list[Outcome]:
+        return [o for o in self.outcomes if not o.ok]
+
+
+class BatchRejected(LedgerError):
+    """A batch had bad commands and nothing was appended."""
+
+    code = "batch-rejected"
+
+    def __init__(self, outcomes: list[Outcome]):
+        self.outcomes = outcomes
+        bad = [o for o in outcomes if not o.ok]
+        super().__init__(f"{len(bad)} of {len(outcomes)} commands refused; nothing appended")
+
+    def errors_only(self) -> list[Outcome]:
+        return [o for o in self.outcomes if not o.ok]
+
+
+def default_actor() -> str:
+    try:
+        return f"cli:{getpass.getuser()}"
+    except Exception:  # noqa: BLE001 - no user name in some containers
+        return "cli:unknown"
+
+
+class Ledger(Application[UUID]):
+    """The quota ledger: the event store plus the commands that write to it."""
+
+    name = "LEDGER"
+    recorder: ProcessRecorder  # type: ignore[assignment]
+
+    def __init__(self, db: str | None = None, *, catalog: Catalog | None = None) -> None:
+        self.url = database_url(db)
+        self.catalog = catalog or bundled_catalog()
+        try:
+            super().__init__(env=database_env(self.url))
+        except PersistenceError as e:
+            raise StorageError(f"cannot open the ledger database {self.url!r}: {e}") from e
+
+    # eventsourcing hooks ---------------------------------------------------------------
+
+    def construct_mapper(self) -> PydanticMapper:  # type: ignore[override]
+        return PydanticMapper()
+
+    def construct_recorder(self) -> ProcessRecorder:  # type: ignore[override]
+        return self.factory.process_recorder()
+
+    # writing --------------------------------------------------------------------------
+
+    def history_of(self, aggregate_id: UUID) -> list[LedgerEvent]:
+        """All events of one aggregate, in version order."""
+        return [self.mapper.to_domain_event(s) for s in self.recorder.select_events(aggregate_id)]
+
+    def plan(
+        self, commands: Sequence[Command | LedgerError], *, actor: str,
+        now: dt.datetime | None = None,
+    ) -> list[Outcome]:
+        """Decide every command without writing. A ``LedgerError`` in place of a
+        command stands for a line that did not parse; it is reported in order."""
+        now = now or dt.datetime.now(dt.UTC)
+        ctx = Context(now=now, actor=actor, catalog=self.catalog)
+        histories: dict[UUID, list[LedgerEvent]] = {}
+        outcomes: list[Outcome] = []
+        for i, command in enumerate(commands):
+            if isinstance(command, LedgerError):
+                outcomes.append(Outcome(i, None, error=command))
+                continue
+            agg_id = aggregate_id_of(command)
+            history = histories.get(agg_id)
+            if history is None:
+                history = histories[agg_id] = self.history_of(agg_id)
+            try:
+                decision: Decision = decide(command, history, ctx)
+            except LedgerError as e:
+                outcomes.append(Outcome(i, command, error=e))
+                continue
+            history.extend(decision.events)
+            outcomes.append(Outcome(i, command, list(decision.events), decision.duplicate,
+                                    note=decision.note))
+        return outcomes
+
+    def submit(
+        self,
+        commands: Sequence[Command | LedgerError],
+        *,
+        actor: str | None = None,
+        skip_bad: bool = False,
+        tracking: Tracking | None = None,
+        now: dt.datetime | None = None,
+    ) -> BatchResult:
+        """Decide and append a batch in one transaction.
+
+        Raises ``BatchRejected`` (nothing appended) if any command is refused and
+        ``skip_bad`` is false; with ``skip_bad`` the good ones are appended and the
+        refused ones are in the result. Raises ``StorageError`` if the store fails.
+        """
+        actor = actor or default_actor()
+        for _ in range(MAX_RACE_RETRIES):
+            outcomes = self.plan(commands, actor=actor, now=now)
+            if not skip_bad and any(not o.ok for o in outcomes):
+                raise BatchRejected(outcomes)
+            events = [e for o in outcomes if o.ok for e in o.events]
+            try:
+                positions = self.append(events, tracking=tracking)
+            except IntegrityError:
+                if tracking is not None and self._tracking_passed(tracking):
+                    raise
+                continue  # another writer got there first: decide again
+            return BatchResult(outcomes, positions)
+        raise StorageError(f"gave up after {MAX_RACE_RETRIES} write conflicts with other writers")
+
+    def _tracking_passed(self, tracking: Tracking) -> bool:
+        last = self.recorder.max_tracking_id(tracking.application_name)
+        return last is not None and last >= tracking.notification_id
+
+    def append(self, events: Sequence[LedgerEvent], *, tracking: Tracking | None = None
+               ) -> list[int]:
+        """Append events (and a tracking position) in one transaction; return positions."""
+        if not events and tracking is None:
+            return []
+        stored = [self.mapper.to_stored_event(e) for e in events]
+        try:
+            positions = self.recorder.insert_events(stored, tracking=tracking)
+        except IntegrityError:
+            raise
+        except OperationalError as e:
+            raise StorageError(f"the ledger database is unavailable: {e}") from e
+        except PersistenceError as e:
+            raise StorageError(f"the ledger database refused the write: {e}") from e
+        return list(positions or [])
+
+    # reading --------------------------------------------------------------------------
+
+    def max_position(self) -> int:
+        return self.recorder.max_notification_id() or 0
+
+    def read(self, known_at: int | None = None, start: int = 1) -> Iterator[tuple[int, LedgerEvent]]:
+        """(position, event) in recorded order, from ``start`` up to ``known_at``."""
+        stop = known_at
+        cursor = start
+        while True:
+            page = self.recorder.select_notifications(cursor, READ_PAGE, stop=stop)
+            for n in page:
+                yield n.id, decode_event(n.topic, n.state, n.originator_id, n.originator_version)
+            if len(page) < READ_PAGE:
+                return
+            cursor = page[-1].id + 1
+
+    def read_stored(self, start: int = 1, stop: int | None = None) -> Iterator[Any]:
+        """Raw stored notifications (bytes as written), for audit and export."""
+        cursor = start
+        while True:
+            page = self.recorder.select_notifications(cursor, READ_PAGE, stop=stop)
+            yield from page
+            if len(page) < READ_PAGE:
+                return
+            cursor = page[-1].id + 1
+
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        """Run a read-only query on the ledger's own database (chain table etc.)."""
+        if is_postgres(self.url):
+            datastore = self.recorder.datastore  # type: ignore[attr-defined]
+            with datastore.get_connection() as conn, conn.cursor() as curs:
+                curs.execute(sql.replace("?", "%s"), list(params))
+                return [tuple(r.values()) for r in curs.fetchall()]
+        with self.recorder.datastore.transaction(commit=False) as c:  # type: ignore[attr-defined]
+            c.execute(sql, list(params))
+            return [tuple(r) for r in c.fetchall()]
+
+    def head(self) -> tuple[int, str, str] | None:
+        """(position, recorded_at, hash) of the last appended event, or None if empty."""
+        rows = self._query(
+            f"SELECT position, recorded_at, hash FROM {CHAIN_TABLE} ORDER BY position DESC LIMIT 1"
+        )
+        return None if not rows else (int(rows[0][0]), str(rows[0][1]), str(rows[0][2]))
+
+    def recorded_at(self, position: int) -> str | None:
+        rows = self._query(f"SELECT recorded_at FROM {CHAIN_TABLE} WHERE position = ?", [position])
+        return None if not rows else str(rows[0][0])
+
+    def recorded_times(self, start: int = 1, stop: int | None = None) -> dict[int, str]:
+        sql = f"SELECT position, recorded_at FROM {CHAIN_TABLE} WHERE position >= ?"
+        params: list[Any] = [start]
+        if stop is not None:
+            sql += " AND position <= ?"
+            params.append(stop)
+        return {int(p): str(t) for p, t in self._query(sql, params)}
+
+    def resolve_known_at(self, known_at: str | int | None) -> int | None:
+        """A recorded position, or the last position recorded at or before an ISO
+        timestamp (UTC if no offset). None means "everything". Raises ValidationError."""
+        if known_at is None:
+            return None
+        if isinstance(known_at, int) or str(known_at).isdigit():
+            position = int(known_at)
+            if position < 0:
+                raise ValidationError(f"--known-at {known_at!r} must be >= 0",
+                                      field="known_at", value=known_at)
+            return position
+        text = str(known_at)
+        try:
+            when = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError as e:
+            raise ValidationError(
+                f"--known-at {text!r} is neither a recorded position nor an ISO timestamp",
+                field="known_at", value=text,
+            ) from e
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=dt.UTC)
+        stamp = when.astimezone(dt.UTC).isoformat(timespec="microseconds")
+        rows = self._query(
+            f"SELECT MAX(position) FROM {CHAIN_TABLE} WHERE recorded_at <= ?", [stamp]
+        )
+        return int(rows[0][0]) if rows and rows[0][0] is not None else 0

@@ -1,0 +1,69 @@
+"""The product catalog: chips and their TPP per unit, with the basis of each figure.
+
+Most TPP figures are derived (dense TFLOPS x bit length); the catalog says so and
+shows the arithmetic, as ``shared/domain/rules-facts.md`` requires. A shipment of a
+product not in the catalog must carry its own ``tpp_per_unit``.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from functools import cache
+from importlib import resources
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+
+from ledger.errors import UnknownProduct
+
+
+class Product(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
+    name: str
+    #: TPP per unit used for counting (for a range, the upper bound: never under-count)
+    tpp_per_unit: int = Field(gt=0)
+    #: the lower bound when sources disagree (e.g. Ascend 910B)
+    tpp_per_unit_low: int | None = Field(default=None, gt=0)
+    basis: str
+    kind: Literal["official", "derived", "secondary"]
+    die_area_mm2: Decimal | None = None
+    note: str | None = None
+
+    @property
+    def performance_density(self) -> Decimal | None:
+        if self.die_area_mm2 is None:
+            return None
+        return Decimal(self.tpp_per_unit) / self.die_area_mm2
+
+
+class Catalog(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    products: list[Product]
+    _by_id: dict[str, Product] = PrivateAttr(default_factory=dict)
+
+    def model_post_init(self, __context: object) -> None:
+        self._by_id.update({p.id: p for p in self.products})
+
+    def get(self, product_id: str) -> Product | None:
+        return self._by_id.get(product_id)
+
+    def require(self, product_id: str) -> Product:
+        product = self.get(product_id)
+        if product is None:
+            raise UnknownProduct(
+                f"product_id {product_id!r} is not in the catalog; give tpp_per_unit",
+                field="product_id",
+                value=product_id,
+            )
+        return product
+
+
+@cache
+def bundled_catalog() -> Catalog:
+    """The chips of rules-facts.md, from ``ledger/data/products.yaml``."""
+    text = (resources.files("ledger.data") / "products.yaml").read_text(encoding="utf-8")
+    return Catalog.model_validate(yaml.safe_load(text))

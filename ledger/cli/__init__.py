@@ -1,0 +1,71 @@
+"""The ``ledger`` command line: compliance officers' and auditors' entry point.
+
+Commands are loaded lazily (``LAZY_COMMANDS``), so a query imports only what it
+needs: no Kafka client, no chart library. Every command builds commands or queries,
+prints the result (a table, or ``--json``), and turns ``LedgerError`` into a one-line
+message and a non-zero exit code, never a traceback.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from typing import Any
+
+import click
+
+#: command name -> "module:attribute"; each module owns one command or group
+LAZY_COMMANDS: dict[str, str] = {
+    "demo": "ledger.cli.demo:demo",
+    "import": "ledger.cli.imports:import_",
+    "quota": "ledger.cli.quota:quota",
+    "rules": "ledger.cli.rules:rules",
+    "ship": "ledger.cli.ship:ship",
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(LAZY_COMMANDS))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = LAZY_COMMANDS.get(cmd_name)
+        if target is None:
+            return super().get_command(ctx, cmd_name)
+        module, attr = target.split(":")
+        command: click.Command = getattr(importlib.import_module(module), attr)
+        return command
+
+    def invoke(self, ctx: click.Context) -> Any:
+        from ledger.errors import LedgerError
+
+        try:
+            return super().invoke(ctx)
+        except LedgerError as e:
+            from ledger.cli.output import print_error
+
+            print_error(e)
+            sys.exit(getattr(e, "exit_code", 1))
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"],
+                                               "max_content_width": 100})
+@click.option("--db", envvar="LEDGER_DB", default="ledger.db", show_default=True,
+              help="SQLite file path, or postgresql://user@host:port/dbname "
+                   "(also LEDGER_DB).")
+@click.version_option(package_name="quota-ledger")
+@click.pass_context
+def main(ctx: click.Context, db: str) -> None:
+    """quota-ledger: an event-sourced ledger of US export-control quotas for AI chips.
+
+    \b
+    Start here:
+      ledger demo                      sample ledger and the tier-2 quota table
+      ledger rules load --bundled      load the bundled rule revisions
+      ledger import events.jsonl       append events from JSON Lines
+      ledger quota --country MX --as-of 2025-06-30
+    """
+    ctx.obj = {"db": db}
+    if os.environ.get("LEDGER_DEBUG"):
+        ctx.obj["debug"] = True

@@ -1,0 +1,43 @@
+"""What every CLI command shares: opening the ledger, date and country options."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import click
+
+from ledger.countries import is_country_code
+
+
+def open_ledger(ctx: click.Context) -> Any:
+    """The Ledger application on the database chosen with --db / LEDGER_DB."""
+    from ledger.application import Ledger
+
+    return Ledger(ctx.obj["db"])
+
+
+class DateType(click.ParamType):
+    name = "YYYY-MM-DD"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> dt.date:
+        if isinstance(value, dt.date):
+            return value
+        try:
+            return dt.date.fromisoformat(str(value))
+        except ValueError:
+            self.fail(f"{value!r} is not a date (YYYY-MM-DD)", param, ctx)
+
+
+class CountryType(click.ParamType):
+    name = "CC"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> str:
+        code = str(value).upper()
+        if not is_country_code(code):
+            self.fail(f"{value!r} is not an ISO 3166-1 alpha-2 country code", param, ctx)
+        return code
+
+
+DATE = DateType()
+COUNTRY = CountryType()

@@ -1,0 +1,214 @@
+"""Counting a shipment under a rule revision (BRIEF.md, Jan 2025 rule semantics).
+
+Pure functions: given a shipment, the rule book, and what the named license or VEU
+looked like on the ship date, say which bucket the shipment counts in, which flag it
+raises, and which clause of the rule book decided it. Amount-dependent outcomes
+(LPP over the consignee's yearly limit, a license shipped past its amount) are
+settled by the fold in ``projections.positions``, which sees the running totals.
+
+Buckets:
+    none     counts against nothing (tier 1, uncontrolled, no cap under the revision)
+    cap      counts against the country cap directly
+    license  depletes a license allocation (itself carved out of the cap)
+    lpp      counts against the consignee's calendar-year LPP limit
+    veu      counts against the VEU's own limits
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from enum import StrEnum
+
+from ledger.events import ShipmentFields
+from ledger.rulebook import RuleBook
+
+
+class Bucket(StrEnum):
+    NONE = "none"
+    CAP = "cap"
+    LICENSE = "license"
+    LPP = "lpp"
+    VEU = "veu"
+
+
+class Flag(StrEnum):
+    UNLICENSED = "unlicensed"
+    PROHIBITED = "prohibited"
+    LPP_EXCESS = "lpp-excess"
+    LICENSE_EXCESS = "license-excess"
+    LICENSE_INVALID = "license-invalid"
+    VEU_INVALID = "veu-invalid"
+
+
+@dataclass(frozen=True)
+class AuthorizationCheck:
+    """Whether the license or VEU a shipment names was usable on its ship date."""
+
+    ref: str
+    valid: bool
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Treatment:
+    bucket: Bucket
+    flag: Flag | None
+    clause: str
+    detail: str
+
+
+def license_check(
+    ref: str,
+    *,
+    exists: bool,
+    country: str | None,
+    holder: str | None,
+    valid_from: dt.date | None,
+    valid_to: dt.date | None,
+    revoked_on: dt.date | None,
+    exporter_id: str,
+    destination: str,
+    ship_date: dt.date,
+) -> AuthorizationCheck:
+    """Is allocation ``ref`` a license the exporter may ship under to this destination
+    on this date? Returns the check with the first reason it fails."""
+    if not exists:
+        return AuthorizationCheck(ref, False, f"allocation {ref!r} is not known to the ledger")
+    if holder is None:
+        return AuthorizationCheck(ref, False, f"allocation {ref!r} is a country-level "
+                                              "allocation, not a license")
+    if holder != exporter_id:
+        return AuthorizationCheck(ref, False, f"license {ref!r} is held by {holder!r}, "
+                                              f"not {exporter_id!r}")
+    if country != destination:
+        return AuthorizationCheck(ref, False, f"license {ref!r} is for {country}, "
+                                              f"not {destination}")
+    assert valid_from is not None
+    if ship_date < valid_from:
+        return AuthorizationCheck(ref, False, f"license {ref!r} starts {valid_from}, "
+                                              f"after the ship date {ship_date}")
+    if valid_to is not None and ship_date > valid_to:
+        return AuthorizationCheck(ref, False, f"license {ref!r} expired {valid_to}, "
+                                              f"before the ship date {ship_date}")
+    if revoked_on is not None and ship_date >= revoked_on:
+        return AuthorizationCheck(ref, False, f"license {ref!r} was revoked from {revoked_on}")
+    return AuthorizationCheck(ref, True)
+
+
+def veu_check(
+    ref: str,
+    *,
+    exists: bool,
+    covered_countries: list[str] | None,
+    valid_from: dt.date | None,
+    valid_to: dt.date | None,
+    revoked_on: dt.date | None,
+    destination: str,
+    ship_date: dt.date,
+) -> AuthorizationCheck:
+    """Is VEU ``ref`` valid for this destination on this date (as amended by then)?"""
+    if not exists:
+        return AuthorizationCheck(ref, False, f"VEU {ref!r} is not known to the ledger")
+    assert valid_from is not None and covered_countries is not None
+    if destination not in covered_countries:
+        return AuthorizationCheck(ref, False, f"VEU {ref!r} does not cover {destination}")
+    if ship_date < valid_from:
+        return AuthorizationCheck(ref, False, f"VEU {ref!r} starts {valid_from}, "
+                                              f"after the ship date {ship_date}")
+    if valid_to is not None and ship_date > valid_to:
+        return AuthorizationCheck(ref, False, f"VEU {ref!r} ended {valid_to}, "
+                                              f"before the ship date {ship_date}")
+    if revoked_on is not None and ship_date >= revoked_on:
+        return AuthorizationCheck(ref, False, f"VEU {ref!r} was revoked from {revoked_on}")
+    return AuthorizationCheck(ref, True)
+
+
+def classify(
+    shipment: ShipmentFields,
+    rule: RuleBook,
+    *,
+    license: AuthorizationCheck | None = None,
+    veu: AuthorizationCheck | None = None,
+) -> Treatment:
+    """How one shipment counts under ``rule``.
+
+    ``license``/``veu`` are the checks of the authorization the shipment names (pass
+    the one matching ``shipment.authorization.kind``).
+    """
+    dest = shipment.destination
+    kind = shipment.authorization.kind
+    product_rule = rule.product_rule_for(shipment.product_id, dest)
+    if product_rule is None and not rule.is_controlled(shipment.tpp_per_unit):
+        return Treatment(Bucket.NONE, None, "uncontrolled",
+                         f"{shipment.tpp_per_unit} TPP per unit is below the control thresholds")
+    licensed = kind == "license" and license is not None and license.valid
+    tier = rule.tier_of(dest)
+    cap = rule.cap_for(dest)
+
+    if tier == 1:
+        return Treatment(Bucket.NONE, None, "tier1", f"{dest} is tier 1: counts against nothing")
+
+    if cap is None:
+        # No cap for this destination under the revision (no tiers, or caps not set).
+        if licensed:
+            return Treatment(Bucket.LICENSE, None, "license-required",
+                             f"under license {license.ref}")  # type: ignore[union-attr]
+        needs_license = dest in rule.control.license_required or product_rule is not None
+        if needs_license:
+            why = _invalid_reason(kind, license, veu)
+            return Treatment(Bucket.NONE, Flag.UNLICENSED, "license-required",
+                             f"{dest} needs a license for this item{why}")
+        return Treatment(Bucket.NONE, None, "no-cap",
+                         f"{rule.id} sets no cap for {dest}")
+
+    if tier == 3:
+        if licensed:
+            return Treatment(Bucket.LICENSE, None, "tier3",
+                             f"tier 3 under license {license.ref}: depletes it, "  # type: ignore[union-attr]
+                             "counts against the tier-3 cap")
+        return Treatment(Bucket.CAP, Flag.PROHIBITED, "tier3",
+                         f"{dest} is tier 3: prohibited without a license"
+                         f"{_invalid_reason(kind, license, veu)}")
+
+    # tier 2 with a cap
+    if kind == "veu":
+        if veu is not None and veu.valid:
+            return Treatment(Bucket.VEU, None, "tier2-veu",
+                             f"under VEU {veu.ref}: counts against the VEU's limits")
+        return Treatment(Bucket.CAP, Flag.VEU_INVALID, "tier2-unlicensed",
+                         f"VEU not valid{_invalid_reason(kind, license, veu)}: "
+                         "counts against the country cap")
+    if kind == "lpp":
+        if rule.lpp_limit() is not None:
+            return Treatment(Bucket.LPP, None, "tier2-lpp",
+                             "LPP: counts against the consignee's calendar-year limit")
+        return Treatment(Bucket.CAP, Flag.UNLICENSED, "tier2-unlicensed",
+                         f"{rule.id} has no LPP exception: counts against the country cap")
+    if kind == "license":
+        if licensed:
+            return Treatment(Bucket.LICENSE, None, "tier2-license",
+                             f"under license {license.ref}: depletes the allocation")  # type: ignore[union-attr]
+        return Treatment(Bucket.CAP, Flag.LICENSE_INVALID, "tier2-unlicensed",
+                         f"license not valid{_invalid_reason(kind, license, veu)}: "
+                         "counts against the country cap")
+    return Treatment(Bucket.CAP, Flag.UNLICENSED, "tier2-unlicensed",
+                     "no authorization: counts against the country cap")
+
+
+def _invalid_reason(kind: str, license: AuthorizationCheck | None,
+                    veu: AuthorizationCheck | None) -> str:
+    check = license if kind == "license" else veu if kind == "veu" else None
+    if check is not None and not check.valid:
+        return f" ({check.reason})"
+    return ""
+
+
+def lpp_excess(previous_total: int, amount: int, limit: int) -> int:
+    """The part of ``amount`` that takes a consignee's year total over ``limit``."""
+    return max(0, min(amount, previous_total + amount - limit))
+
+
+def license_excess(previous_shipped: int, amount: int, allocation_amount: int) -> int:
+    """The part of a license shipment beyond what the license holds."""
+    return max(0, min(amount, previous_shipped + amount - allocation_amount))

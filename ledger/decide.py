@@ -1,0 +1,400 @@
+"""Deciding: given an aggregate's history and a command, the new events or an error.
+
+Pure functions, no I/O. Each aggregate is small (one shipment, one allocation, one
+VEU, one rule revision); its history is the list of its own events. A decision is
+either new events, a no-op for an identical repeat (idempotency), or a ``LedgerError``
+saying exactly what was wrong.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ledger.catalog import Catalog
+from ledger.commands import (
+    AdjustAllocation,
+    AmendVeu,
+    Command,
+    CorrectShipment,
+    GrantAllocation,
+    GrantVeu,
+    PublishRuleRevision,
+    RecordShipment,
+    RevokeAllocation,
+    RevokeVeu,
+    VoidShipment,
+)
+from ledger.errors import (
+    ConflictingDuplicate,
+    InvalidTransition,
+    LedgerError,
+    NotFound,
+    ValidationError,
+)
+from ledger.events import (
+    AllocationAdjusted,
+    AllocationGranted,
+    AllocationRevoked,
+    LedgerEvent,
+    RuleRevisionPublished,
+    ShipmentCorrected,
+    ShipmentFields,
+    ShipmentRecorded,
+    ShipmentVoided,
+    VeuAmended,
+    VeuChanges,
+    VeuGranted,
+    VeuRevoked,
+    allocation_aggregate_id,
+    rule_aggregate_id,
+    shipment_id,
+    veu_aggregate_id,
+)
+
+#: how far past "today" (UTC) a ship date may be, for clock skew across time zones
+FUTURE_TOLERANCE = dt.timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a decision may depend on besides the history: the clock, the actor, the
+    product catalog."""
+
+    now: dt.datetime
+    actor: str
+    catalog: Catalog
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The result of one command: new events, or ``duplicate`` (an identical repeat)."""
+
+    events: list[LedgerEvent] = field(default_factory=list)
+    duplicate: bool = False
+    note: str = ""
+
+
+def aggregate_id_of(command: Command) -> Any:
+    """The id of the aggregate a command acts on."""
+    if isinstance(command, (RecordShipment, CorrectShipment, VoidShipment)):
+        return shipment_id(command.exporter_id, command.shipment_ref)
+    if isinstance(command, (GrantAllocation, AdjustAllocation, RevokeAllocation)):
+        return allocation_aggregate_id(command.allocation_id)
+    if isinstance(command, (GrantVeu, AmendVeu, RevokeVeu)):
+        return veu_aggregate_id(command.veu_id)
+    return rule_aggregate_id(command.document.id)
+
+
+def decide(command: Command, history: Sequence[LedgerEvent], ctx: Context) -> Decision:
+    """Decide one command against its aggregate's history. Raises ``LedgerError``."""
+    handler = _HANDLERS[type(command)]
+    return handler(command, history, ctx)
+
+
+def _envelope(history: Sequence[LedgerEvent], command: Command, ctx: Context) -> dict[str, Any]:
+    return {
+        "originator_id": aggregate_id_of(command),
+        "originator_version": len(history) + 1,
+        "timestamp": ctx.now,
+        "actor": ctx.actor,
+    }
+
+
+def _differences(a: dict[str, Any], b: dict[str, Any]) -> str:
+    keys = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+    return ", ".join(f"{k}: {a.get(k)!r} then {b.get(k)!r}" for k in keys)
+
+
+# --- shipments ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ShipmentState:
+    recorded: ShipmentRecorded
+    current: ShipmentFields
+    voided: bool
+    last: LedgerEvent
+
+
+def shipment_state(history: Sequence[LedgerEvent]) -> ShipmentState | None:
+    """Fold a shipment's events into its current state (None if never recorded)."""
+    if not history:
+        return None
+    first = history[0]
+    assert isinstance(first, ShipmentRecorded)
+    current, voided = first.shipment, False
+    for e in history[1:]:
+        if isinstance(e, ShipmentCorrected):
+            current = e.changes.apply(current)
+        elif isinstance(e, ShipmentVoided):
+            voided = True
+    return ShipmentState(first, current, voided, history[-1])
+
+
+def _resolve_tpp(product_id: str, given: int | None, ctx: Context, field_name: str) -> int:
+    product = ctx.catalog.get(product_id)
+    if product is None:
+        if given is None:
+            raise ValidationError(
+                f"product_id {product_id!r} is not in the catalog, so tpp_per_unit is required",
+                field="tpp_per_unit", value=None,
+            )
+        return given
+    if given is None:
+        return product.tpp_per_unit
+    floor = product.tpp_per_unit_low or product.tpp_per_unit
+    if given < floor:
+        raise ValidationError(
+            f"{field_name} {given} is below the catalog's {floor} for {product_id!r}",
+            field=field_name, value=given,
+        )
+    return given
+
+
+def _check_ship_date(day: dt.date, ctx: Context) -> None:
+    if day > (ctx.now + FUTURE_TOLERANCE).date():
+        raise ValidationError(
+            f"ship_date {day.isoformat()} is in the future (today is {ctx.now.date()})",
+            field="ship_date", value=day.isoformat(),
+        )
+
+
+def _record_shipment(cmd: RecordShipment, history: Sequence[LedgerEvent], ctx: Context
+                     ) -> Decision:
+    _check_ship_date(cmd.ship_date, ctx)
+    fields = ShipmentFields(
+        ship_date=cmd.ship_date,
+        destination=cmd.destination,
+        consignee_id=cmd.consignee_id,
+        product_id=cmd.product_id,
+        quantity=cmd.quantity,
+        tpp_per_unit=_resolve_tpp(cmd.product_id, cmd.tpp_per_unit, ctx, "tpp_per_unit"),
+        authorization=cmd.authorization,
+    )
+    state = shipment_state(history)
+    if state is not None:
+        if state.recorded.shipment == fields:
+            return Decision(duplicate=True, note="already recorded, identical: nothing appended")
+        raise ConflictingDuplicate(
+            f"shipment {cmd.exporter_id}/{cmd.shipment_ref} was already recorded with "
+            f"different values ({_differences(state.recorded.shipment.model_dump(mode='json'), fields.model_dump(mode='json'))}); "
+            "send a shipment.corrected instead"
+        )
+    event = ShipmentRecorded(
+        **_envelope(history, cmd, ctx),
+        effective_date=cmd.ship_date,
+        exporter_id=cmd.exporter_id,
+        shipment_ref=cmd.shipment_ref,
+        shipment=fields,
+    )
+    return Decision([event])
+
+
+def _existing_shipment(exporter_id: str, ref: str, history: Sequence[LedgerEvent]
+                       ) -> ShipmentState:
+    state = shipment_state(history)
+    if state is None:
+        raise NotFound(f"shipment {exporter_id}/{ref} was never recorded")
+    return state
+
+
+def _correct_shipment(cmd: CorrectShipment, history: Sequence[LedgerEvent], ctx: Context
+                      ) -> Decision:
+    state = _existing_shipment(cmd.exporter_id, cmd.shipment_ref, history)
+    changes = cmd.changes()
+    if not changes.changed():
+        raise ValidationError("a correction must change at least one field",
+                              field="(fields)", value=None)
+    last = state.last
+    if isinstance(last, ShipmentCorrected) and last.changes == changes and last.reason == cmd.reason:
+        return Decision(duplicate=True, note="identical correction already applied")
+    if state.voided:
+        raise InvalidTransition(
+            f"shipment {cmd.exporter_id}/{cmd.shipment_ref} is voided; it cannot be corrected"
+        )
+    if changes.ship_date is not None:
+        _check_ship_date(changes.ship_date, ctx)
+    if changes.product_id is not None or changes.tpp_per_unit is not None:
+        product_id = changes.product_id or state.current.product_id
+        tpp = _resolve_tpp(product_id, changes.tpp_per_unit, ctx, "tpp_per_unit")
+        changes = changes.model_copy(update={"tpp_per_unit": tpp})
+    new = changes.apply(state.current)
+    if new == state.current:
+        raise ValidationError(
+            f"correction of {cmd.exporter_id}/{cmd.shipment_ref} changes nothing "
+            f"(values already {changes.model_dump(mode='json', exclude_none=True)})",
+            field="(fields)", value=None,
+        )
+    event = ShipmentCorrected(
+        **_envelope(history, cmd, ctx),
+        effective_date=new.ship_date,
+        exporter_id=cmd.exporter_id,
+        shipment_ref=cmd.shipment_ref,
+        reason=cmd.reason,
+        changes=changes,
+    )
+    return Decision([event])
+
+
+def _void_shipment(cmd: VoidShipment, history: Sequence[LedgerEvent], ctx: Context) -> Decision:
+    state = _existing_shipment(cmd.exporter_id, cmd.shipment_ref, history)
+    if state.voided:
+        last = state.last
+        if isinstance(last, ShipmentVoided) and last.reason == cmd.reason:
+            return Decision(duplicate=True, note="already voided")
+        raise InvalidTransition(f"shipment {cmd.exporter_id}/{cmd.shipment_ref} is already voided")
+    event = ShipmentVoided(
+        **_envelope(history, cmd, ctx),
+        effective_date=state.current.ship_date,
+        exporter_id=cmd.exporter_id,
+        shipment_ref=cmd.shipment_ref,
+        reason=cmd.reason,
+    )
+    return Decision([event])
+
+
+# --- allocations ----------------------------------------------------------------------
+
+
+def _grant_allocation(cmd: GrantAllocation, history: Sequence[LedgerEvent], ctx: Context
+                      ) -> Decision:
+    fields = cmd.model_dump(exclude={"type"})
+    if history:
+        first = history[0]
+        assert isinstance(first, AllocationGranted)
+        before = first.model_dump(include=set(fields))
+        if before == fields:
+            return Decision(duplicate=True, note="already granted, identical")
+        raise ConflictingDuplicate(
+            f"allocation {cmd.allocation_id!r} was already granted with different values "
+            f"({_differences(before, fields)})"
+        )
+    event = AllocationGranted(**_envelope(history, cmd, ctx), effective_date=cmd.valid_from,
+                              **fields)
+    return Decision([event])
+
+
+def _live_allocation(allocation_id: str, history: Sequence[LedgerEvent]) -> None:
+    if not history:
+        raise NotFound(f"allocation {allocation_id!r} was never granted")
+
+
+def _adjust_allocation(cmd: AdjustAllocation, history: Sequence[LedgerEvent], ctx: Context
+                       ) -> Decision:
+    _live_allocation(cmd.allocation_id, history)
+    last = history[-1]
+    if (isinstance(last, AllocationAdjusted) and last.tpp_amount == cmd.tpp_amount
+            and last.effective_date == cmd.effective_date and last.reason == cmd.reason):
+        return Decision(duplicate=True, note="identical adjustment already applied")
+    if any(isinstance(e, AllocationRevoked) for e in history):
+        raise InvalidTransition(f"allocation {cmd.allocation_id!r} is revoked; it cannot be adjusted")
+    event = AllocationAdjusted(**_envelope(history, cmd, ctx), effective_date=cmd.effective_date,
+                               allocation_id=cmd.allocation_id, tpp_amount=cmd.tpp_amount,
+                               reason=cmd.reason)
+    return Decision([event])
+
+
+def _revoke_allocation(cmd: RevokeAllocation, history: Sequence[LedgerEvent], ctx: Context
+                       ) -> Decision:
+    _live_allocation(cmd.allocation_id, history)
+    last = history[-1]
+    if isinstance(last, AllocationRevoked):
+        if last.effective_date == cmd.effective_date and last.reason == cmd.reason:
+            return Decision(duplicate=True, note="already revoked")
+        raise InvalidTransition(f"allocation {cmd.allocation_id!r} is already revoked")
+    event = AllocationRevoked(**_envelope(history, cmd, ctx), effective_date=cmd.effective_date,
+                              allocation_id=cmd.allocation_id, reason=cmd.reason)
+    return Decision([event])
+
+
+# --- VEUs -----------------------------------------------------------------------------
+
+
+def _grant_veu(cmd: GrantVeu, history: Sequence[LedgerEvent], ctx: Context) -> Decision:
+    fields = cmd.model_dump(exclude={"type"})
+    if cmd.valid_to is not None and cmd.valid_to < cmd.valid_from:
+        raise ValidationError(f"valid_to {cmd.valid_to} is before valid_from {cmd.valid_from}",
+                              field="valid_to", value=cmd.valid_to.isoformat())
+    if history:
+        first = history[0]
+        assert isinstance(first, VeuGranted)
+        before = first.model_dump(include=set(fields))
+        if before == fields:
+            return Decision(duplicate=True, note="already granted, identical")
+        raise ConflictingDuplicate(
+            f"VEU {cmd.veu_id!r} was already granted with different values "
+            f"({_differences(before, fields)})"
+        )
+    event = VeuGranted(**_envelope(history, cmd, ctx), effective_date=cmd.valid_from, **fields)
+    return Decision([event])
+
+
+def _amend_veu(cmd: AmendVeu, history: Sequence[LedgerEvent], ctx: Context) -> Decision:
+    if not history:
+        raise NotFound(f"VEU {cmd.veu_id!r} was never granted")
+    changes = VeuChanges(entity=cmd.entity, covered_countries=cmd.covered_countries,
+                         valid_to=cmd.valid_to, limits=cmd.limits)
+    if not changes.model_dump(exclude_none=True):
+        raise ValidationError("a VEU amendment must change at least one field",
+                              field="(fields)", value=None)
+    last = history[-1]
+    if (isinstance(last, VeuAmended) and last.changes == changes
+            and last.effective_date == cmd.effective_date):
+        return Decision(duplicate=True, note="identical amendment already applied")
+    if any(isinstance(e, VeuRevoked) for e in history):
+        raise InvalidTransition(f"VEU {cmd.veu_id!r} is revoked; it cannot be amended")
+    event = VeuAmended(**_envelope(history, cmd, ctx), effective_date=cmd.effective_date,
+                       veu_id=cmd.veu_id, changes=changes, reason=cmd.reason)
+    return Decision([event])
+
+
+def _revoke_veu(cmd: RevokeVeu, history: Sequence[LedgerEvent], ctx: Context) -> Decision:
+    if not history:
+        raise NotFound(f"VEU {cmd.veu_id!r} was never granted")
+    last = history[-1]
+    if isinstance(last, VeuRevoked):
+        if last.effective_date == cmd.effective_date and last.reason == cmd.reason:
+            return Decision(duplicate=True, note="already revoked")
+        raise InvalidTransition(f"VEU {cmd.veu_id!r} is already revoked")
+    event = VeuRevoked(**_envelope(history, cmd, ctx), effective_date=cmd.effective_date,
+                       veu_id=cmd.veu_id, reason=cmd.reason)
+    return Decision([event])
+
+
+# --- rule revisions -------------------------------------------------------------------
+
+
+def _publish_rule(cmd: PublishRuleRevision, history: Sequence[LedgerEvent], ctx: Context
+                  ) -> Decision:
+    doc = cmd.document
+    if history:
+        first = history[0]
+        assert isinstance(first, RuleRevisionPublished)
+        if first.document == doc:
+            return Decision(duplicate=True, note="already published, identical")
+        raise ConflictingDuplicate(
+            f"rule revision {doc.id!r} was already published with a different document; "
+            "publish a new revision with its own id"
+        )
+    event = RuleRevisionPublished(**_envelope(history, cmd, ctx), effective_date=doc.effective,
+                                  rule_id=doc.id, document=doc)
+    return Decision([event])
+
+
+_HANDLERS: dict[type, Any] = {
+    RecordShipment: _record_shipment,
+    CorrectShipment: _correct_shipment,
+    VoidShipment: _void_shipment,
+    GrantAllocation: _grant_allocation,
+    AdjustAllocation: _adjust_allocation,
+    RevokeAllocation: _revoke_allocation,
+    GrantVeu: _grant_veu,
+    AmendVeu: _amend_veu,
+    RevokeVeu: _revoke_veu,
+    PublishRuleRevision: _publish_rule,
+}
+
+__all__ = ["Context", "Decision", "LedgerError", "aggregate_id_of", "decide", "shipment_state"]

@@ -1,0 +1,307 @@
+"""The ledger's published events: the four families, as frozen pydantic models.
+
+An event is a fact, past tense, never changed once appended. Every event carries:
+
+- ``originator_id`` / ``originator_version``: the aggregate it belongs to (a shipment,
+  an allocation, a VEU or a rule revision) and its place in that aggregate's history;
+- ``timestamp``: when the ledger created it (UTC; the authoritative recorded time is
+  the store's stamp, see ``ledger.persistence``);
+- ``effective_date``: the business date (valid time) the fact takes effect;
+- ``actor``: who wrote it (``cli:<user>``, ``kafka:<topic>/<partition>/<offset>``).
+
+Amounts are integer TPP; dates are ``date``; no floats anywhere. A published shape
+never changes in place: bump ``class_version`` and add an upcaster.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from ledger.countries import is_country_code
+from ledger.rulebook import RuleBook
+
+#: Namespace of the deterministic aggregate ids (uuid5 of "kind:natural key").
+LEDGER_NAMESPACE = uuid.UUID("6f1c2a4e-9a43-4b7e-8f0e-0b6c1e2d3a57")
+
+
+def shipment_id(exporter_id: str, shipment_ref: str) -> uuid.UUID:
+    """The aggregate id of a shipment: one per (exporter id, shipment reference)."""
+    return uuid.uuid5(LEDGER_NAMESPACE, f"shipment:{exporter_id}\x1f{shipment_ref}")
+
+
+def allocation_aggregate_id(allocation_id: str) -> uuid.UUID:
+    return uuid.uuid5(LEDGER_NAMESPACE, f"allocation:{allocation_id}")
+
+
+def veu_aggregate_id(veu_id: str) -> uuid.UUID:
+    return uuid.uuid5(LEDGER_NAMESPACE, f"veu:{veu_id}")
+
+
+def rule_aggregate_id(rule_id: str) -> uuid.UUID:
+    return uuid.uuid5(LEDGER_NAMESPACE, f"rule:{rule_id}")
+
+
+# --- value objects --------------------------------------------------------------------
+
+Identifier = str  # ids: 1..128 printable characters, validated where used
+_ID = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/\-]*$")
+
+
+def _country(v: str, field: str = "country") -> str:
+    if not isinstance(v, str) or not is_country_code(v):
+        raise ValueError(f"{field} must be an ISO 3166-1 alpha-2 code, got {v!r}")
+    return v
+
+
+class Authorization(BaseModel):
+    """How a shipment was authorized: none, LPP, a license (allocation) or a VEU."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: Literal["none", "lpp", "license", "veu"]
+    ref: str | None = Field(default=None, min_length=1, max_length=128)
+
+    @model_validator(mode="after")
+    def _ref_matches_kind(self) -> Authorization:
+        if self.kind in ("license", "veu") and self.ref is None:
+            raise ValueError(f"authorization of kind {self.kind!r} needs a ref (the "
+                             f"{'allocation' if self.kind == 'license' else 'VEU'} id)")
+        if self.kind in ("none", "lpp") and self.ref is not None:
+            raise ValueError(f"authorization of kind {self.kind!r} takes no ref, got {self.ref!r}")
+        return self
+
+
+class ShipmentFields(BaseModel):
+    """The business fields of a shipment, as recorded (or as corrected)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    ship_date: dt.date
+    destination: str
+    consignee_id: str = _ID
+    product_id: str = _ID
+    quantity: int = Field(gt=0)
+    tpp_per_unit: int = Field(gt=0)
+    authorization: Authorization
+
+    @field_validator("destination")
+    @classmethod
+    def _dest(cls, v: str) -> str:
+        return _country(v, "destination")
+
+    @property
+    def tpp(self) -> int:
+        """The shipment's TPP: quantity x TPP per unit."""
+        return self.quantity * self.tpp_per_unit
+
+
+class ShipmentChanges(BaseModel):
+    """The fields a correction changes; absent fields keep their value."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    ship_date: dt.date | None = None
+    destination: str | None = None
+    consignee_id: str | None = Field(default=None, min_length=1, max_length=128)
+    product_id: str | None = Field(default=None, min_length=1, max_length=128)
+    quantity: int | None = Field(default=None, gt=0)
+    tpp_per_unit: int | None = Field(default=None, gt=0)
+    authorization: Authorization | None = None
+
+    @field_validator("destination")
+    @classmethod
+    def _dest(cls, v: str | None) -> str | None:
+        return None if v is None else _country(v, "destination")
+
+    def changed(self) -> dict[str, Any]:
+        """The fields this correction sets, by name."""
+        return {k: getattr(self, k) for k in self.model_fields_set if getattr(self, k) is not None}
+
+    def apply(self, fields: ShipmentFields) -> ShipmentFields:
+        """The shipment's fields after this correction."""
+        return fields.model_copy(update=self.changed())
+
+
+class VeuLimits(BaseModel):
+    """A VEU's own limits. Universal: shares (see the rule book); national: a TPP cap.
+
+    All optional: when absent the rule book's limits apply."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    #: the entity's total deployed AI compute in TPP (the base of a UVEU's shares)
+    total_compute_tpp: int | None = Field(default=None, gt=0)
+    #: a national VEU's cumulative cap in TPP, if set by the authorization itself
+    cap_tpp: int | None = Field(default=None, ge=0)
+
+
+class VeuChanges(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    entity: str | None = None
+    covered_countries: list[str] | None = None
+    valid_to: dt.date | None = None
+    limits: VeuLimits | None = None
+
+    @field_validator("covered_countries")
+    @classmethod
+    def _codes(cls, v: list[str] | None) -> list[str] | None:
+        return None if v is None else [_country(c, "covered_countries") for c in v]
+
+
+# --- the event base -------------------------------------------------------------------
+
+
+class LedgerEvent(BaseModel):
+    """Base of every stored event."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    #: the family/type name used in JSON Lines, exports and the CLI
+    type_name: ClassVar[str] = "event"
+    class_version: ClassVar[int] = 1
+
+    originator_id: uuid.UUID
+    originator_version: int = Field(ge=1)
+    timestamp: dt.datetime
+    effective_date: dt.date
+    actor: str = Field(min_length=1, max_length=256)
+
+    @field_validator("timestamp")
+    @classmethod
+    def _utc(cls, v: dt.datetime) -> dt.datetime:
+        if v.tzinfo is None or v.utcoffset() != dt.timedelta(0):
+            raise ValueError(f"timestamp must be UTC, got {v.isoformat()}")
+        return v
+
+    def payload(self) -> dict[str, Any]:
+        """The event's own fields, without the envelope (ids, version, timestamp)."""
+        return self.model_dump(
+            mode="json", exclude={"originator_id", "originator_version", "timestamp"}
+        )
+
+
+# --- rule revisions -------------------------------------------------------------------
+
+
+class RuleRevisionPublished(LedgerEvent):
+    type_name: ClassVar[str] = "rule.published"
+    rule_id: str
+    document: RuleBook
+
+
+# --- allocations ----------------------------------------------------------------------
+
+
+class AllocationGranted(LedgerEvent):
+    """A license allocation (``holder`` = exporter) or a country-level cap increase."""
+
+    type_name: ClassVar[str] = "allocation.granted"
+    allocation_id: str = _ID
+    country: str
+    tpp_amount: int = Field(gt=0)
+    valid_from: dt.date
+    valid_to: dt.date | None = None
+    holder: str | None = Field(default=None, min_length=1, max_length=128)
+    reference: str | None = Field(default=None, max_length=256)
+
+    @field_validator("country")
+    @classmethod
+    def _c(cls, v: str) -> str:
+        return _country(v)
+
+
+class AllocationAdjusted(LedgerEvent):
+    type_name: ClassVar[str] = "allocation.adjusted"
+    allocation_id: str = _ID
+    tpp_amount: int = Field(gt=0)
+    reason: str = Field(min_length=1)
+
+
+class AllocationRevoked(LedgerEvent):
+    type_name: ClassVar[str] = "allocation.revoked"
+    allocation_id: str = _ID
+    reason: str = Field(min_length=1)
+
+
+# --- verified end users ---------------------------------------------------------------
+
+
+class VeuGranted(LedgerEvent):
+    type_name: ClassVar[str] = "veu.granted"
+    veu_id: str = _ID
+    entity: str = Field(min_length=1)
+    kind: Literal["universal", "national"]
+    headquarters_country: str
+    covered_countries: list[str] = Field(min_length=1)
+    valid_from: dt.date
+    valid_to: dt.date | None = None
+    limits: VeuLimits = Field(default_factory=VeuLimits)
+
+    @field_validator("headquarters_country")
+    @classmethod
+    def _hq(cls, v: str) -> str:
+        return _country(v, "headquarters_country")
+
+    @field_validator("covered_countries")
+    @classmethod
+    def _codes(cls, v: list[str]) -> list[str]:
+        return [_country(c, "covered_countries") for c in v]
+
+
+class VeuAmended(LedgerEvent):
+    type_name: ClassVar[str] = "veu.amended"
+    veu_id: str = _ID
+    changes: VeuChanges
+    reason: str | None = None
+
+
+class VeuRevoked(LedgerEvent):
+    type_name: ClassVar[str] = "veu.revoked"
+    veu_id: str = _ID
+    reason: str = Field(min_length=1)
+
+
+# --- shipments ------------------------------------------------------------------------
+
+
+class ShipmentRecorded(LedgerEvent):
+    type_name: ClassVar[str] = "shipment.recorded"
+    exporter_id: str = _ID
+    shipment_ref: str = _ID
+    shipment: ShipmentFields
+
+
+class ShipmentCorrected(LedgerEvent):
+    type_name: ClassVar[str] = "shipment.corrected"
+    exporter_id: str = _ID
+    shipment_ref: str = _ID
+    reason: str = Field(min_length=1)
+    changes: ShipmentChanges
+
+
+class ShipmentVoided(LedgerEvent):
+    type_name: ClassVar[str] = "shipment.voided"
+    exporter_id: str = _ID
+    shipment_ref: str = _ID
+    reason: str = Field(min_length=1)
+
+
+EVENT_TYPES: tuple[type[LedgerEvent], ...] = (
+    RuleRevisionPublished,
+    AllocationGranted,
+    AllocationAdjusted,
+    AllocationRevoked,
+    VeuGranted,
+    VeuAmended,
+    VeuRevoked,
+    ShipmentRecorded,
+    ShipmentCorrected,
+    ShipmentVoided,
+)
+EVENT_BY_TYPE_NAME: dict[str, type[LedgerEvent]] = {c.type_name: c for c in EVENT_TYPES}
+SHIPMENT_EVENTS = (ShipmentRecorded, ShipmentCorrected, ShipmentVoided)

@@ -1,0 +1,198 @@
+"""Persistence: how events become stored rows, on SQLite and PostgreSQL.
+
+Three things live here:
+
+- ``PydanticMapper``: a stored event's state is the event's compact JSON (pydantic
+  ``model_dump_json``), decoded with ``model_validate``; old shapes are upcast on read
+  through ``upcast_vN_vN+1`` class methods, while the stored bytes stay as written.
+- the recorders: eventsourcing's process recorders (events plus an upstream tracking
+  position in one transaction), extended so that the same transaction also appends
+  one row per event to ``ledger_chain``: the event's recorded position, its UTC
+  recorded time (strictly increasing, assigned here, never by a client) and its
+  hash-chain link (see ``ledger.chain``). No event ever exists without its link.
+- ``database_env``: turns ``--db`` / ``LEDGER_DB`` into eventsourcing settings.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+from eventsourcing.persistence import JSONTranscoder, Mapper, StoredEvent
+from eventsourcing.sqlite import SQLiteCursor, SQLiteProcessRecorder
+from eventsourcing.utils import get_topic, resolve_topic
+
+from ledger.chain import GENESIS_HASH, link_hash
+from ledger.errors import ConfigurationError, ValidationError
+from ledger.events import LedgerEvent
+
+CHAIN_TABLE = "ledger_chain"
+EVENTS_TABLE = "stored_events"
+DEFAULT_DB = "ledger.db"
+
+
+# --- mapping ------------------------------------------------------------------------
+
+
+class PydanticMapper(Mapper[Any]):
+    """Maps frozen pydantic events to stored events and back."""
+
+    def __init__(self) -> None:
+        super().__init__(transcoder=JSONTranscoder())
+
+    def to_stored_event(self, domain_event: Any) -> StoredEvent:
+        event: LedgerEvent = domain_event
+        cls = type(event)
+        state = event.model_dump_json(exclude={"originator_id", "originator_version"})
+        if cls.class_version > 1:
+            # keep the version in the stored bytes so a reader knows how to upcast
+            state = state[:-1] + f',"class_version":{cls.class_version}}}'
+        return StoredEvent(
+            originator_id=event.originator_id,
+            originator_version=event.originator_version,
+            topic=get_topic(cls),
+            state=state.encode("utf-8"),
+        )
+
+    def to_domain_event(self, stored_event: StoredEvent) -> Any:
+        return decode_event(
+            stored_event.topic,
+            stored_event.state,
+            stored_event.originator_id,
+            stored_event.originator_version,
+        )
+
+
+def decode_event(topic: str, state: bytes, originator_id: Any, version: int) -> LedgerEvent:
+    """Decode stored bytes into the current shape of the event, upcasting old shapes."""
+    cls: type[LedgerEvent] = resolve_topic(topic)
+    data = json.loads(state)
+    stored_version = data.pop("class_version", 1)
+    while stored_version < cls.class_version:
+        upcast = getattr(cls, f"upcast_v{stored_version}_v{stored_version + 1}")
+        data = upcast(data)
+        stored_version += 1
+    data["originator_id"] = originator_id
+    data["originator_version"] = version
+    return cls.model_validate(data)
+
+
+# --- recorders with the chain -------------------------------------------------------
+
+
+def _utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def next_recorded_at(previous: str | None) -> str:
+    """Now, or one microsecond after the previous stamp if the clock went back."""
+    now = _utc_now()
+    if previous is not None:
+        prev = dt.datetime.fromisoformat(previous)
+        if now <= prev:
+            now = prev + dt.timedelta(microseconds=1)
+    return now.isoformat(timespec="microseconds")
+
+
+def chain_rows(
+    head: tuple[str, str] | None, positions: Sequence[int], stored_events: Sequence[StoredEvent]
+) -> list[tuple[int, str, str]]:
+    """The chain rows (position, recorded_at, hash) for events appended after ``head``
+    ((recorded_at, hash) of the last row, None if empty). Each event's recorded time is
+    at least one microsecond after the previous one: strictly increasing."""
+    prev_hash = GENESIS_HASH if head is None else head[1]
+    base = dt.datetime.fromisoformat(next_recorded_at(None if head is None else head[0]))
+    rows = []
+    for i, (position, stored) in enumerate(zip(positions, stored_events, strict=True)):
+        recorded_at = (base + dt.timedelta(microseconds=i)).isoformat(timespec="microseconds")
+        prev_hash = link_hash(
+            prev_hash, position, recorded_at, str(stored.originator_id),
+            stored.originator_version, stored.topic, stored.state,
+        )
+        rows.append((position, recorded_at, prev_hash))
+    return rows
+
+
+class SQLiteLedgerRecorder(SQLiteProcessRecorder):
+    """SQLite process recorder that also appends the chain rows in the same transaction."""
+
+    def construct_create_table_statements(self) -> list[str]:
+        statements = super().construct_create_table_statements()
+        statements.append(
+            f"CREATE TABLE IF NOT EXISTS {CHAIN_TABLE} ("
+            "position INTEGER PRIMARY KEY, "
+            "recorded_at TEXT NOT NULL, "
+            "hash TEXT NOT NULL)"
+        )
+        statements.append(
+            f"CREATE INDEX IF NOT EXISTS {CHAIN_TABLE}_recorded_at "
+            f"ON {CHAIN_TABLE} (recorded_at)"
+        )
+        return statements
+
+    def _insert_events(
+        self,
+        c: SQLiteCursor,
+        stored_events: Sequence[StoredEvent],
+        **kwargs: Any,
+    ) -> Sequence[int] | None:
+        positions = super()._insert_events(c, stored_events, **kwargs)
+        if not stored_events:
+            return positions
+        assert positions is not None
+        # We hold the write lock from the inserts above, so the head read here is
+        # the true head and no other writer can slip in between.
+        c.execute(f"SELECT position, recorded_at, hash FROM {CHAIN_TABLE} "
+                  "ORDER BY position DESC LIMIT 1")
+        row = c.fetchone()
+        head = None if row is None else (row["recorded_at"], row["hash"])
+        rows = chain_rows(head, positions, stored_events)
+        c.executemany(f"INSERT INTO {CHAIN_TABLE} VALUES (?,?,?)", rows)
+        return positions
+
+
+# --- configuration ------------------------------------------------------------------
+
+
+def database_url(db: str | None) -> str:
+    """The database to use: ``--db``, else ``LEDGER_DB``, else ./ledger.db."""
+    return db or os.environ.get("LEDGER_DB") or DEFAULT_DB
+
+
+def is_postgres(url: str) -> bool:
+    return url.startswith(("postgresql://", "postgres://"))
+
+
+def database_env(url: str) -> dict[str, str]:
+    """eventsourcing settings for a database URL or SQLite path.
+
+    ``postgresql://user[:password]@host[:port]/dbname`` selects PostgreSQL; anything
+    else is a SQLite file path (``sqlite:///path`` also accepted).
+    """
+    if is_postgres(url):
+        parts = urlparse(url)
+        if not parts.path.strip("/"):
+            raise ConfigurationError(f"database URL {url!r} names no database (…/dbname)")
+        env = {
+            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "POSTGRES_DBNAME": unquote(parts.path.lstrip("/")),
+            "POSTGRES_HOST": parts.hostname or "127.0.0.1",
+            "POSTGRES_PORT": str(parts.port or 5432),
+            "POSTGRES_USER": unquote(parts.username or "postgres"),
+            "POSTGRES_PASSWORD": unquote(parts.password or ""),
+            "PROCESS_RECORDER_TOPIC": "ledger.persistence_postgres:PostgresLedgerRecorder",
+        }
+        return env
+    path = url.removeprefix("sqlite:///").removeprefix("sqlite://")
+    if not path:
+        raise ValidationError(f"--db {url!r} is not a file path", field="db", value=url)
+    return {
+        "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+        "SQLITE_DBNAME": path,
+        "SQLITE_LOCK_TIMEOUT": "30",
+        "PROCESS_RECORDER_TOPIC": get_topic(SQLiteLedgerRecorder),
+    }

@@ -1,0 +1,58 @@
+"""PostgreSQL recorder: eventsourcing's process recorder plus the ledger's chain rows.
+
+Same behaviour as ``SQLiteLedgerRecorder``: the chain row of every event (recorded
+position, UTC recorded time, hash link) is written in the transaction that writes
+the event. eventsourcing takes an EXCLUSIVE lock on the events table before it
+inserts, so the chain head read here cannot be moved by another writer. Kept in its
+own module so a SQLite-only run never imports psycopg.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from eventsourcing.persistence import StoredEvent
+from eventsourcing.postgres import PostgresProcessRecorder
+from psycopg import Cursor
+from psycopg.rows import DictRow
+from psycopg.sql import SQL, Identifier
+
+from ledger.persistence import CHAIN_TABLE, chain_rows
+
+
+class PostgresLedgerRecorder(PostgresProcessRecorder):
+    def __init__(self, datastore: Any, **kwargs: Any) -> None:
+        super().__init__(datastore, **kwargs)
+        schema = Identifier(self.datastore.schema)
+        table = Identifier(CHAIN_TABLE)
+        self.sql_create_statements.append(SQL(
+            "CREATE TABLE IF NOT EXISTS {0}.{1} ("
+            "position bigint PRIMARY KEY, "
+            "recorded_at text NOT NULL, "
+            "hash text NOT NULL)"
+        ).format(schema, table))
+        self.sql_create_statements.append(SQL(
+            "CREATE INDEX IF NOT EXISTS {0} ON {1}.{2} (recorded_at)"
+        ).format(Identifier(f"{CHAIN_TABLE}_recorded_at"), schema, table))
+        self._select_head = SQL(
+            "SELECT position, recorded_at, hash FROM {0}.{1} ORDER BY position DESC LIMIT 1"
+        ).format(schema, table)
+        self._insert_links = SQL("INSERT INTO {0}.{1} VALUES (%s, %s, %s)").format(schema, table)
+
+    def _fetch_ids_after_insert_events(
+        self,
+        curs: Cursor[DictRow],
+        stored_events: Sequence[StoredEvent],
+        **kwargs: Any,
+    ) -> Sequence[int] | None:
+        positions = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
+        if not stored_events:
+            return positions
+        assert positions is not None
+        curs.execute(self._select_head)
+        row = curs.fetchone()
+        head = None if row is None else (row["recorded_at"], row["hash"])
+        links = chain_rows(head, positions, stored_events)
+        curs.executemany(self._insert_links, links)
+        return positions

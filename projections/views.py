@@ -1,0 +1,54 @@
+"""Read-side queries: the answers the CLI prints, computed from the event log.
+
+``load_state`` folds the log up to a ``known_at`` position; ``select_rule`` picks the
+rule revision (the one in force on the as-of date, or a named one for a
+counterfactual); ``quota`` and ``quota_all`` compute positions.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from ledger.application import Ledger
+from ledger.errors import UnknownRule
+from ledger.rulebook import RuleBook, in_force
+from projections.positions import Position, country_position
+from projections.state import LedgerState, fold_all
+
+
+def load_state(ledger: Ledger, known_at: int | None = None) -> LedgerState:
+    """The ledger state as known at ``known_at`` (None: everything recorded)."""
+    return fold_all(ledger.read(known_at=known_at), known_at=known_at)
+
+
+def select_rule(state: LedgerState, as_of: dt.date, rule_id: str | None) -> RuleBook | None:
+    """The named revision (counterfactual), or the one in force on ``as_of``.
+
+    Raises UnknownRule if ``rule_id`` was not published in the ledger (as known)."""
+    if rule_id is not None:
+        book = state.rule(rule_id)
+        if book is None:
+            known = ", ".join(b.id for b in state.rule_books()) or "none loaded"
+            raise UnknownRule(
+                f"--rule {rule_id!r} is not a rule revision in this ledger (known: {known}); "
+                "load it with 'ledger rules load'"
+            )
+        return book
+    return in_force(state.rule_books(), as_of)
+
+
+def quota(state: LedgerState, country: str, as_of: dt.date, *, rule_id: str | None = None,
+          known_at: int | None = None, explain: bool = False) -> Position:
+    rule = select_rule(state, as_of, rule_id)
+    return country_position(state, country, as_of, rule, known_at=known_at, explain=explain)
+
+
+def quota_all(state: LedgerState, as_of: dt.date, *, rule_id: str | None = None,
+              known_at: int | None = None, tier: int | None = None) -> list[Position]:
+    """Positions of every country with activity (optionally only one tier)."""
+    rule = select_rule(state, as_of, rule_id)
+    positions = [country_position(state, c, as_of, rule, known_at=known_at)
+                 for c in state.countries_with_activity()]
+    if tier is not None:
+        positions = [p for p in positions if p.tier == tier]
+    return positions

@@ -1,0 +1,109 @@
+"""Shared fixtures: one abstract storage suite, run once per backend.
+
+``db_url`` is parametrized over SQLite (a file in a temporary folder) and PostgreSQL
+(a fresh database on the server named by ``LEDGER_TEST_POSTGRES``, default
+postgresql://postgres@127.0.0.1:5432, dropped afterwards). A test that takes
+``db_url`` therefore runs against both real stores. When PostgreSQL is unreachable the
+PostgreSQL cases are skipped locally but fail under CI (CI=true), where ``.ci/run``
+guarantees a server.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+PG_BASE = os.environ.get("LEDGER_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
+
+
+def _pg_admin() -> Any:
+    import psycopg
+
+    return psycopg.connect(f"{PG_BASE}/postgres", autocommit=True, connect_timeout=3)
+
+
+_pg_ok: bool | None = None
+
+
+def postgres_available() -> bool:
+    global _pg_ok
+    if _pg_ok is None:
+        try:
+            with _pg_admin():
+                _pg_ok = True
+        except Exception:  # noqa: BLE001 - any failure means "not here"
+            _pg_ok = False
+    return _pg_ok
+
+
+def require_postgres() -> None:
+    if postgres_available():
+        return
+    if os.environ.get("CI"):
+        pytest.fail(f"PostgreSQL is not reachable at {PG_BASE} (CI must provide it)")
+    pytest.skip(f"PostgreSQL not reachable at {PG_BASE}")
+
+
+def new_postgres_db() -> str:
+    """Create a fresh database and return its URL."""
+    name = f"ql_test_{uuid.uuid4().hex[:12]}"
+    with _pg_admin() as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return f"{PG_BASE}/{name}"
+
+
+def drop_postgres_db(url: str) -> None:
+    name = url.rsplit("/", 1)[1]
+    with _pg_admin() as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[str]:
+    """A fresh, empty ledger database URL on each backend."""
+    if request.param == "sqlite":
+        yield str(tmp_path / "ledger.db")
+        return
+    require_postgres()
+    url = new_postgres_db()
+    try:
+        yield url
+    finally:
+        drop_postgres_db(url)
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Any) -> str:
+    return str(tmp_path / "ledger.db")
+
+
+@pytest.fixture
+def ledger(db_url: str) -> Iterator[Any]:
+    """A Ledger on a fresh database with the bundled rule books loaded."""
+    from ledger.application import Ledger
+    from ledger.commands import PublishRuleRevision
+    from ledger.rulebook import bundled_rulebooks
+
+    app = Ledger(db_url)
+    app.submit([PublishRuleRevision(document=b) for b in bundled_rulebooks()], actor="test")
+    yield app
+    app.close()
+
+
+@pytest.fixture
+def run_cli(db_url: str) -> Any:
+    """Run the CLI in-process against ``db_url``; returns click's Result."""
+    from click.testing import CliRunner
+
+    from ledger.cli import main
+
+    def run(*args: str, input: str | None = None) -> Any:
+        runner = CliRunner()
+        return runner.invoke(main, ["--db", db_url, *args], input=input,
+                             catch_exceptions=False)
+
+    return run
