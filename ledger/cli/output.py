@@ -23,15 +23,26 @@ def h100(value: int | None) -> str:
     return "—" if value is None else f"{value / H100_TPP:,.1f}"
 
 
+def mtpp(value: int | None) -> str:
+    """Millions of TPP, one decimal: '790.0'."""
+    return "—" if value is None else f"{value / 1_000_000:,.1f}"
+
+
 def tpp_h100(value: int | None) -> str:
     """'12,345,678 TPP (779.8 H100e)'."""
     return "no cap" if value is None else f"{value:,} TPP ({h100(value)} H100e)"
 
 
 def console(stderr: bool = False) -> Any:
+    """A rich console; when not a terminal (pipes, files, CI logs) it is 150 columns
+    wide instead of rich's 80, so tables are not cut."""
+    import os
+
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False, soft_wrap=False)
+    stream = sys.stderr if stderr else sys.stdout
+    width = None if stream.isatty() or os.environ.get("COLUMNS") else 150
+    return Console(stderr=stderr, highlight=False, soft_wrap=False, width=width)
 
 
 def print_json(data: Any) -> None:

@@ -94,8 +94,8 @@ def print_table(positions: list[Any], *, title: str) -> None:
                           ("cap TPP", "right"), ("committed TPP", "right"),
                           ("H100e", "right"), ("remaining TPP", "right"),
                           ("status", "left"), ("first breach", "left"),
-                          ("flagged", "left")]:
-        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+                          ("flagged (count)", "left")]:
+        table.add_column(name, justify=justify, no_wrap=name != "flagged (count)")  # type: ignore[arg-type]
     for p in positions:
         style = {"over-cap": "bold red", "within-cap": "green", "no-cap": "dim"}[p.status]
         breach = ""
@@ -103,7 +103,7 @@ def print_table(positions: list[Any], *, title: str) -> None:
             b = p.first_breach
             breach = f"{b.date} {b.exporter_id}/{b.shipment_ref}" if b.type == "shipment" \
                 else f"{b.date} {b.allocation_id}"
-        flags = ", ".join(f"{k} {v.count}" for k, v in p.flagged.items())
+        flags = " ".join(f"{k}:{v.count}" for k, v in p.flagged.items())
         table.add_row(p.country, str(p.tier or "—"), p.rule or "—", tpp(p.cap_tpp),
                       tpp(p.committed_tpp), h100(p.committed_tpp), tpp(p.remaining_tpp),
                       f"[{style}]{p.status}[/{style}]", breach, flags)

@@ -1,0 +1,94 @@
+"""``ledger demo``: a sample ledger and the tier-2 quota table, in one screen."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import click
+
+from ledger.cli.common import open_ledger
+from ledger.cli.output import console, h100, mtpp
+
+AS_OF = dt.date(2025, 6, 30)
+COUNTERFACTUAL = "ai-diffusion-2025"
+
+
+@click.command()
+@click.option("--seed", default=2025, show_default=True, help="Seed of the sample.")
+@click.option("--shipments", default=3_000, show_default=True, help="How many shipments.")
+@click.pass_context
+def demo(ctx: click.Context, seed: int, shipments: int) -> None:
+    """Load the bundled rules and a deterministic sample, then show the quota table.
+
+    The sample (fictitious exporters and consignees) has licenses, a
+    government-to-government allocation, VEUs, LPP shipments, tier 1/2/3
+    destinations, late-reported shipments, a correction and a void. Running the
+    demo again on the same database appends nothing: every event is already there.
+    """
+    from ledger.commands import PublishRuleRevision, parse_command
+    from ledger.demo import build
+    from ledger.rulebook import bundled_rulebooks
+
+    ledger = open_ledger(ctx)
+    sample = build(seed, shipments)
+    out = console()
+    with out.status("Recording the sample ledger…"):
+        rules = ledger.submit([PublishRuleRevision(document=b) for b in bundled_rulebooks()],
+                              actor="demo")
+        setup = ledger.submit([parse_command(c) for c in sample.setup], actor="demo")
+        main = ledger.submit([parse_command(c) for c in sample.shipments], actor="demo")
+        on_time_head = ledger.max_position()
+        late = ledger.submit([parse_command(c) for c in sample.late], actor="demo")
+    appended = rules.appended + setup.appended + main.appended + late.appended
+    out.print(f"[bold]quota-ledger demo[/bold] on {ctx.obj['db']}: {appended} events appended "
+              f"({len(sample.shipments) + len(sample.late) - 2} shipments, "
+              f"{len(sample.setup)} allocations and VEUs, {len(bundled_rulebooks())} rule "
+              "revisions); late reports, a correction and a void recorded last")
+    print_demo_table(ledger, on_time_head)
+
+
+def print_demo_table(ledger: Any, on_time_head: int) -> None:
+    from rich.table import Table
+
+    from projections.views import load_state, quota_all, select_rule
+
+    state = load_state(ledger)
+    in_force = select_rule(state, AS_OF, None)
+    in_force_id = in_force.id if in_force else "none"
+    now = {p.country: p for p in quota_all(state, AS_OF)}
+    what_if = quota_all(state, AS_OF, rule_id=COUNTERFACTUAL, tier=2)
+    shipped: dict[str, int] = {}
+    for row in state.shipments.values():
+        if not row.voided and row.fields.ship_date <= AS_OF:
+            shipped[row.fields.destination] = shipped.get(row.fields.destination, 0) + row.tpp
+
+    table = Table(title=f"Tier-2 quota positions as of {AS_OF}: in force ({in_force_id}) "
+                        f"vs. {COUNTERFACTUAL} had it been enforced",
+                  title_justify="left", show_lines=False)
+    for name, justify in [("country", "left"), ("shipped M TPP", "right"),
+                          ("in force", "left"), ("cap M TPP", "right"),
+                          ("committed M TPP", "right"), ("remaining M TPP", "right"),
+                          ("remaining H100e", "right"), ("status", "left"),
+                          ("first breach", "left")]:
+        table.add_column(name, justify=justify, no_wrap=True)  # type: ignore[arg-type]
+    for p in sorted(what_if, key=lambda p: (p.remaining_tpp or 0)):
+        style = {"over-cap": "bold red", "within-cap": "green", "no-cap": "dim"}[p.status]
+        breach = ""
+        if p.first_breach is not None:
+            b = p.first_breach
+            breach = (f"{b.date} {b.shipment_ref}" if b.type == "shipment"
+                      else f"{b.date} {b.allocation_id}")
+        table.add_row(p.country, mtpp(shipped.get(p.country, 0)),
+                      now[p.country].status if p.country in now else "—", mtpp(p.cap_tpp),
+                      mtpp(p.committed_tpp), mtpp(p.remaining_tpp), h100(p.remaining_tpp),
+                      f"[{style}]{p.status}[/{style}]", breach)
+    out = console()
+    out.print(table)
+    over = [p for p in what_if if p.status == "over-cap"]
+    out.print(f"Under {in_force_id} no tier-2 country has a cap; under {COUNTERFACTUAL} "
+              f"{len(over)} of {len(what_if)} would be over it. Computed at recorded position "
+              f"{state.position}.")
+    out.print("[dim]Next: ledger quota --country MX --as-of 2025-06-30 --rule ai-diffusion-2025"
+              f"\n      ledger quota --all --as-of 2025-06-30 --rule ai-diffusion-2025 "
+              f"--known-at {on_time_head}   (before the late reports)[/dim]")
