@@ -35,13 +35,11 @@ def tpp_h100(value: int | None) -> str:
 
 def console(stderr: bool = False) -> Any:
     """A rich console; when not a terminal (pipes, files, CI logs) it is 150 columns
-    wide instead of rich's 80, so tables are not cut."""
-    import os
-
+    wide instead of rich's 80 (or $COLUMNS), so tables are not cut."""
     from rich.console import Console
 
     stream = sys.stderr if stderr else sys.stdout
-    width = None if stream.isatty() or os.environ.get("COLUMNS") else 150
+    width = None if stream.isatty() else 150
     return Console(stderr=stderr, highlight=False, soft_wrap=False, width=width)
 
 
