@@ -91,7 +91,8 @@ def aggregate_id_of(command: Command) -> Any:
 def decide(command: Command, history: Sequence[LedgerEvent], ctx: Context) -> Decision:
     """Decide one command against its aggregate's history. Raises ``LedgerError``."""
     handler = _HANDLERS[type(command)]
-    return handler(command, history, ctx)
+    decision: Decision = handler(command, history, ctx)
+    return decision
 
 
 def _envelope(history: Sequence[LedgerEvent], command: Command, ctx: Context) -> dict[str, Any]:
@@ -178,9 +179,10 @@ def _record_shipment(cmd: RecordShipment, history: Sequence[LedgerEvent], ctx: C
     if state is not None:
         if state.recorded.shipment == fields:
             return Decision(duplicate=True, note="already recorded, identical: nothing appended")
+        before = state.recorded.shipment.model_dump(mode="json")
         raise ConflictingDuplicate(
             f"shipment {cmd.exporter_id}/{cmd.shipment_ref} was already recorded with "
-            f"different values ({_differences(state.recorded.shipment.model_dump(mode='json'), fields.model_dump(mode='json'))}); "
+            f"different values ({_differences(before, fields.model_dump(mode='json'))}); "
             "send a shipment.corrected instead"
         )
     event = ShipmentRecorded(
@@ -209,7 +211,8 @@ def _correct_shipment(cmd: CorrectShipment, history: Sequence[LedgerEvent], ctx:
         raise ValidationError("a correction must change at least one field",
                               field="(fields)", value=None)
     last = state.last
-    if isinstance(last, ShipmentCorrected) and last.changes == changes and last.reason == cmd.reason:
+    if (isinstance(last, ShipmentCorrected) and last.changes == changes
+            and last.reason == cmd.reason):
         return Decision(duplicate=True, note="identical correction already applied")
     if state.voided:
         raise InvalidTransition(
@@ -245,7 +248,8 @@ def _void_shipment(cmd: VoidShipment, history: Sequence[LedgerEvent], ctx: Conte
         last = state.last
         if isinstance(last, ShipmentVoided) and last.reason == cmd.reason:
             return Decision(duplicate=True, note="already voided")
-        raise InvalidTransition(f"shipment {cmd.exporter_id}/{cmd.shipment_ref} is already voided")
+        raise InvalidTransition(
+            f"shipment {cmd.exporter_id}/{cmd.shipment_ref} is already voided")
     event = ShipmentVoided(
         **_envelope(history, cmd, ctx),
         effective_date=state.current.ship_date,
@@ -290,7 +294,8 @@ def _adjust_allocation(cmd: AdjustAllocation, history: Sequence[LedgerEvent], ct
             and last.effective_date == cmd.effective_date and last.reason == cmd.reason):
         return Decision(duplicate=True, note="identical adjustment already applied")
     if any(isinstance(e, AllocationRevoked) for e in history):
-        raise InvalidTransition(f"allocation {cmd.allocation_id!r} is revoked; it cannot be adjusted")
+        raise InvalidTransition(
+            f"allocation {cmd.allocation_id!r} is revoked; it cannot be adjusted")
     event = AllocationAdjusted(**_envelope(history, cmd, ctx), effective_date=cmd.effective_date,
                                allocation_id=cmd.allocation_id, tpp_amount=cmd.tpp_amount,
                                reason=cmd.reason)

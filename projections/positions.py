@@ -231,7 +231,7 @@ def country_position(
             if end_day <= as_of:
                 items.append(_Item(max(end_day, a.valid_from), end_pos, seq, "end", a))
                 seq += 1
-    rows = [state.shipments[k] for k in state.by_country.get(country, ())]
+    rows: list[ShipmentRow] = [state.shipments[k] for k in state.by_country.get(country, ())]
     rows = [r for r in rows if not r.voided and r.fields.ship_date <= as_of]
     for row in rows:
         items.append(_Item(row.fields.ship_date, row.position, seq, "shipment", row))
@@ -250,7 +250,7 @@ def country_position(
     license_total = 0
     committed = 0
     flagged: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    breakdown = defaultdict(int)
+    breakdown: dict[str, int] = defaultdict(int)
     first_breach: BreachRef | None = None
     contributions: list[Contribution] = []
     counted = 0
@@ -262,7 +262,7 @@ def country_position(
         committed_before = committed
         cap_delta = 0
         if item.kind == "shipment":
-            row: ShipmentRow = item.ref
+            row = item.ref
             t = treatments[row.key]
             tpp = row.tpp
             flag: Flag | None = t.flag
@@ -387,7 +387,7 @@ def _breach(item: _Item, committed: int, cap: int) -> BreachRef:
                          committed_tpp=committed, cap_tpp=cap)
     kind = {"grant": "allocation", "adjust": "allocation-adjusted",
             "end": "allocation-ended"}[item.kind]
-    return BreachRef(type=kind, date=item.date, position=item.position,  # type: ignore[arg-type]
+    return BreachRef(type=kind, date=item.date, position=item.position,
                      allocation_id=item.ref.allocation_id, committed_tpp=committed, cap_tpp=cap)
 
 

@@ -17,7 +17,7 @@ def open_ledger(ctx: click.Context) -> Any:
     return Ledger(ctx.obj["db"])
 
 
-class DateType(click.ParamType):
+class DateType(click.ParamType):  # type: ignore[type-arg]
     name = "YYYY-MM-DD"
 
     def convert(self, value: Any, param: Any, ctx: Any) -> dt.date:
@@ -29,7 +29,7 @@ class DateType(click.ParamType):
             self.fail(f"{value!r} is not a date (YYYY-MM-DD)", param, ctx)
 
 
-class CountryType(click.ParamType):
+class CountryType(click.ParamType):  # type: ignore[type-arg]
     name = "CC"
 
     def convert(self, value: Any, param: Any, ctx: Any) -> str:

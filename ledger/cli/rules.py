@@ -103,15 +103,15 @@ def show(ctx: click.Context, rule_id: str, as_json: bool) -> None:
               + (f", rescinded {e.rescinded}" if e.rescinded else ""))
     if book.tiers is not None:
         by_tier: dict[int, list[str]] = {}
-        for c, t in sorted(book.tiers.countries.items()):
-            by_tier.setdefault(t, []).append(c)
-        for t, cs in sorted(by_tier.items()):
-            out.print(f"  tier {t}     {' '.join(cs)}")
+        for code, tier in sorted(book.tiers.countries.items()):
+            by_tier.setdefault(tier, []).append(code)
+        for tier_no, codes in sorted(by_tier.items()):
+            out.print(f"  tier {tier_no}     {' '.join(codes)}")
         out.print(f"  default    tier {book.tiers.default}")
     if book.caps.tier2 is not None:
-        c = book.caps.tier2
-        out.print(f"  tier-2 cap {tpp_h100(c.tpp)} for {c.period.start}..{c.period.end}"
-                  + (" (secondary)" if c.secondary else ""))
+        cap = book.caps.tier2
+        out.print(f"  tier-2 cap {tpp_h100(cap.tpp)} for {cap.period.start}..{cap.period.end}"
+                  + (" (secondary)" if cap.secondary else ""))
     if book.caps.tier3_tpp is not None:
         out.print(f"  tier-3 cap {tpp_h100(book.caps.tier3_tpp)}")
     if book.exceptions.lpp is not None:

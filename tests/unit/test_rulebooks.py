@@ -62,7 +62,7 @@ def test_all_five_load_with_exact_ids() -> None:
 def test_bundled_books_are_ordered_by_effective_date() -> None:
     effective = [b.effective for b in bundled_rulebooks()]
     assert effective == sorted(effective)
-    assert [b.id for b in bundled_rulebooks()][0] == "baseline-2023"
+    assert next(b.id for b in bundled_rulebooks()) == "baseline-2023"
 
 
 @pytest.mark.parametrize("rule_id", sorted(IDS))
