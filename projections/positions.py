@@ -187,7 +187,12 @@ class _License:
 
 @dataclass(order=True)
 class _Item:
+    """One dated item of the fold. Sorted by effective date, then allocation changes
+    before shipments (a license granted on the ship date covers the shipment, whatever
+    the recorded order), then recorded position."""
+
     date: dt.date
+    rank: int
     position: int
     seq: int
     kind: str = field(compare=False)
@@ -215,11 +220,11 @@ def country_position(
         a = state.allocations[alloc_id]
         if a.valid_from > as_of:
             continue
-        items.append(_Item(a.valid_from, a.position, seq, "grant", a, a.amounts[0][2]))
+        items.append(_Item(a.valid_from, 0, a.position, seq, "grant", a, a.amounts[0][2]))
         seq += 1
         for eff, pos, amount in a.amounts[1:]:
             if eff <= as_of:
-                items.append(_Item(max(eff, a.valid_from), pos, seq, "adjust", a, amount))
+                items.append(_Item(max(eff, a.valid_from), 0, pos, seq, "adjust", a, amount))
                 seq += 1
         ends = []
         if a.valid_to is not None:
@@ -229,12 +234,12 @@ def country_position(
         if ends:
             end_day, end_pos = min(ends)
             if end_day <= as_of:
-                items.append(_Item(max(end_day, a.valid_from), end_pos, seq, "end", a))
+                items.append(_Item(max(end_day, a.valid_from), 0, end_pos, seq, "end", a))
                 seq += 1
     rows: list[ShipmentRow] = [state.shipments[k] for k in state.by_country.get(country, ())]
     rows = [r for r in rows if not r.voided and r.fields.ship_date <= as_of]
     for row in rows:
-        items.append(_Item(row.fields.ship_date, row.position, seq, "shipment", row))
+        items.append(_Item(row.fields.ship_date, 1, row.position, seq, "shipment", row))
         seq += 1
     items.sort()
 

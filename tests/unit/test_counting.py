@@ -302,3 +302,12 @@ def test_explain_lists_each_contribution_with_its_clause_and_citation() -> None:
     assert by_id["acme/S1"].clause == "tier2-unlicensed"
     assert "90 FR" in by_id["acme/S1"].citation
     assert sum(c.committed_delta for c in p.contributions) == p.committed_tpp
+
+
+def test_license_recorded_after_a_same_day_shipment_still_covers_it() -> None:
+    s = Scenario()
+    s.ship("S1", "2025-03-01", "MX", 10, auth="license:L1")  # recorded before the grant
+    s.license("L1", "MX", 1_000_000, "2025-03-01", "2025-12-31")
+    p = s.position("MX", "2025-06-30")
+    assert p.flagged == {}
+    assert p.committed_tpp == 1_000_000
