@@ -29,7 +29,7 @@ from typing import IO, TYPE_CHECKING, Any, Literal
 
 from ledger.chain import GENESIS_HASH, link_hash
 from ledger.errors import LedgerError, ValidationError
-from ledger.persistence import CHAIN_TABLE, EVENTS_TABLE, decode_event, is_postgres
+from ledger.persistence import CHAIN_TABLE, decode_event, is_postgres
 
 if TYPE_CHECKING:
     from ledger.application import Ledger
@@ -447,11 +447,12 @@ def restore(ledger: Ledger, rows: Sequence[RestoreRow]) -> int:
 
 def _restore_sqlite(ledger: Ledger, rows: Sequence[RestoreRow]) -> None:
     datastore = ledger.recorder.datastore  # type: ignore[attr-defined]
+    events = ledger.recorder.events_table_name  # type: ignore[attr-defined]
     with datastore.transaction(commit=True) as c:
         for r in rows:
             s = r.stored
             # rowid is the recorded position on SQLite: set it explicitly
-            c.execute(f"INSERT INTO {EVENTS_TABLE} (rowid, originator_id, originator_version, "
+            c.execute(f"INSERT INTO {events} (rowid, originator_id, originator_version, "
                       "topic, state) VALUES (?,?,?,?,?)",
                       (s.position, uuid.UUID(s.originator_id).hex, s.originator_version,
                        s.topic, s.state))
@@ -464,7 +465,8 @@ def _restore_postgres(ledger: Ledger, rows: Sequence[RestoreRow]) -> None:
 
     datastore = ledger.recorder.datastore  # type: ignore[attr-defined]
     schema = Identifier(datastore.schema)
-    events, chain = Identifier(EVENTS_TABLE), Identifier(CHAIN_TABLE)
+    table = ledger.recorder.events_table_name  # type: ignore[attr-defined]
+    events, chain = Identifier(table), Identifier(CHAIN_TABLE)
     with datastore.transaction(commit=True) as curs:
         # the same lock normal appends take, so no writer interleaves with the restore
         curs.execute(SQL("LOCK TABLE {0}.{1} IN EXCLUSIVE MODE").format(schema, events))
@@ -479,4 +481,4 @@ def _restore_postgres(ledger: Ledger, rows: Sequence[RestoreRow]) -> None:
                          (r.link.position, r.link.recorded_at, r.link.hash))
         # later appends must continue after the restored positions
         curs.execute(SQL("SELECT setval(pg_get_serial_sequence(%s, 'notification_id'), %s)"),
-                     (f"{datastore.schema}.{EVENTS_TABLE}", rows[-1].link.position))
+                     (f"{datastore.schema}.{table}", rows[-1].link.position))
