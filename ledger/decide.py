@@ -176,7 +176,7 @@ def _record_shipment(cmd: RecordShipment, history: Sequence[LedgerEvent], ctx: C
     )
     state = shipment_state(history)
     if state is not None:
-        if state.recorded.shipment == fields:
+        if state.recorded.shipment == fields and state.recorded.end_use == cmd.end_use:
             return Decision(duplicate=True, note="already recorded, identical: nothing appended")
         raise ConflictingDuplicate(
             f"shipment {cmd.exporter_id}/{cmd.shipment_ref} was already recorded with "
@@ -189,6 +189,7 @@ def _record_shipment(cmd: RecordShipment, history: Sequence[LedgerEvent], ctx: C
         exporter_id=cmd.exporter_id,
         shipment_ref=cmd.shipment_ref,
         shipment=fields,
+        end_use=cmd.end_use,
     )
     return Decision([event])
 
