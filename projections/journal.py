@@ -93,8 +93,6 @@ def journal(state: LedgerState, rule: RuleBook, as_of: dt.date, *,
             entries.append((c.date, c.position, lines))
             if c.kind == "shipment" and c.bucket == "lpp" and c.consignee_id:
                 lpp_used[_lpp_account(c.consignee_id, c.date.year)] += c.tpp
-        for entry in _lpp_openings(lpp_opened, limit, entries):
-            entries.append(entry)
         balances[cap_acct] = p.remaining_tpp or 0
         for alloc_id in state.allocations_by_country.get(cc, ()):
             a = state.allocations[alloc_id]
@@ -104,6 +102,7 @@ def journal(state: LedgerState, rule: RuleBook, as_of: dt.date, *,
             ended = (a.valid_to is not None and a.valid_to < as_of) or (
                 a.revoked is not None and a.revoked[0] <= as_of)
             balances[acct] = 0 if ended else max(a.amount_on(as_of) - shipped[alloc_id], 0)
+    entries.extend(_lpp_openings(lpp_opened, limit))
     for acct, used in lpp_used.items():
         balances[acct] = (limit or 0) - min(used, limit or 0)
     accounts |= set(balances)
@@ -135,20 +134,15 @@ def _lpp_account(consignee: str, year: int) -> str:
     return f"Assets:Lpp:{account_part(consignee)}:Y{year}"
 
 
-def _lpp_openings(opened: set[str], limit: int | None, entries: list[tuple[dt.date, int,
-                  list[str]]]) -> list[tuple[dt.date, int, list[str]]]:
-    """The yearly limit of each consignee-year first used, on 1 January."""
+def _lpp_openings(opened: set[str], limit: int | None
+                  ) -> list[tuple[dt.date, int, list[str]]]:
+    """The yearly limit of each consignee-year used, granted on 1 January."""
     new = []
-    done = {line for _, _, lines in entries for line in lines if line.startswith(";lpp ")}
     for acct in sorted(opened):
-        marker = f";lpp {acct}"
-        if marker in done:
-            continue
-        year = int(acct.rsplit(":Y", 1)[1])
-        day = dt.date(year, 1, 1)
-        new.append((day, -1, [marker] + _txn(day, f"LPP limit {acct}",
-                                             [(acct, limit or 0), ("Equity:LppLimits",
-                                                                   -(limit or 0))], {})))
+        day = dt.date(int(acct.rsplit(":Y", 1)[1]), 1, 1)
+        new.append((day, -1, _txn(day, f"LPP limit {acct}",
+                                  [(acct, limit or 0), ("Equity:LppLimits", -(limit or 0))],
+                                  {})))
     return new
 
 

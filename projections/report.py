@@ -281,11 +281,16 @@ def render_chart(section: CountrySection, as_of: dt.date, rule_id: str | None,
     matplotlib.rcParams["svg.hashsalt"] = "quota-ledger"  # stable ids: same input, same bytes
     matplotlib.rcParams["svg.fonttype"] = "path"  # glyphs as paths: no font fetch
 
+    def x(day: dt.date) -> float:
+        # matplotlib's own day numbers: typed floats instead of dates
+        return float(mdates.date2num(day))  # type: ignore[no-untyped-call]
+
     fig, ax = plt.subplots(figsize=(9, 4), dpi=100)
     try:
-        days, committed, caps = _series(section.history)
+        day_list, committed, caps = _series(section.history)
+        days = [x(d) for d in day_list]
         if days:
-            days.append(as_of)
+            days.append(x(as_of))
             committed.append(committed[-1])
             caps.append(caps[-1])
         ax.step(days, committed, where="post", color="#1f5fa8", linewidth=2,
@@ -294,29 +299,34 @@ def render_chart(section: CountrySection, as_of: dt.date, rule_id: str | None,
             ax.step(days, [float("nan") if c is None else c for c in caps], where="post",
                     color="#b03030", linestyle="--", linewidth=1.5, label="cap")
         if section.compare_history is not None:
-            cd, cc, _ = _series(section.compare_history)
+            compare_days, cc, _ = _series(section.compare_history)
+            cd = [x(d) for d in compare_days]
             if cd:
-                cd.append(as_of)
+                cd.append(x(as_of))
                 cc.append(cc[-1])
                 ax.step(cd, cc, where="post", color="#888888", linewidth=1.2,
                         label=f"committed under {compare_id or 'no revision'} (in force)")
         breach = section.position.first_breach
         if breach is not None:
-            ax.axvline(breach.date, color="#b03030", linewidth=1, alpha=0.6)
-            ax.plot([breach.date], [breach.committed_tpp / 1e6], marker="o", color="#b03030")
-            ax.annotate(f"first breach {breach.date}", (breach.date, breach.committed_tpp / 1e6),
+            ax.axvline(x(breach.date), color="#b03030", linewidth=1, alpha=0.6)
+            ax.plot([x(breach.date)], [breach.committed_tpp / 1e6], marker="o",
+                    color="#b03030")
+            ax.annotate(f"first breach {breach.date}",
+                        (x(breach.date), breach.committed_tpp / 1e6),
                         textcoords="offset points", xytext=(6, -14), fontsize=8,
                         color="#b03030")
         ax.set_ylim(bottom=0, top=ax.get_ylim()[1] * 1.1)  # headroom for the labels
         top = ax.get_ylim()[1]
         for mark in section.rule_marks:
-            ax.axvline(mark.day, color="#6a3d9a", linestyle=":", linewidth=1)
-            ax.text(mark.day, top * 0.97, " " + mark.label, rotation=90, va="top",
+            ax.axvline(x(mark.day), color="#6a3d9a", linestyle=":", linewidth=1)
+            ax.text(x(mark.day), top * 0.97, " " + mark.label, rotation=90, va="top",
                     fontsize=7, color="#6a3d9a")
         ax.set_ylabel("million TPP")
         ax.set_title(f"{section.country}: committed TPP against the cap, to {as_of}",
                      fontsize=10)
-        ax.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m"))
+        ax.xaxis_date()
+        ax.xaxis.set_major_formatter(
+            mdates.DateFormatter("%Y-%m"))  # type: ignore[no-untyped-call]
         ax.grid(True, alpha=0.3)
         # below the plot: inside it would hide the rule-change labels
         ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=3, fontsize=8,
@@ -330,7 +340,7 @@ def render_chart(section: CountrySection, as_of: dt.date, rule_id: str | None,
     svg = svg[svg.index("<svg"):]  # drop the XML prolog and doctype: inline in HTML
     # the RDF metadata block only names namespaces by URL; drop it so the page holds
     # no URL but the SVG namespace itself
-    return re.sub(r"<metadata>.*?</metadata>\s*", "", svg, flags=re.S)
+    return re.sub(r"<metadata>.*?</metadata>\s*", "", svg, flags=re.DOTALL)
 
 
 def _tpp(v: int | None) -> str:

@@ -18,7 +18,8 @@ def run_ledger(db: Path, *args: str, check: bool = True) -> subprocess.Completed
     env = {**os.environ, "COLUMNS": "200"}
     env.pop("LEDGER_DB", None)
     result = subprocess.run([sys.executable, "-m", "ledger", "--db", str(db), *args],
-                            capture_output=True, text=True, env=env, timeout=120)
+                            capture_output=True, text=True, env=env, timeout=120,
+                            check=False)
     if check and result.returncode != 0:
         raise AssertionError(f"ledger {' '.join(args)} exited {result.returncode}:\n"
                              f"{result.stdout}\n{result.stderr}")

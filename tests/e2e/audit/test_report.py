@@ -36,7 +36,7 @@ def browse(page: Path, tmp_path: Path, *args: str) -> subprocess.CompletedProces
     profile = tmp_path / f"profile-{len(list(tmp_path.iterdir()))}"  # fresh every run
     return subprocess.run([chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={profile}",
                            "--virtual-time-budget=5000", *args, page.as_uri()],
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=120, check=False)
 
 
 @pytest.fixture
