@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ledger.audit import (ChainRow, RestoreError, RestoreRow, StoredRow, check_restore,
-                          verify_chain)
+from ledger.audit import ChainRow, RestoreError, RestoreRow, StoredRow, check_restore, verify_chain
 from ledger.chain import GENESIS_HASH, link_hash
 
 
