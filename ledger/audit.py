@@ -230,8 +230,8 @@ def verify_chain(
                 f"{p} was edited")))
         else:
             breaks.append(Break(p, "edited", (
-                f"the stored event at position {p} (bytes, identity or type) or its "
-                "recorded time is not what was linked: edited")))
+                f"the stored event (bytes, identity or type) or its recorded time "
+                f"differs from what the chain linked at position {p}")))
 
     head = ch[last_link] if ch else None
     if expect_head is not None:

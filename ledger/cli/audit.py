@@ -19,7 +19,7 @@ from typing import IO, Any
 import click
 
 from ledger.cli.common import DATE, open_ledger
-from ledger.cli.output import console, print_json
+from ledger.cli.output import print_json
 
 #: exit code of ``audit verify`` when the chain is broken
 EXIT_BROKEN = 2
@@ -54,20 +54,19 @@ def verify_cmd(ctx: click.Context, expect_head: str | None, as_json: bool) -> No
     result = verify(open_ledger(ctx), expected)
     if as_json:
         print_json(result.as_dict())
+    elif result.ok:
+        # plain echo, not rich: auditors paste and grep this, so no wrapping
+        head = result.head
+        where = ("empty ledger" if head is None else
+                 f"positions 1..{head.position}, head {head.position}:{head.hash}")
+        extra = f"; extends the expected head {expected[0]}" if expected else ""
+        click.echo(click.style("OK", fg="green") + f": {result.events} events, "
+                   f"{result.links} links verified ({where}){extra}")
     else:
-        out = console()
-        if result.ok:
-            head = result.head
-            where = ("empty ledger" if head is None else
-                     f"positions 1..{head.position}, head {head.position}:{head.hash}")
-            extra = f"; extends the expected head {expected[0]}" if expected else ""
-            out.print(f"[green]OK[/green]: {result.events} events, {result.links} links "
-                      f"verified ({where}){extra}")
-        else:
-            out.print(f"[bold red]BROKEN[/bold red]: {len(result.breaks)} break(s) in "
-                      f"{result.events} events / {result.links} links")
-            for b in result.breaks:
-                out.print(f"  position {b.position}: {b.kind}: {b.message}")
+        click.echo(click.style("BROKEN", fg="red", bold=True) + f": {len(result.breaks)} "
+                   f"break(s) in {result.events} events / {result.links} links")
+        for b in result.breaks:
+            click.echo(f"  position {b.position}: {b.kind}: {b.message}")
     if not result.ok:
         ctx.exit(EXIT_BROKEN)
 
