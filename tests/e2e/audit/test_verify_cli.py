@@ -24,7 +24,7 @@ def test_head_then_byte_edit_then_verify(cli: Any, sample_db: Path) -> None:
     assert broken.returncode == 2
     assert broken.stdout.splitlines() == [
         "BROKEN: 1 break(s) in 27 events / 27 links",
-        "  position 10: edited: the stored event (bytes, identity or type) or its recorded "
-        "time differs from what the chain linked at position 10",
+        ("  position 10: edited: the stored event (bytes, identity or type) or its recorded "
+         "time differs from what the chain linked at position 10"),
     ]
     assert "Traceback" not in broken.stderr
