@@ -15,7 +15,8 @@ An auditor must not have to trust the operator. Three things live here:
   checking each link before it writes, so the restored ledger has the same head hash.
   Normal appends can never do this: they stamp the time and compute the link themselves.
 
-The I/O wrappers (``read_audit_rows``, ``verify``, ``restore``) take a ``Ledger``.
+The I/O wrappers (``read_stored_rows``, ``read_chain_rows``, ``verify``, ``export_rows``,
+``restore``) take a ``Ledger``.
 """
 
 from __future__ import annotations
@@ -280,6 +281,13 @@ def read_chain_rows(ledger: Ledger, start: int = 1, stop: int | None = None) -> 
         params.append(stop)
     sql += " ORDER BY position"
     return [ChainRow(int(p), str(t), str(h)) for p, t, h in ledger._query(sql, params)]
+
+
+def chain_hash_at(ledger: Ledger, position: int) -> str | None:
+    """The link stored at ``position`` (None if there is none): what an answer computed
+    at that position can cite."""
+    rows = read_chain_rows(ledger, position, position)
+    return rows[0].hash if rows else None
 
 
 def verify(ledger: Ledger, expect_head: tuple[int, str] | None = None) -> VerifyResult:

@@ -41,6 +41,7 @@ def report(ctx: click.Context, as_of: dt.date, rule_id: str | None, known_at: st
         raise ConfigurationError(
             "ledger report draws its charts with matplotlib, which is not installed: "
             "pip install 'quota-ledger[report]'") from e
+    from ledger.audit import chain_hash_at
     from projections.report import build_report, render_html
     from projections.views import load_state, select_rule
 
@@ -49,10 +50,7 @@ def report(ctx: click.Context, as_of: dt.date, rule_id: str | None, known_at: st
     state = load_state(ledger, position)
     rule = select_rule(state, as_of, rule_id) if rule_id else None
     at = state.position if position is None else min(position, state.position)
-    head_hash = None
-    if at:
-        rows = ledger._query("SELECT hash FROM ledger_chain WHERE position = ?", [at])
-        head_hash = str(rows[0][0]) if rows else None
+    head_hash = chain_hash_at(ledger, at) if at else None
     data = build_report(state, as_of, rule, known_at=position, head_hash=head_hash)
     out.write_text(render_html(data), encoding="utf-8")
     countries = ", ".join(s.country for s in data.sections) or "none"

@@ -21,6 +21,7 @@ from eventsourcing.persistence import IntegrityError, StoredEvent
 
 from ledger.application import Ledger
 from ledger.audit import RestoreError, parse_export_line, restore, verify
+from ledger.commands import parse_command
 from ledger.errors import StorageError
 
 
@@ -95,6 +96,14 @@ def test_export_restore_round_trip(sample_ledger: Any, run_cli: Any, second_db: 
         assert target.head() == sample_ledger.head()
         with pytest.raises(RestoreError, match="continues link"):
             restore(target, [parse_export_line(lines[0], 1)])
+        # new facts append after the restored positions (PostgreSQL's id sequence too)
+        positions = target.submit([parse_command({
+            "type": "shipment.recorded", "exporter_id": "acme", "shipment_ref": "AFTER-1",
+            "ship_date": "2025-09-01", "destination": "MX", "consignee_id": "mx-dc-1",
+            "product_id": "nvidia-h100-sxm", "quantity": 5,
+            "authorization": {"kind": "none"}})]).positions
+        assert positions == [28]
+        assert verify(target).ok
     finally:
         target.close()
 
