@@ -317,9 +317,13 @@ def export_rows(ledger: Ledger, start: int = 1, stop: int | None = None
         if link is None:
             raise AuditError(f"event at position {row.position} has no chain row; run "
                              "'ledger audit verify'")
-        event = decode_event(row.topic, row.state, uuid.UUID(row.originator_id),
-                             row.originator_version)
-        state = json.loads(row.state)
+        try:
+            event = decode_event(row.topic, row.state, uuid.UUID(row.originator_id),
+                                 row.originator_version)
+            state = json.loads(row.state)
+        except Exception as e:  # noqa: BLE001 - any undecodable row is the same finding
+            raise AuditError(f"the event at position {row.position} cannot be read "
+                             f"({type(e).__name__}); run 'ledger audit verify'") from e
         yield {
             "position": row.position,
             "recorded_at": link.recorded_at,
