@@ -135,3 +135,13 @@ def test_bad_expect_head_is_a_clear_error(sample_ledger: Any, run_cli: Any) -> N
     result = run_cli("audit", "verify", "--expect-head", "27-abc")
     assert result.exit_code == 1
     assert "--expect-head '27-abc' must be POSITION:HASH" in result.output
+
+
+def test_export_of_unreadable_event_names_it(sample_ledger: Any, raw_db: Any, run_cli: Any
+                                             ) -> None:
+    oid, version, topic, _ = raw_db.event(11)
+    raw_db.set_event(11, (oid, version, topic, b"{not json"))
+    result = run_cli("audit", "export", "--format", "csv")
+    assert result.exit_code == 1
+    assert "the event at position 11 cannot be read" in result.output
+    assert breaks(sample_ledger) == [(11, "edited")]
