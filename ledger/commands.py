@@ -35,6 +35,7 @@ class RecordShipment(_Command):
     quantity: int = Field(gt=0)
     tpp_per_unit: int | None = Field(default=None, gt=0)
     authorization: Authorization
+    end_use: str | None = Field(default=None, min_length=1, max_length=256)
 
     @field_validator("destination")
     @classmethod

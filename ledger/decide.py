@@ -177,7 +177,7 @@ def _record_shipment(cmd: RecordShipment, history: Sequence[LedgerEvent], ctx: C
     )
     state = shipment_state(history)
     if state is not None:
-        if state.recorded.shipment == fields:
+        if state.recorded.shipment == fields and state.recorded.end_use == cmd.end_use:
             return Decision(duplicate=True, note="already recorded, identical: nothing appended")
         before = state.recorded.shipment.model_dump(mode="json")
         raise ConflictingDuplicate(
@@ -191,6 +191,7 @@ def _record_shipment(cmd: RecordShipment, history: Sequence[LedgerEvent], ctx: C
         exporter_id=cmd.exporter_id,
         shipment_ref=cmd.shipment_ref,
         shipment=fields,
+        end_use=cmd.end_use,
     )
     return Decision([event])
 

@@ -270,10 +270,25 @@ class VeuRevoked(LedgerEvent):
 
 
 class ShipmentRecorded(LedgerEvent):
+    """A shipment as first recorded.
+
+    Version 2 added ``end_use`` (the declared end use, e.g. "model training"), which
+    auditors asked to see in the trail. Version-1 events are stored without it and are
+    read with ``end_use`` None; their stored bytes, which the hash chain covers, are
+    never rewritten."""
+
     type_name: ClassVar[str] = "shipment.recorded"
+    class_version: ClassVar[int] = 2
     exporter_id: str = _ID
     shipment_ref: str = _ID
     shipment: ShipmentFields
+    end_use: str | None = Field(default=None, min_length=1, max_length=256)
+
+    @classmethod
+    def upcast_v1_v2(cls, state: dict[str, Any]) -> dict[str, Any]:
+        """v1 had no end use: it was not declared."""
+        state.setdefault("end_use", None)
+        return state
 
 
 class ShipmentCorrected(LedgerEvent):

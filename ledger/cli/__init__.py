@@ -17,9 +17,12 @@ import click
 
 #: command name -> "module:attribute"; each module owns one command or group
 LAZY_COMMANDS: dict[str, str] = {
+    "audit": "ledger.cli.audit:audit",
     "demo": "ledger.cli.demo:demo",
+    "history": "ledger.cli.history:history",
     "import": "ledger.cli.imports:import_",
     "quota": "ledger.cli.quota:quota",
+    "report": "ledger.cli.report:report",
     "rules": "ledger.cli.rules:rules",
     "ship": "ledger.cli.ship:ship",
 }

@@ -47,13 +47,16 @@ def load(ctx: click.Context, bundled: bool, files: tuple[Path, ...]) -> None:
 
 
 @rules.command("list")
+@click.option("--known-at", help="Only revisions recorded up to this position or ISO time.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
-def list_(ctx: click.Context, as_json: bool) -> None:
+def list_(ctx: click.Context, known_at: str | None, as_json: bool) -> None:
     """The rule revisions in the ledger, with their enforcement dates."""
     from projections.views import load_state
 
-    state = load_state(open_ledger(ctx))
+    ledger = open_ledger(ctx)
+    position = ledger.resolve_known_at(known_at)
+    state = load_state(ledger, position)
     books = state.rule_books()
     if as_json:
         print_json([{"id": b.id, "title": b.title, "citation": b.citation,
@@ -72,6 +75,8 @@ def list_(ctx: click.Context, as_json: bool) -> None:
     console().print(table)
     if not books:
         click.echo("No rule revisions yet: run 'ledger rules load --bundled'.")
+    at = state.position if position is None else min(position, state.position)
+    click.echo(f"computed at recorded position {at}; rerun with --known-at {at} to reproduce")
 
 
 @rules.command("show")

@@ -57,15 +57,17 @@ def ship() -> None:
 @click.option("--tpp-per-unit", type=int, help="Required when the product is not in the catalog.")
 @click.option("--auth", default="none", show_default=True,
               help="none | lpp | license:ALLOCATION_ID | veu:VEU_ID")
+@click.option("--end-use", help="Declared end use, e.g. 'model training'.")
 @click.pass_context
 def record(ctx: click.Context, exporter: str, ref: str, ship_date: dt.date, destination: str,
            consignee: str, product: str, quantity: int, tpp_per_unit: int | None,
-           auth: str) -> None:
+           auth: str, end_use: str | None) -> None:
     """Record one shipment. Recording the identical shipment again is a no-op."""
     _submit(ctx, {"type": "shipment.recorded", "exporter_id": exporter, "shipment_ref": ref,
                   "ship_date": ship_date.isoformat(), "destination": destination,
                   "consignee_id": consignee, "product_id": product, "quantity": quantity,
-                  "tpp_per_unit": tpp_per_unit, "authorization": _authorization(auth)})
+                  "tpp_per_unit": tpp_per_unit, "authorization": _authorization(auth),
+                  "end_use": end_use})
 
 
 @ship.command("correct")
