@@ -2,12 +2,15 @@
 
 The files in tests/golden/events/ are the exact stored bytes of one event of each type.
 If a shape must change, do not edit the file: add a new class_version with an upcaster
-and a new golden file (UPDATE_GOLDEN=1 writes missing files, never overwrites).
+and a new golden file (UPDATE_GOLDEN=1 writes missing files, never overwrites). The
+current shape of a type is ``<type>.json`` (version 1) or ``<type>.v<N>.json``; older
+shapes stay as ``<type>.v<K>.json`` and must still decode, upcast, to the same event.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import uuid
 from pathlib import Path
@@ -28,6 +31,8 @@ from ledger.events import (
     VeuGranted,
     VeuRevoked,
 )
+from eventsourcing.utils import get_topic
+
 from ledger.persistence import PydanticMapper, decode_event
 from ledger.rulebook import RuleBook
 
@@ -75,7 +80,7 @@ SAMPLES: dict[str, LedgerEvent] = {
                               reason="revoked"),
     "shipment.recorded": ShipmentRecorded(**ENV, effective_date="2025-06-15",
                                           exporter_id="nvidia-us", shipment_ref="NV-0001",
-                                          shipment=SHIP),
+                                          shipment=SHIP, end_use="model training"),
     "shipment.corrected": ShipmentCorrected(**ENV, effective_date="2025-06-15",
                                             exporter_id="nvidia-us", shipment_ref="NV-0001",
                                             reason="invoice", changes={"quantity": 72}),
@@ -89,11 +94,15 @@ def test_every_event_type_has_a_sample() -> None:
     assert set(SAMPLES) == {c.type_name for c in EVENT_TYPES}
 
 
+def golden_path(type_name: str, version: int) -> Path:
+    return GOLDEN / (f"{type_name}.json" if version == 1 else f"{type_name}.v{version}.json")
+
+
 @pytest.mark.parametrize("type_name", sorted(SAMPLES))
 def test_stored_bytes_match_the_golden_file(type_name: str) -> None:
     event = SAMPLES[type_name]
     stored = PydanticMapper().to_stored_event(event)
-    path = GOLDEN / f"{type_name}.json"
+    path = golden_path(type_name, type(event).class_version)
     if not path.exists() and os.environ.get("UPDATE_GOLDEN"):
         path.write_bytes(stored.state + b"\n")
     golden = path.read_bytes().rstrip(b"\n")
@@ -101,3 +110,16 @@ def test_stored_bytes_match_the_golden_file(type_name: str) -> None:
     assert stored.topic == f"ledger.events:{type(event).__name__}"
     decoded = decode_event(stored.topic, golden, ENV["originator_id"], 1)
     assert decoded == event
+
+
+@pytest.mark.parametrize("type_name", sorted(SAMPLES))
+def test_older_golden_shapes_still_decode(type_name: str) -> None:
+    event = SAMPLES[type_name]
+    for version in range(1, type(event).class_version):
+        old = GOLDEN / f"{type_name}.v{version}.json"
+        assert old.exists(), f"keep the version-{version} golden file of {type_name}"
+        stored = old.read_bytes().rstrip(b"\n")
+        decoded = decode_event(get_topic(type(event)), stored, ENV["originator_id"], 1)
+        # the fields the old shape had are unchanged; the new ones get the upcaster's value
+        kept = set(json.loads(stored)) | {"originator_id", "originator_version"}
+        assert decoded.model_dump(include=kept) == event.model_dump(include=kept)
