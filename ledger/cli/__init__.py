@@ -20,8 +20,10 @@ LAZY_COMMANDS: dict[str, str] = {
     "demo": "ledger.cli.demo:demo",
     "import": "ledger.cli.imports:import_",
     "quota": "ledger.cli.quota:quota",
+    "replay": "ledger.cli.replay:replay",
     "rules": "ledger.cli.rules:rules",
     "ship": "ledger.cli.ship:ship",
+    "veu": "ledger.cli.veu:veu",
 }
 
 
