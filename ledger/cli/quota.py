@@ -132,8 +132,7 @@ def _print_lineage(rows: list[dict[str, Any]]) -> None:
     table = Table(title="What the position is made of", title_justify="left",
                   box=box.SIMPLE_HEAD, pad_edge=False)
     for name, justify in [("date", "left"), ("item", "left"), ("TPP", "right"),
-                          ("adds to committed", "right"), ("clause", "left"),
-                          ("citation", "left")]:
+                          ("adds to committed", "right"), ("clause", "left")]:
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
     cited: dict[str, str] = {}
     for r in rows:
@@ -149,10 +148,12 @@ def _print_lineage(rows: list[dict[str, Any]]) -> None:
         clause = r["clause"] + (f" ({r['flag']})" if r["flag"] else "")
         cited[r["clause"]] = r["citation"]
         table.add_row(str(when), item, tpp(r["tpp"]), f"{r['committed_delta']:+,}",
-                      clause, r["citation"])
+                      clause)
     out.print(table)
     if not rows:
         out.print("  nothing contributes to this position")
+    for clause, citation in sorted(cited.items()):
+        out.print(f"  {clause}: {citation}", soft_wrap=True)
 
 
 def _print_position(p: Any) -> None:
