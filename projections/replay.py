@@ -303,7 +303,8 @@ def replay(
     lane_b = make_lane(state, against, to)
     rows = sorted((r for r in live if r.fields.ship_date <= to),
                   key=lambda r: (r.fields.ship_date, r.position))
-    countries = state.countries_with_activity()
+    # no shipments and no --to: there is no date to take positions on
+    countries = state.countries_with_activity() if window_to is not None else []
     total = 2 * len(rows)
     done = 0
 
