@@ -253,7 +253,9 @@ def treatment_label(o: ShipmentOutcome) -> str:
 
 def lane_treatment(o: ShipmentOutcome) -> LaneTreatment:
     rule = o.rule
-    return LaneTreatment(
+    # model_construct: every field is computed here from validated data, and a replay
+    # of 100,000 shipments builds this once per changed shipment and lane
+    return LaneTreatment.model_construct(
         rule=None if rule is None else rule.id, treatment=treatment_label(o),
         bucket=o.treatment.bucket.value, flag=None if o.flag is None else o.flag.value,
         flag_tpp=o.flag_tpp, counted_tpp=o.committed_delta, breach=o.breach,
@@ -340,7 +342,7 @@ def replay(
             continue
         tpp_changed += row.tpp
         f = row.fields
-        changes.append(ShipmentChange(
+        changes.append(ShipmentChange.model_construct(
             exporter_id=row.exporter_id, shipment_ref=row.shipment_ref, ship_date=f.ship_date,
             destination=f.destination, consignee_id=f.consignee_id, position=row.position,
             tpp=row.tpp, rule=lane_treatment(oa), against=lane_treatment(ob)))
