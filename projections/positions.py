@@ -332,7 +332,7 @@ def fold_country(
         committed_before = committed
         cap_delta = 0
         if item.kind == "shipment":
-            row: ShipmentRow = item.ref
+            row = item.ref
             rule = rule_at(row.fields.ship_date)
             key = row.key
             t = treatments[key]

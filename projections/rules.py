@@ -120,10 +120,10 @@ def diff(a: RuleBook, b: RuleBook) -> dict[str, Any]:
     ub = b.veu.universal if b.veu else None
     for field in ("max_share_single_non_tier1", "max_share_outside_tier1",
                   "min_share_us_for_us_headquartered"):
-        va = None if ua is None else str(getattr(ua, field))
-        vb = None if ub is None else str(getattr(ub, field))
-        if va != vb:
-            veu[f"universal_{field}"] = {"from": va, "to": vb}
+        sa = None if ua is None else str(getattr(ua, field))
+        sb = None if ub is None else str(getattr(ub, field))
+        if sa != sb:
+            veu[f"universal_{field}"] = {"from": sa, "to": sb}
     na = [(n.through, n.h100_equivalents, n.tpp) for n in (a.veu.national if a.veu else [])]
     nb = [(n.through, n.h100_equivalents, n.tpp) for n in (b.veu.national if b.veu else [])]
     if na != nb:

@@ -11,7 +11,8 @@ import datetime as dt
 
 from ledger.application import Ledger
 from ledger.errors import UnknownRule
-from ledger.rulebook import RuleBook, in_force, on_the_books as books_on
+from ledger.rulebook import RuleBook, in_force
+from ledger.rulebook import on_the_books as books_on
 from projections.positions import Position, country_position
 from projections.state import LedgerState, fold_all
 

@@ -181,7 +181,8 @@ def timeline(ctx: click.Context, start: dt.date | None, end: dt.date | None,
 
 def print_timeline(result: dict[str, Any], *, width: int | None) -> None:
     """A Gantt chart: one row per period, its bar placed on a shared date axis."""
-    first, last = result["from"], result["to"]
+    first: dt.date = result["from"]
+    last: dt.date = result["to"]
     ids = sorted({p["rule"] or "" for periods in result["lanes"].values() for p in periods})
     label_w = max(len(r) for r in ids + ["(none in force)"])
     pad = " " * (2 + 23 + 2 + label_w + 2)
@@ -258,6 +259,11 @@ def _v(value: Any) -> str:
     return str(value)
 
 
+def _national(caps: list[dict[str, Any]]) -> str:
+    return ", ".join(f"{c['h100_equivalents']:,} H100e through {c['through']}"
+                     for c in caps) or "none"
+
+
 def print_diff(result: dict[str, Any]) -> None:
     out = console()
     out.print(f"[bold]{result['from']} → {result['to']}[/bold]")
@@ -281,11 +287,8 @@ def print_diff(result: dict[str, Any]) -> None:
     for section in ("caps", "exceptions", "veu"):
         for name, changes in result.get(section, {}).items():
             if name == "national_caps":
-                fmt = lambda caps: ", ".join(  # noqa: E731
-                    f"{c['h100_equivalents']:,} H100e through {c['through']}"
-                    for c in caps) or "none"
-                out.print(f"  {'national VEU caps':<34} {fmt(changes['from'])} → "
-                          f"{fmt(changes['to'])}")
+                out.print(f"  {'national VEU caps':<34} {_national(changes['from'])} → "
+                          f"{_national(changes['to'])}")
                 continue
             out.print(f"  {name.replace('_', ' '):<34} {_v(changes['from'])} → "
                       f"{_v(changes['to'])}")

@@ -8,12 +8,12 @@ import datetime as dt
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from replay_builders import StateBuilder  # type: ignore[import-not-found]
 
 from ledger.errors import UnknownRule, ValidationError
 from ledger.rulebook import bundled_rulebook
 from projections.positions import country_position
 from projections.replay import replay
-from replay_builders import StateBuilder  # type: ignore[import-not-found]
 
 D = dt.date
 COUNTRIES = ["MX", "AE", "SA", "IN", "CN", "DE", "US", "MY", "BR"]

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
+
+from replay_builders import StateBuilder  # type: ignore[import-not-found]
 
 from ledger.rulebook import RuleBook, bundled_rulebook, bundled_rulebooks, in_force, on_the_books
 from projections.positions import country_position
 from projections.rules import diff, timeline
-from replay_builders import StateBuilder  # type: ignore[import-not-found]
 
 D = dt.date
 
@@ -87,7 +89,7 @@ def test_timeline_lanes() -> None:
     assert books[-1]["rule"] == "ai-diffusion-2025" and books[-1]["open_ended"]
     # periods tile the range without gaps
     for lane in t["lanes"].values():
-        for a, b in zip(lane, lane[1:]):
+        for a, b in itertools.pairwise(lane):
             assert b["from"] == a["to"] + dt.timedelta(days=1)
 
 

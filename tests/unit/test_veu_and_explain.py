@@ -5,13 +5,13 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from replay_builders import StateBuilder  # type: ignore[import-not-found]
 
 from ledger.cli.quota import EXPLAIN_AGGREGATE_OVER, explain_items
 from ledger.errors import NotFound
 from ledger.rulebook import bundled_rulebook
 from projections.positions import country_position
 from projections.veu import veu_status
-from replay_builders import StateBuilder  # type: ignore[import-not-found]
 
 D = dt.date
 DIFFUSION = bundled_rulebook("ai-diffusion-2025")
@@ -52,7 +52,7 @@ def test_national_caps_by_period_from_the_rule_book() -> None:
     b.ship("e", "b", D(2025, 9, 1), "AE", 1, kind="veu", auth_ref="n")
     b.ship("e", "c", D(2026, 2, 1), "AE", 10, kind="veu", auth_ref="n")
     s = veu_status(b.state, "n", D(2026, 6, 30), DIFFUSION)
-    first, second, third = s.limits
+    first, second, _third = s.limits
     assert (first.through, first.cap_tpp, first.used_tpp, first.breach) == (
         D(2025, 12, 31), cap_2025, cap_2025 + 1, True)
     assert first.first_breach is not None and first.first_breach.shipment_ref == "b"

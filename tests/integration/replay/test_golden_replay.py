@@ -135,6 +135,7 @@ def test_retroactive_revision_changes_the_past_and_known_at_reproduces(cli: Cli)
     # on the books: the Diffusion rule, suspended but never rescinded
     code, out, _ = cli("quota", "--country", "MX", "--as-of", "2025-06-30", "--json",
                        "--on-the-books", "--known-at", BEFORE_RETRO)
+    assert code == 0
     books = json.loads(out)
     assert (books["rule"], books["cap_tpp"], books["committed_tpp"]) == (
         "ai-diffusion-2025", 790_000_000, 700_000_000)
@@ -203,10 +204,10 @@ def test_replay_errors_name_field_and_value(cli: Cli) -> None:
     assert code == 1 and "'no-such-rule'" in err and "Traceback" not in err
     code, out, err = cli("replay", "--rule", "ai-diffusion-2025", "--against", "nope")
     assert code == 1 and "'nope'" in err
-    code, out, err = cli("replay", "--rule", "ai-diffusion-2025", "--from", "2025-06-01",
-                         "--to", "2025-01-01")
+    code, _, err = cli("replay", "--rule", "ai-diffusion-2025", "--from", "2025-06-01",
+                       "--to", "2025-01-01")
     assert code == 1 and "--from 2025-06-01 is after --to 2025-01-01" in err
-    code, out, err = cli("veu", "status", "nope", "--as-of", "2025-01-01")
+    code, _, err = cli("veu", "status", "nope", "--as-of", "2025-01-01")
     assert code == 1 and "'nope'" in err
 
 

@@ -48,9 +48,9 @@ def retro_revision() -> dict[str, Any]:
             update={"begins": dt.date(2025, 5, 1), "suspended": None}),
         "supersedes": ["diffusion-nonenforcement-2025"],
         "caps": caps,
-        "notes": ["Hypothetical revision for the golden replay test: the Diffusion rule "
-                  "with a 500,000,000 TPP tier-2 cap, published 2026-06-01 and enforced "
-                  "retroactively from 2025-05-01, superseding the non-enforcement."],
+        "notes": [("Hypothetical revision for the golden replay test: the Diffusion rule "
+                   "with a 500,000,000 TPP tier-2 cap, published 2026-06-01 and enforced "
+                   "retroactively from 2025-05-01, superseding the non-enforcement.")],
     })
     return {"type": "rule.published", "document": doc.model_dump(mode="json")}
 
