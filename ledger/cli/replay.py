@@ -146,6 +146,12 @@ def _status(status: str) -> str:
     return f"[{_STYLE[status]}]{_WORD[status]}[/{_STYLE[status]}]"
 
 
+def _some(codes: list[str], most: int = 20) -> str:
+    """Country codes for a line of text: the first ``most``, then how many more."""
+    more = f" … (+{len(codes) - most})" if len(codes) > most else ""
+    return ", ".join(codes[:most]) + more
+
+
 def print_result(result: Any, *, limit: int) -> None:
     """The replay as a user reads it: two rows per country (A = --rule, B = --against),
     then the shipments that change treatment with the deciding clauses listed below."""
@@ -204,9 +210,9 @@ def print_result(result: Any, *, limit: int) -> None:
     out.print(f"[bold]Totals[/bold]: {t.shipments_changed:,} of {t.shipments_in_window:,} "
               f"shipments change treatment ({tpp(t.tpp_changed)} of {tpp(t.tpp_in_window)} "
               f"TPP); {len(t.countries_status_changed)} of {t.countries} countries change "
-              f"status" + (f" ({', '.join(t.countries_status_changed)})"
+              f"status" + (f" ({_some(t.countries_status_changed)})"
                            if t.countries_status_changed else ""))
-    out.print(f"  over cap under A: {', '.join(t.over_cap_under_rule) or 'none'}; "
-              f"under B: {', '.join(t.over_cap_under_against) or 'none'}")
+    out.print(f"  over cap under A: {_some(t.over_cap_under_rule) or 'none'}; "
+              f"under B: {_some(t.over_cap_under_against) or 'none'}")
     out.print(f"[dim]computed at recorded position {result.computed_at_position}; rerun "
               f"with --known-at {result.computed_at_position} to reproduce[/dim]")
