@@ -112,6 +112,15 @@ class Position(BaseModel):
 
 def treat(state: LedgerState, row: ShipmentRow, rule: RuleBook) -> Treatment:
     """Classify one shipment under ``rule`` with its license/VEU as known in ``state``."""
+    lic, veu = authorization_checks(state, row)
+    return classify(row.fields, rule, license=lic, veu=veu)
+
+
+def authorization_checks(state: LedgerState, row: ShipmentRow
+                         ) -> tuple[AuthorizationCheck | None, AuthorizationCheck | None]:
+    """(license check, VEU check) of the authorization the shipment names, as known in
+    ``state`` on its ship date; None for the kind it does not name. They do not depend
+    on the rule revision, so a replay computes them once for both lanes."""
     f = row.fields
     auth = f.authorization
     lic: AuthorizationCheck | None = None
@@ -138,7 +147,7 @@ def treat(state: LedgerState, row: ShipmentRow, rule: RuleBook) -> Treatment:
             revoked_on=v.revoked_on if v else None,
             destination=f.destination, ship_date=f.ship_date,
         )
-    return classify(f, rule, license=lic, veu=veu)
+    return lic, veu
 
 
 def lpp_excesses(state: LedgerState, rule: RuleBook, consignees: Iterable[str],

@@ -31,7 +31,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from ledger.counting import Bucket, Treatment, lpp_excess
+from ledger.counting import AuthorizationCheck, Bucket, Treatment, classify, lpp_excess
 from ledger.errors import UnknownRule, ValidationError
 from ledger.rulebook import RuleBook, in_force, on_the_books
 from projections.positions import (
@@ -40,9 +40,9 @@ from projections.positions import (
     Position,
     RuleAt,
     ShipmentOutcome,
+    authorization_checks,
     fold_country,
     no_rule_treatment,
-    treat,
 )
 from projections.state import LedgerState, ShipmentRow
 
@@ -193,16 +193,46 @@ class LaneRun:
     outcomes: dict[tuple[str, str], ShipmentOutcome]
 
 
+Checks = dict[tuple[str, str], tuple[AuthorizationCheck | None, AuthorizationCheck | None]]
+
+
+def classify_all(rows: list[ShipmentRow], rule_at: RuleAt, checks: Checks
+                 ) -> dict[tuple[str, str], Treatment]:
+    """Every shipment's treatment under ``rule_at`` of its date: the same as
+    ``positions.treat``, with the classification memoized.
+
+    ``classify`` reads only the destination, the product and its TPP per unit, the
+    authorization kind and the license/VEU checks, so shipments alike in these get the
+    same Treatment; a large ledger has far fewer such combinations than shipments."""
+    memo: dict[tuple[object, ...], Treatment] = {}
+    out: dict[tuple[str, str], Treatment] = {}
+    for row in rows:
+        f = row.fields
+        key = row.key
+        rule = rule_at(f.ship_date)
+        if rule is None:
+            out[key] = no_rule_treatment(f.ship_date)
+            continue
+        lic, veu = checks[key]
+        memo_key = (id(rule), f.destination, f.authorization.kind, f.product_id,
+                    f.tpp_per_unit, lic, veu)
+        t = memo.get(memo_key)
+        if t is None:
+            t = memo[memo_key] = classify(f, rule, license=lic, veu=veu)
+        out[key] = t
+    return out
+
+
 def run_lane(state: LedgerState, lane: Lane, to: dt.date, countries: list[str],
              rows: list[ShipmentRow], *, known_at: int | None = None,
+             checks: Checks | None = None,
              advance: Callable[[int], None] | None = None) -> LaneRun:
     """Fold every country once under ``lane``; ``rows`` are the live shipments shipped
-    by ``to``. ``advance(n)`` is called after each country with its shipment count."""
-    treatments: dict[tuple[str, str], Treatment] = {}
-    for row in rows:
-        rule = lane.rule_at(row.fields.ship_date)
-        treatments[row.key] = (no_rule_treatment(row.fields.ship_date) if rule is None
-                               else treat(state, row, rule))
+    by ``to``; ``checks`` their authorization checks (computed here when None).
+    ``advance(n)`` is called after each country with its shipment count."""
+    if checks is None:
+        checks = {row.key: authorization_checks(state, row) for row in rows}
+    treatments = classify_all(rows, lane.rule_at, checks)
     excess = lane_lpp_excesses(rows, treatments, lane.rule_at)
     positions: dict[str, Position] = {}
     outcomes: dict[tuple[str, str], ShipmentOutcome] = {}
@@ -323,8 +353,12 @@ def replay(
         if progress is not None:
             progress(total, done)
 
-    run_a = run_lane(state, lane_a, to, countries, rows, known_at=known_at, advance=advance)
-    run_b = run_lane(state, lane_b, to, countries, rows, known_at=known_at, advance=advance)
+    # the license/VEU checks do not depend on the revision: once for both lanes
+    checks = {row.key: authorization_checks(state, row) for row in rows}
+    run_a = run_lane(state, lane_a, to, countries, rows, known_at=known_at, checks=checks,
+                     advance=advance)
+    run_b = run_lane(state, lane_b, to, countries, rows, known_at=known_at, checks=checks,
+                     advance=advance)
 
     comparisons: list[CountryComparison] = []
     for c in countries:
