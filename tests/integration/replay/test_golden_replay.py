@@ -209,6 +209,13 @@ def test_replay_errors_name_field_and_value(cli: Cli) -> None:
     assert code == 1 and "--from 2025-06-01 is after --to 2025-01-01" in err
     code, _, err = cli("veu", "status", "nope", "--as-of", "2025-01-01")
     assert code == 1 and "'nope'" in err
+    code, _, err = cli("quota", "--country", "MX", "--as-of", "2025-06-30",
+                       "--rule", "ai-diffusion-2025", "--on-the-books")
+    assert code == 1 and "give one" in err
+    code, _, err = cli("quota", "--all", "--as-of", "2025-06-30", "--explain")
+    assert code == 1 and "--explain needs --country" in err
+    code, _, err = cli("rules", "diff", "nope", "baseline-2023")
+    assert code == 1 and "'nope'" in err
 
 
 def test_rules_timeline_and_diff(cli: Cli) -> None:
