@@ -331,14 +331,40 @@ def bundled_rulebook(rule_id: str) -> RuleBook:
     raise UnknownRule(f"rule {rule_id!r} is not a bundled rule book")
 
 
-def in_force(books: list[RuleBook] | tuple[RuleBook, ...], day: dt.date) -> RuleBook | None:
-    """The revision in force on ``day``: the latest whose enforcement began on or before
-    it and was not suspended or rescinded by then. Ties: the later in ``books`` wins
-    (callers pass books in recorded order)."""
-    best: RuleBook | None = None
+def _superseded(books: list[RuleBook]) -> set[str]:
+    """Ids of the ``books`` superseded, directly or through a chain, by another of them."""
+    ids = {b.id for b in books}
+    direct = {b.id: {s for s in b.supersedes if s in ids and s != b.id} for b in books}
+    out: set[str] = set()
     for book in books:
-        if not book.enforcement.enforced_on(day):
-            continue
+        stack, seen = list(direct[book.id]), set()
+        while stack:
+            rid = stack.pop()
+            if rid in seen or rid == book.id:
+                continue
+            seen.add(rid)
+            stack.extend(direct.get(rid, ()))
+        out |= seen
+    return out
+
+
+def in_force(books: list[RuleBook] | tuple[RuleBook, ...], day: dt.date) -> RuleBook | None:
+    """The revision in force on ``day``: among those enforced on it, the latest whose
+    enforcement began on or before it. Ties: the later in ``books`` wins (callers pass
+    books in recorded order).
+
+    A revision that names another in ``supersedes`` wins over it whenever both are
+    enforced, whatever their begin dates: a retroactive revision recorded later, whose
+    enforcement begins before the one it replaces, must govern the days they share
+    (the latest-begin rule alone would keep the replaced one from its begin date on).
+    """
+    enforced = [b for b in books if b.enforcement.enforced_on(day)]
+    if not enforced:
+        return None
+    superseded = _superseded(enforced)
+    candidates = [b for b in enforced if b.id not in superseded] or enforced
+    best: RuleBook | None = None
+    for book in candidates:
         assert book.enforcement.begins is not None
         if best is None or book.enforcement.begins >= best.enforcement.begins:  # type: ignore[operator]
             best = book
@@ -346,14 +372,21 @@ def in_force(books: list[RuleBook] | tuple[RuleBook, ...], day: dt.date) -> Rule
 
 
 def on_the_books(books: list[RuleBook] | tuple[RuleBook, ...], day: dt.date) -> RuleBook | None:
-    """The latest revision legally in effect on ``day`` (effective, not rescinded),
-    whether or not it is enforced."""
+    """The revision whose legal text governs ``day``, whether or not it is enforced.
+
+    A revision is on the books from its effective date until it is rescinded. A
+    revision whose enforcement was suspended but which was never rescinded stays on
+    the books: the revisions that suspend it (e.g. the 2025-05-13 non-enforcement of
+    ``ai-diffusion-2025``) change enforcement, not the text, so on a day when such a
+    suspended revision exists the latest of them governs. Otherwise the latest
+    effective revision governs (ties: the later in ``books``)."""
+    live = [b for b in books
+            if b.effective <= day
+            and not (b.enforcement.rescinded is not None and day >= b.enforcement.rescinded)]
+    suspended = [b for b in live
+                 if b.enforcement.suspended is not None and b.enforcement.suspended <= day]
     best: RuleBook | None = None
-    for book in books:
-        if book.effective > day:
-            continue
-        if book.enforcement.rescinded is not None and day >= book.enforcement.rescinded:
-            continue
+    for book in suspended or live:
         if best is None or book.effective >= best.effective:
             best = book
     return best

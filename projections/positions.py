@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -112,6 +112,15 @@ class Position(BaseModel):
 
 def treat(state: LedgerState, row: ShipmentRow, rule: RuleBook) -> Treatment:
     """Classify one shipment under ``rule`` with its license/VEU as known in ``state``."""
+    lic, veu = authorization_checks(state, row)
+    return classify(row.fields, rule, license=lic, veu=veu)
+
+
+def authorization_checks(state: LedgerState, row: ShipmentRow
+                         ) -> tuple[AuthorizationCheck | None, AuthorizationCheck | None]:
+    """(license check, VEU check) of the authorization the shipment names, as known in
+    ``state`` on its ship date; None for the kind it does not name. They do not depend
+    on the rule revision, so a replay computes them once for both lanes."""
     f = row.fields
     auth = f.authorization
     lic: AuthorizationCheck | None = None
@@ -138,7 +147,7 @@ def treat(state: LedgerState, row: ShipmentRow, rule: RuleBook) -> Treatment:
             revoked_on=v.revoked_on if v else None,
             destination=f.destination, ship_date=f.ship_date,
         )
-    return classify(f, rule, license=lic, veu=veu)
+    return lic, veu
 
 
 def lpp_excesses(state: LedgerState, rule: RuleBook, consignees: Iterable[str],
@@ -200,6 +209,44 @@ class _Item:
     amount: int = field(default=0, compare=False)
 
 
+#: a function giving the revision that applies to a date (None: no revision)
+RuleAt = Callable[[dt.date], "RuleBook | None"]
+
+
+def no_rule_treatment(day: dt.date) -> Treatment:
+    """How a shipment counts on a date when no revision applies: against nothing."""
+    return Treatment(Bucket.NONE, None, "no-rule", f"no rule revision in force on {day}")
+
+
+NO_RULE_CITATION = "no rule revision in force"
+
+
+def _citation(rule: RuleBook | None, clause: str) -> str:
+    return NO_RULE_CITATION if rule is None else rule.clause(clause).citation
+
+
+@dataclass(frozen=True)
+class ShipmentOutcome:
+    """What the fold did with one shipment: the replay compares these per shipment."""
+
+    row: ShipmentRow
+    #: the revision the shipment was treated under (None: none in force)
+    rule: RuleBook | None
+    #: the treatment after the cap-period check (a shipment outside the period: none)
+    treatment: Treatment
+    #: the flag after the amount-dependent settlement (LPP or license excess)
+    flag: Flag | None
+    flag_tpp: int
+    committed_delta: int
+    committed_after: int
+    #: True if this shipment is the country's first breach
+    breach: bool
+
+
+def _item_order(item: _Item) -> tuple[dt.date, int, int, int]:
+    return (item.date, item.rank, item.position, item.seq)
+
+
 def country_position(
     state: LedgerState,
     country: str,
@@ -212,8 +259,43 @@ def country_position(
     """The position of ``country`` on ``as_of`` under ``rule`` (None: no revision)."""
     if rule is None:
         return _no_rule_position(state, country, as_of, known_at)
-    base_cap = rule.cap_for(country)
-    period = rule.cap_period()
+    rows = [state.shipments[k] for k in state.by_country.get(country, ())]
+    rows = [r for r in rows if not r.voided and r.fields.ship_date <= as_of]
+    treatments = {row.key: treat(state, row, rule) for row in rows}
+    lpp_consignees = {r.fields.consignee_id for r in rows
+                      if treatments[r.key].bucket is Bucket.LPP}
+    lpp_excess_by_key = lpp_excesses(state, rule, lpp_consignees, as_of)
+    return fold_country(state, country, as_of, rule_at=lambda _day: rule, cap_rule=rule,
+                        treatments=treatments, lpp_excess_by_key=lpp_excess_by_key,
+                        known_at=known_at, explain=explain)
+
+
+def fold_country(
+    state: LedgerState,
+    country: str,
+    as_of: dt.date,
+    *,
+    rule_at: RuleAt,
+    cap_rule: RuleBook | None,
+    treatments: Mapping[tuple[str, str], Treatment],
+    lpp_excess_by_key: Mapping[tuple[str, str], int],
+    known_at: int | None = None,
+    explain: bool = False,
+    rule_label: str | None = None,
+    outcomes: list[ShipmentOutcome] | None = None,
+) -> Position:
+    """The quota fold of one country, shared by ``country_position`` and the replay.
+
+    ``rule_at`` gives the revision each dated item is treated under (one revision for
+    a position or a counterfactual; the revision in force on each date for the
+    replay's in-force timeline); ``cap_rule`` gives the cap and tier.
+    ``treatments`` must hold every live shipment of the country shipped by ``as_of``
+    (classified under ``rule_at`` of its ship date) and ``lpp_excess_by_key`` the part
+    of each LPP shipment over its consignee's yearly limit: the caller computes both
+    so a replay can compute them once for all countries. When ``outcomes`` is a list,
+    one ``ShipmentOutcome`` per shipment is appended to it, in fold order.
+    """
+    base_cap = None if cap_rule is None else cap_rule.cap_for(country)
     items: list[_Item] = []
     seq = 0
     for alloc_id in state.allocations_by_country.get(country, ()):
@@ -241,12 +323,9 @@ def country_position(
     for row in rows:
         items.append(_Item(row.fields.ship_date, 1, row.position, seq, "shipment", row))
         seq += 1
-    items.sort()
-
-    treatments = {row.key: treat(state, row, rule) for row in rows}
-    lpp_consignees = {r.fields.consignee_id for r in rows
-                      if treatments[r.key].bucket is Bucket.LPP}
-    lpp_excess_by_key = lpp_excesses(state, rule, lpp_consignees, as_of)
+    # a key of plain tuples sorts far faster than the dataclass's generated __lt__
+    # (the same order: date, allocations before shipments, recorded position, sequence)
+    items.sort(key=_item_order)
 
     licenses: dict[str, _License] = {}
     country_allocs: dict[str, int] = {}
@@ -268,11 +347,14 @@ def country_position(
         cap_delta = 0
         if item.kind == "shipment":
             row = item.ref
-            t = treatments[row.key]
+            rule = rule_at(row.fields.ship_date)
+            key = row.key
+            t = treatments[key]
             tpp = row.tpp
             flag: Flag | None = t.flag
             flag_tpp = tpp if flag is not None else 0
             if t.bucket is Bucket.CAP:
+                period = None if rule is None else rule.cap_period()
                 if period is not None and not period.contains(row.fields.ship_date):
                     t = Treatment(Bucket.NONE, None, t.clause,
                                   f"shipped {row.fields.ship_date}, outside the cap period "
@@ -295,7 +377,7 @@ def country_position(
                 if excess:
                     flag, flag_tpp = Flag.LICENSE_EXCESS, excess
             elif t.bucket is Bucket.LPP:
-                excess = lpp_excess_by_key.get(row.key, 0)
+                excess = lpp_excess_by_key.get(key, 0)
                 breakdown["lpp_tpp"] += tpp
                 if excess:
                     outside += excess
@@ -318,8 +400,14 @@ def country_position(
                     exporter_id=row.exporter_id, consignee_id=row.fields.consignee_id,
                     tpp=tpp, committed_delta=committed - committed_before,
                     bucket=t.bucket.value, flag=flag.value if flag else None,
-                    clause=t.clause, citation=rule.clause(t.clause).citation, detail=t.detail,
+                    clause=t.clause, citation=_citation(rule, t.clause), detail=t.detail,
                 ))
+            cap = cap_now()
+            breach = first_breach is None and cap is not None and committed > cap
+            if outcomes is not None:
+                outcomes.append(ShipmentOutcome(row, rule, t, flag, flag_tpp,
+                                                committed - committed_before, committed,
+                                                breach))
         else:
             a = item.ref
             if a.is_license:
@@ -349,7 +437,7 @@ def country_position(
                     committed_delta=committed - committed_before,
                     cap_delta=cap_delta if base_cap is not None else 0,
                     bucket="license" if a.is_license else "cap", clause=clause,
-                    citation=rule.clause(clause).citation,
+                    citation=_citation(rule_at(item.date), clause),
                     detail=_allocation_detail(item.kind, a),
                 ))
         cap = cap_now()
@@ -370,7 +458,10 @@ def country_position(
     return Position(
         country=country, as_of=as_of, known_at=known_at,
         computed_at_position=state.position if known_at is None else min(known_at, state.position),
-        rule=rule.id, tier=rule.tier_of(country), cap_tpp=cap, committed_tpp=committed,
+        rule=rule_label if rule_label is not None else (None if cap_rule is None
+                                                        else cap_rule.id),
+        tier=None if cap_rule is None else cap_rule.tier_of(country), cap_tpp=cap,
+        committed_tpp=committed,
         remaining_tpp=remaining, status=status, first_breach=first_breach,
         flagged={k: FlagTotal(count=v[0], tpp=v[1]) for k, v in sorted(flagged.items())},
         breakdown=dict(sorted(breakdown.items())), shipments_counted=counted,

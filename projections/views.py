@@ -12,6 +12,7 @@ import datetime as dt
 from ledger.application import Ledger
 from ledger.errors import UnknownRule
 from ledger.rulebook import RuleBook, in_force
+from ledger.rulebook import on_the_books as books_on
 from projections.positions import Position, country_position
 from projections.state import LedgerState, fold_all
 
@@ -21,8 +22,10 @@ def load_state(ledger: Ledger, known_at: int | None = None) -> LedgerState:
     return fold_all(ledger.read(known_at=known_at), known_at=known_at)
 
 
-def select_rule(state: LedgerState, as_of: dt.date, rule_id: str | None) -> RuleBook | None:
-    """The named revision (counterfactual), or the one in force on ``as_of``.
+def select_rule(state: LedgerState, as_of: dt.date, rule_id: str | None, *,
+                on_the_books: bool = False) -> RuleBook | None:
+    """The named revision (counterfactual), or the one in force on ``as_of`` (with
+    ``on_the_books``: the one whose legal text governs ``as_of``, enforced or not).
 
     Raises UnknownRule if ``rule_id`` was not published in the ledger (as known)."""
     if rule_id is not None:
@@ -34,19 +37,23 @@ def select_rule(state: LedgerState, as_of: dt.date, rule_id: str | None) -> Rule
                 "load it with 'ledger rules load'"
             )
         return book
+    if on_the_books:
+        return books_on(state.rule_books(), as_of)
     return in_force(state.rule_books(), as_of)
 
 
 def quota(state: LedgerState, country: str, as_of: dt.date, *, rule_id: str | None = None,
-          known_at: int | None = None, explain: bool = False) -> Position:
-    rule = select_rule(state, as_of, rule_id)
+          known_at: int | None = None, explain: bool = False,
+          on_the_books: bool = False) -> Position:
+    rule = select_rule(state, as_of, rule_id, on_the_books=on_the_books)
     return country_position(state, country, as_of, rule, known_at=known_at, explain=explain)
 
 
 def quota_all(state: LedgerState, as_of: dt.date, *, rule_id: str | None = None,
-              known_at: int | None = None, tier: int | None = None) -> list[Position]:
+              known_at: int | None = None, tier: int | None = None,
+              on_the_books: bool = False) -> list[Position]:
     """Positions of every country with activity (optionally only one tier)."""
-    rule = select_rule(state, as_of, rule_id)
+    rule = select_rule(state, as_of, rule_id, on_the_books=on_the_books)
     positions = [country_position(state, c, as_of, rule, known_at=known_at)
                  for c in state.countries_with_activity()]
     if tier is not None:

@@ -22,9 +22,11 @@ LAZY_COMMANDS: dict[str, str] = {
     "history": "ledger.cli.history:history",
     "import": "ledger.cli.imports:import_",
     "quota": "ledger.cli.quota:quota",
+    "replay": "ledger.cli.replay:replay",
     "report": "ledger.cli.report:report",
     "rules": "ledger.cli.rules:rules",
     "ship": "ledger.cli.ship:ship",
+    "veu": "ledger.cli.veu:veu",
 }
 
 

@@ -11,6 +11,9 @@ from ledger.cli.common import COUNTRY, DATE, open_ledger
 from ledger.cli.output import console, h100, print_json, tpp, tpp_h100
 from ledger.countries import country_name
 
+#: above this many items, --explain sums shipments per exporter and consignee
+EXPLAIN_AGGREGATE_OVER = 50
+
 
 @click.command()
 @click.option("--country", "-c", type=COUNTRY, help="ISO 3166-1 alpha-2 code, e.g. MX.")
@@ -20,10 +23,21 @@ from ledger.countries import country_name
 @click.option("--known-at", help="Only events recorded up to this position or ISO time.")
 @click.option("--rule", "rule_id", help="Apply this rule revision to every date "
                                          "(counterfactual) instead of the one in force.")
+@click.option("--on-the-books", "books", is_flag=True,
+              help="Follow the legal text instead of enforcement: the revision on the "
+                   "books on --as-of, enforced or not (e.g. ai-diffusion-2025 after its "
+                   "2025-05-13 non-enforcement).")
+@click.option("--explain", type=click.Choice(["summary", "full"]), is_flag=False,
+              flag_value="summary",
+              help="With --country: list what the position is made of, each item with "
+                   "the amount it adds and the clause (and citation) that made it count. "
+                   f"Over {EXPLAIN_AGGREGATE_OVER} items, shipments are summed per "
+                   "exporter and consignee; --explain=full lists every one.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
 @click.pass_context
 def quota(ctx: click.Context, country: str | None, all_: bool, tier: int | None,
-          as_of: dt.date, known_at: str | None, rule_id: str | None, as_json: bool) -> None:
+          as_of: dt.date, known_at: str | None, rule_id: str | None, books: bool,
+          explain: str | None, as_json: bool) -> None:
     """Cap, committed, remaining and status of a country's quota on a date.
 
     \b
@@ -36,6 +50,7 @@ def quota(ctx: click.Context, country: str | None, all_: bool, tier: int | None,
       ledger quota --country MX --as-of 2025-06-30
       ledger quota --country MX --as-of 2025-06-30 --rule ai-diffusion-2025 --json
       ledger quota --all --as-of 2025-06-30 --known-at 2025-07-01T00:00:00Z
+      ledger quota --country MX --as-of 2025-06-30 --on-the-books --explain
     """
     from ledger.errors import ValidationError
     from projections.views import load_state, quota as quota_view, quota_all
@@ -43,21 +58,102 @@ def quota(ctx: click.Context, country: str | None, all_: bool, tier: int | None,
     if (country is None) == (not all_):
         raise ValidationError("give exactly one of --country CC or --all", field="country",
                               value=country)
+    if books and rule_id is not None:
+        raise ValidationError(f"--on-the-books and --rule {rule_id!r} both choose the "
+                              "revision: give one", field="rule", value=rule_id)
+    if explain is not None and country is None:
+        raise ValidationError("--explain needs --country CC (one position at a time)",
+                              field="explain", value=explain)
     ledger = open_ledger(ctx)
     position = ledger.resolve_known_at(known_at)
     state = load_state(ledger, position)
     if country is not None:
-        p = quota_view(state, country, as_of, rule_id=rule_id, known_at=position)
+        p = quota_view(state, country, as_of, rule_id=rule_id, known_at=position,
+                       explain=explain is not None, on_the_books=books)
+        lineage = None
+        if explain is not None:
+            lineage = explain_items(p.contributions or [], full=explain == "full")
         if as_json:
-            print_json(p.model_dump(mode="json", exclude_none=False, exclude={"contributions"}))
+            data = p.model_dump(mode="json", exclude_none=False, exclude={"contributions"})
+            if lineage is not None:
+                data["contributions"] = lineage
+            print_json(data)
         else:
             _print_position(p)
+            if lineage is not None:
+                _print_lineage(lineage)
         return
-    positions = quota_all(state, as_of, rule_id=rule_id, known_at=position, tier=tier)
+    positions = quota_all(state, as_of, rule_id=rule_id, known_at=position, tier=tier,
+                          on_the_books=books)
     if as_json:
         print_json([p.model_dump(mode="json", exclude={"contributions"}) for p in positions])
     else:
         print_table(positions, title=f"Quota positions as of {as_of}")
+
+
+def explain_items(contributions: list[Any], *, full: bool) -> list[dict[str, Any]]:
+    """The lineage as JSON-ready rows, in fold order (effective date, then recorded).
+
+    Allocations are always listed one by one. With more than
+    ``EXPLAIN_AGGREGATE_OVER`` items and not ``full``, shipments are summed per
+    exporter, consignee and deciding clause (a group never mixes clauses, so its
+    citation stays exact); each group sits where its first shipment was."""
+    rows = [c.model_dump(mode="json") for c in contributions]
+    if full or len(rows) <= EXPLAIN_AGGREGATE_OVER:
+        return rows
+    out: list[dict[str, Any]] = []
+    groups: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for r in rows:
+        if r["kind"] != "shipment":
+            out.append(r)
+            continue
+        key = (r["exporter_id"], r["consignee_id"], r["bucket"], r["flag"], r["clause"])
+        g = groups.get(key)
+        if g is None:
+            g = groups[key] = {
+                "kind": "shipments", "exporter_id": r["exporter_id"],
+                "consignee_id": r["consignee_id"], "bucket": r["bucket"], "flag": r["flag"],
+                "clause": r["clause"], "citation": r["citation"], "count": 0, "tpp": 0,
+                "committed_delta": 0, "first_date": r["date"], "last_date": r["date"],
+            }
+            out.append(g)
+        g["count"] += 1
+        g["tpp"] += r["tpp"]
+        g["committed_delta"] += r["committed_delta"]
+        g["last_date"] = max(g["last_date"], r["date"])
+    return out
+
+
+def _print_lineage(rows: list[dict[str, Any]]) -> None:
+    from rich import box
+    from rich.table import Table
+
+    out = console()
+    table = Table(title="What the position is made of", title_justify="left",
+                  box=box.SIMPLE_HEAD, pad_edge=False)
+    for name, justify in [("date", "left"), ("item", "left"), ("TPP", "right"),
+                          ("adds to committed", "right"), ("clause", "left")]:
+        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    cited: dict[str, str] = {}
+    for r in rows:
+        if r["kind"] == "shipments":
+            when = (r["first_date"] if r["first_date"] == r["last_date"]
+                    else f"{r['first_date']}..{r['last_date']}")
+            item = f"{r['count']} shipments {r['exporter_id']} → {r['consignee_id']}"
+        else:
+            when = r["date"]
+            item = f"{r['kind']} {r['identity']}"
+            if r.get("cap_delta"):
+                item += f" (cap {r['cap_delta']:+,})"
+        clause = r["clause"] + (f" ({r['flag']})" if r["flag"] else "")
+        cited[r["clause"]] = r["citation"]
+        table.add_row(str(when), item, tpp(r["tpp"]), f"{r['committed_delta']:+,}",
+                      clause)
+    out.print(table)
+    if not rows:
+        out.print("  nothing contributes to this position")
+    for clause, citation in sorted(cited.items()):
+        out.print(f"  {clause}: {citation}", soft_wrap=True)
 
 
 def _print_position(p: Any) -> None:

@@ -1,0 +1,218 @@
+"""``ledger replay``: what-if of a rule revision against the shipments that happened.
+
+Reads only: the ledger is folded as known at ``--known-at`` and both lanes are
+computed by ``projections.replay``; nothing is ever appended.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+from typing import Any
+
+import click
+
+from ledger.cli.common import DATE, open_ledger
+from ledger.cli.output import console, print_json, progress, tpp
+
+
+@click.command()
+@click.option("--rule", "rule_id", required=True,
+              help="The revision to replay, e.g. ai-diffusion-2025.")
+@click.option("--against", default="in-force", show_default=True,
+              help="A rule id, 'in-force' (the revision in force on each shipment's "
+                   "date) or 'on-the-books' (the one whose legal text governed it).")
+@click.option("--from", "window_from", type=DATE,
+              help="First ship date compared (default: the first in the ledger).")
+@click.option("--to", "window_to", type=DATE,
+              help="Last ship date compared, and the as-of date of the positions "
+                   "(default: the last ship date in the ledger).")
+@click.option("--known-at", help="Only events recorded up to this position or ISO time.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (byte-identical for "
+                                                       "the same ledger and options).")
+@click.option("--csv", "as_csv", type=click.Choice(["countries", "changes"]),
+              is_flag=False, flag_value="countries",
+              help="Print CSV: the per-country comparison (--csv) or the shipments "
+                   "that change treatment (--csv=changes).")
+@click.option("--limit", type=click.IntRange(0), default=30, show_default=True,
+              help="Shipment changes listed in the terminal (0: all); --json and "
+                   "--csv always list all.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.pass_context
+def replay(ctx: click.Context, rule_id: str, against: str, window_from: dt.date | None,
+           window_to: dt.date | None, known_at: str | None, as_json: bool,
+           as_csv: str | None, limit: int, quiet: bool) -> None:
+    """Replay a rule revision against past shipments and compare, side by side.
+
+    \b
+    Every shipment shipped by --to is treated under --rule and under --against.
+    Per country: tier, cap, committed, remaining, status and the first breach
+    under each, and the difference. Per shipment whose treatment changes: who,
+    when, where, TPP, the treatment under each and the clause (with citation)
+    that decided it. Totals last. Never writes to the ledger.
+
+    \b
+    Positions are as of --to and include every shipment up to it (caps are
+    cumulative); --from only narrows the shipments compared one by one.
+    With --against in-force each shipment and allocation is treated under the
+    revision in force on its own date, and caps and tiers come from the revision
+    in force on --to (on-the-books: likewise, following the legal text).
+
+    \b
+    Examples:
+      ledger replay --rule ai-diffusion-2025
+      ledger replay --rule ai-diffusion-2025 --from 2025-05-15 --to 2025-12-31 --json
+      ledger replay --rule ai-diffusion-2025 --against baseline-2023 --csv=changes
+    """
+    from projections.replay import replay as run_replay
+    from projections.views import load_state
+
+    ledger = open_ledger(ctx)
+    position = ledger.resolve_known_at(known_at)
+    state = load_state(ledger, position)
+    bar, task = progress(None, "replaying", quiet=quiet or as_json or as_csv is not None)
+
+    def on_progress(total: int, done: int) -> None:
+        bar.update(task, total=total, completed=done)
+
+    with bar:
+        result = run_replay(state, rule_id, against, window_from=window_from,
+                            window_to=window_to, known_at=position, progress=on_progress)
+    if as_json:
+        print_json(result.model_dump(mode="json"))
+    elif as_csv == "changes":
+        click.echo(changes_csv(result), nl=False)
+    elif as_csv == "countries":
+        click.echo(countries_csv(result), nl=False)
+    else:
+        print_result(result, limit=limit)
+
+
+def _breach(b: Any) -> str:
+    if b is None:
+        return ""
+    who = f"{b.exporter_id}/{b.shipment_ref}" if b.type == "shipment" else b.allocation_id
+    return f"{b.date} {who}"
+
+
+def _signed(value: int | None) -> str:
+    return "—" if value is None else f"{value:+,}"
+
+
+def countries_csv(result: Any) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["country", "lane", "rule", "tier", "cap_tpp", "committed_tpp",
+                "remaining_tpp", "status", "first_breach_date", "first_breach",
+                "committed_difference_tpp", "status_changed"])
+    for c in result.countries:
+        for lane, label in (("rule", result.rule), ("against", result.against)):
+            p = getattr(c, lane)
+            b = p.first_breach
+            w.writerow([c.country, lane, label, p.tier or "", _blank(p.cap_tpp),
+                        p.committed_tpp, _blank(p.remaining_tpp), p.status,
+                        b.date if b else "", _breach(b).partition(" ")[2] if b else "",
+                        c.committed_difference_tpp, c.status_changed])
+    return buf.getvalue()
+
+
+def changes_csv(result: Any) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["exporter_id", "shipment_ref", "ship_date", "destination", "consignee_id",
+                "tpp", "rule", "rule_treatment", "rule_counted_tpp", "rule_clause",
+                "rule_citation", "against", "against_treatment", "against_counted_tpp",
+                "against_clause", "against_citation"])
+    for ch in result.changes:
+        w.writerow([ch.exporter_id, ch.shipment_ref, ch.ship_date, ch.destination,
+                    ch.consignee_id, ch.tpp,
+                    ch.rule.rule or "", ch.rule.treatment, ch.rule.counted_tpp,
+                    ch.rule.clause, ch.rule.citation,
+                    ch.against.rule or "", ch.against.treatment, ch.against.counted_tpp,
+                    ch.against.clause, ch.against.citation])
+    return buf.getvalue()
+
+
+def _blank(value: int | None) -> Any:
+    return "" if value is None else value
+
+
+_STYLE = {"over-cap": "bold red", "within-cap": "green", "no-cap": "dim"}
+_WORD = {"over-cap": "OVER", "within-cap": "within", "no-cap": "no cap"}
+
+
+def _status(status: str) -> str:
+    return f"[{_STYLE[status]}]{_WORD[status]}[/{_STYLE[status]}]"
+
+
+def _some(codes: list[str], most: int = 20) -> str:
+    """Country codes for a line of text: the first ``most``, then how many more."""
+    more = f" … (+{len(codes) - most})" if len(codes) > most else ""
+    return ", ".join(codes[:most]) + more
+
+
+def print_result(result: Any, *, limit: int) -> None:
+    """The replay as a user reads it: two rows per country (A = --rule, B = --against),
+    then the shipments that change treatment with the deciding clauses listed below."""
+    from rich import box
+    from rich.table import Table
+
+    out = console()
+    a, b = result.rule, result.against
+    caps = f", caps from {result.against_caps_from}" if result.against_caps_from else ""
+    out.print(f"[bold]Replay[/bold] A = {a}  vs  B = {b}{caps}")
+    out.print(f"shipments {result.window_from or '—'}..{result.window_to or '—'}, "
+              f"positions as of {result.window_to or '—'}, TPP")
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    for name, justify in [("country", "left"), ("tier", "right"), ("", "left"),
+                          ("cap", "right"), ("committed", "right"), ("remaining", "right"),
+                          ("status", "left"), ("first breach", "left"),
+                          ("Δ committed", "right")]:
+        table.add_column(name, justify=justify, no_wrap=True)  # type: ignore[arg-type]
+    for c in result.countries:
+        for lane, p in (("A", c.rule), ("B", c.against)):
+            first = lane == "A"
+            table.add_row(c.country if first else "", str(p.tier or "—"), lane,
+                          tpp(p.cap_tpp), tpp(p.committed_tpp), tpp(p.remaining_tpp),
+                          _status(p.status), _breach(p.first_breach),
+                          _signed(c.committed_difference_tpp) if first else "",
+                          end_section=not first)
+    out.print(table)
+
+    shown = result.changes if limit == 0 else result.changes[:limit]
+    if shown:
+        out.print(f"[bold]Shipments whose treatment changes[/bold] "
+                  f"({len(result.changes):,})")
+        t2 = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+        for name, justify, wrap in [("date", "left", False), ("exporter/ref", "left", False),
+                                    ("to", "left", False), ("TPP", "right", False),
+                                    ("under A \\[clause]", "left", True),
+                                    ("under B \\[clause]", "left", True),
+                                    ("B revision", "left", False)]:
+            t2.add_column(name, justify=justify, no_wrap=not wrap)  # type: ignore[arg-type]
+        clauses: dict[tuple[str, str], str] = {}
+        for ch in shown:
+            cells = [f"{lt.treatment} [dim]\\[{lt.clause}][/dim]"
+                     for lt in (ch.rule, ch.against)]
+            for lt in (ch.rule, ch.against):
+                clauses[(lt.rule or "none", lt.clause)] = lt.citation
+            t2.add_row(str(ch.ship_date), f"{ch.exporter_id}/{ch.shipment_ref}",
+                       ch.destination, tpp(ch.tpp), *cells, ch.against.rule or "none")
+        out.print(t2)
+        if len(shown) < len(result.changes):
+            out.print(f"[dim]… {len(result.changes) - len(shown)} more; --limit 0 or "
+                      "--csv=changes for all[/dim]")
+        out.print("[bold]Clauses that decided[/bold]")
+        for (rule, clause), citation in sorted(clauses.items()):
+            out.print(f"  {rule} \\[{clause}]: {citation}")
+    t = result.totals
+    out.print(f"[bold]Totals[/bold]: {t.shipments_changed:,} of {t.shipments_in_window:,} "
+              f"shipments change treatment ({tpp(t.tpp_changed)} of {tpp(t.tpp_in_window)} "
+              f"TPP); {len(t.countries_status_changed)} of {t.countries} countries change "
+              f"status" + (f" ({_some(t.countries_status_changed)})"
+                           if t.countries_status_changed else ""))
+    out.print(f"  over cap under A: {_some(t.over_cap_under_rule) or 'none'}; "
+              f"under B: {_some(t.over_cap_under_against) or 'none'}")
+    out.print(f"[dim]computed at recorded position {result.computed_at_position}; rerun "
+              f"with --known-at {result.computed_at_position} to reproduce[/dim]")

@@ -1,0 +1,146 @@
+"""Read-side views of rule revisions: the governing timeline and the diff of two books.
+
+``timeline`` answers "which revision governed which period", in two lanes: enforced
+(``ledger.rulebook.in_force``) and on the books (``ledger.rulebook.on_the_books``,
+the legal text whether enforced or not). ``diff`` answers "what changes between two
+revisions": countries that move tier, caps, exception limits, thresholds, VEU limits,
+license requirements and product rules.
+
+Pure: rule books in, plain data out (JSON-ready, sorted, no clock).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from ledger.countries import COUNTRY_NAMES
+from ledger.rulebook import RuleBook, in_force, on_the_books
+
+LANES = {"enforced": in_force, "on-the-books": on_the_books}
+
+
+def boundaries(books: list[RuleBook]) -> list[dt.date]:
+    """Every date on which the answer of either lane can change."""
+    days: set[dt.date] = set()
+    for b in books:
+        e = b.enforcement
+        days |= {d for d in (b.effective, e.begins, e.suspended, e.rescinded) if d}
+    return sorted(days)
+
+
+def timeline(books: list[RuleBook], start: dt.date | None = None,
+             end: dt.date | None = None) -> dict[str, Any]:
+    """Per lane, the periods and the revision governing each (None: none).
+
+    Returns {"from", "to", "lanes": {lane: [{"rule", "from", "to"}]}}; the last period
+    of a lane ends at ``to`` (default: a year after the last boundary date), and
+    ``open_ended`` says it goes on."""
+    days = boundaries(books)
+    if not days:
+        return {"from": None, "to": None, "lanes": {lane: [] for lane in LANES}}
+    start = start or days[0]
+    end = end or days[-1] + dt.timedelta(days=365)
+    cuts = [start] + [d for d in days if start < d <= end]
+    lanes: dict[str, list[dict[str, Any]]] = {}
+    for lane, pick in LANES.items():
+        periods: list[dict[str, Any]] = []
+        for i, day in enumerate(cuts):
+            last = cuts[i + 1] - dt.timedelta(days=1) if i + 1 < len(cuts) else end
+            book = pick(books, day)
+            rid = None if book is None else book.id
+            if periods and periods[-1]["rule"] == rid:
+                periods[-1]["to"] = last
+            else:
+                periods.append({"rule": rid, "from": day, "to": last})
+        if periods:
+            periods[-1]["open_ended"] = True
+        lanes[lane] = periods
+    return {"from": start, "to": end, "lanes": lanes}
+
+
+# --- diff ----------------------------------------------------------------------------
+
+
+def _tier(book: RuleBook, country: str) -> int | None:
+    return book.tier_of(country)
+
+
+def diff(a: RuleBook, b: RuleBook) -> dict[str, Any]:
+    """What changes from revision ``a`` to revision ``b``; only changed sections."""
+    out: dict[str, Any] = {"from": a.id, "to": b.id}
+    dates = {}
+    for name, va, vb in [
+        ("published", a.published, b.published), ("effective", a.effective, b.effective),
+        ("enforcement_begins", a.enforcement.begins, b.enforcement.begins),
+        ("enforcement_suspended", a.enforcement.suspended, b.enforcement.suspended),
+        ("rescinded", a.enforcement.rescinded, b.enforcement.rescinded),
+    ]:
+        if va != vb:
+            dates[name] = {"from": va, "to": vb}
+    if dates:
+        out["dates"] = dates
+
+    moves = [{"country": c, "from": _tier(a, c), "to": _tier(b, c)}
+             for c in sorted(COUNTRY_NAMES) if _tier(a, c) != _tier(b, c)]
+    if moves:
+        out["tier_moves"] = moves
+        summary: dict[str, int] = {}
+        for m in moves:
+            key = f"{m['from'] or 'none'}->{m['to'] or 'none'}"
+            summary[key] = summary.get(key, 0) + 1
+        out["tier_moves_summary"] = dict(sorted(summary.items()))
+
+    caps: dict[str, Any] = {}
+    t2a, t2b = a.caps.tier2, b.caps.tier2
+    if (t2a and t2a.tpp) != (t2b and t2b.tpp):
+        caps["tier2_tpp"] = {"from": t2a and t2a.tpp, "to": t2b and t2b.tpp}
+    pa, pb = a.cap_period(), b.cap_period()
+    if pa != pb:
+        caps["tier2_period"] = {"from": pa and [pa.start, pa.end], "to": pb and [pb.start, pb.end]}
+    if a.caps.tier3_tpp != b.caps.tier3_tpp:
+        caps["tier3_tpp"] = {"from": a.caps.tier3_tpp, "to": b.caps.tier3_tpp}
+    if caps:
+        out["caps"] = caps
+
+    if a.lpp_limit() != b.lpp_limit():
+        out["exceptions"] = {"lpp_limit_tpp_per_consignee_year":
+                             {"from": a.lpp_limit(), "to": b.lpp_limit()}}
+
+    ta = {(t.eccn, t.min_tpp, str(t.min_performance_density)) for t in a.control.thresholds}
+    tb = {(t.eccn, t.min_tpp, str(t.min_performance_density)) for t in b.control.thresholds}
+    if ta != tb:
+        def fmt(t: tuple[str, int, str]) -> str:
+            return f"{t[0]}: TPP >= {t[1]}" + ("" if t[2] == "None" else f", PD >= {t[2]}")
+        out["thresholds"] = {"removed": sorted(fmt(t) for t in ta - tb),
+                             "added": sorted(fmt(t) for t in tb - ta)}
+
+    veu: dict[str, Any] = {}
+    ua = a.veu.universal if a.veu else None
+    ub = b.veu.universal if b.veu else None
+    for field in ("max_share_single_non_tier1", "max_share_outside_tier1",
+                  "min_share_us_for_us_headquartered"):
+        sa = None if ua is None else str(getattr(ua, field))
+        sb = None if ub is None else str(getattr(ub, field))
+        if sa != sb:
+            veu[f"universal_{field}"] = {"from": sa, "to": sb}
+    na = [(n.through, n.h100_equivalents, n.tpp) for n in (a.veu.national if a.veu else [])]
+    nb = [(n.through, n.h100_equivalents, n.tpp) for n in (b.veu.national if b.veu else [])]
+    if na != nb:
+        def caps_list(ns: list[tuple[dt.date, int, int]]) -> list[dict[str, Any]]:
+            return [{"through": t, "h100_equivalents": h, "tpp": p} for t, h, p in ns]
+        veu["national_caps"] = {"from": caps_list(na), "to": caps_list(nb)}
+    if veu:
+        out["veu"] = veu
+
+    la, lb = set(a.control.license_required), set(b.control.license_required)
+    if la != lb:
+        out["license_required"] = {"removed": sorted(la - lb), "added": sorted(lb - la)}
+
+    def rules_of(book: RuleBook) -> set[str]:
+        return {f"{', '.join(sorted(r.products))} to {', '.join(sorted(r.destinations))}"
+                for r in book.control.product_rules}
+    ra, rb = rules_of(a), rules_of(b)
+    if ra != rb:
+        out["product_rules"] = {"removed": sorted(ra - rb), "added": sorted(rb - ra)}
+    return out
