@@ -8,7 +8,7 @@ import datetime as dt
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from replay_builders import StateBuilder  # type: ignore[import-not-found]
+from tests.unit.replay_builders import StateBuilder
 
 from ledger.errors import UnknownRule, ValidationError
 from ledger.rulebook import bundled_rulebook

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 
-from replay_builders import StateBuilder  # type: ignore[import-not-found]
+from tests.unit.replay_builders import StateBuilder
 
 from ledger.rulebook import RuleBook, bundled_rulebook, bundled_rulebooks, in_force, on_the_books
 from projections.positions import country_position

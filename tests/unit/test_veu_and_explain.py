@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from replay_builders import StateBuilder  # type: ignore[import-not-found]
+from tests.unit.replay_builders import StateBuilder
 
 from ledger.cli.quota import EXPLAIN_AGGREGATE_OVER, explain_items
 from ledger.errors import NotFound

@@ -6,7 +6,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from conftest import GOLDEN, RETRO_POSITION  # type: ignore[import-not-found]
+from tests.integration.replay.conftest import GOLDEN, RETRO_POSITION
 
 Cli = Callable[..., tuple[int, str, str]]
 BEFORE_RETRO = str(RETRO_POSITION - 1)
