@@ -17,8 +17,11 @@ import click
 
 #: command name -> "module:attribute"; each module owns one command or group
 LAZY_COMMANDS: dict[str, str] = {
+    "consume": "ledger.cli.consume:consume",
     "demo": "ledger.cli.demo:demo",
     "import": "ledger.cli.imports:import_",
+    "keygen": "ledger.cli.produce:keygen",
+    "produce": "ledger.cli.produce:produce",
     "quota": "ledger.cli.quota:quota",
     "rules": "ledger.cli.rules:rules",
     "ship": "ledger.cli.ship:ship",
