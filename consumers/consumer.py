@@ -142,6 +142,7 @@ class IngestConsumer:
         #: next offset to commit to Kafka per partition, once the ledger stored it
         self._to_commit: dict[Any, int] = {}
         self._last_activity = time.monotonic()
+        self._joined = False
 
     # --- lifecycle -----------------------------------------------------------------
 
@@ -239,7 +240,9 @@ class IngestConsumer:
             if now - last_report >= s.stats_interval_s:
                 last_report = now
                 self._report()
-            if s.idle_exit_s is not None and now - self._last_activity >= s.idle_exit_s:
+            # idle only counts once the group assigned partitions (a join takes seconds)
+            if (s.idle_exit_s is not None and self._joined
+                    and now - self._last_activity >= s.idle_exit_s):
                 self._update_lag()
                 if all(v in (0, None) for v in self.stats.lag.values()):
                     self.log("idle-exit", idle_s=round(now - self._last_activity, 1))
@@ -429,6 +432,7 @@ class IngestConsumer:
                      resume_offset=0 if stored is None else stored + 1)
         self.stats.partitions = sorted({*self.stats.partitions, *(t.partition for t in assigned)})
         self._last_activity = time.monotonic()
+        self._joined = True
 
     def on_revoked(self, revoked: list[Any]) -> None:
         self._commit_kafka()
