@@ -117,7 +117,9 @@ def sample_shipments(n: int, exporters: tuple[str, ...] = ("acme",), seed: int =
             "shipment_ref": f"{exporter.upper()}-{seed}-{i:06d}",
             "ship_date": (first + dt.timedelta(days=rng.randrange(240))).isoformat(),
             "destination": rng.choice(SAMPLE_DESTINATIONS),
-            "consignee_id": f"consignee-{rng.randrange(40)}",
+            # consignees belong to one exporter: an LPP limit is then crossed in the
+            # exporter's own order, which Kafka keeps, whatever the partitions' order
+            "consignee_id": f"{exporter}-consignee-{rng.randrange(40)}",
             "product_id": rng.choice(SAMPLE_PRODUCTS),
             "quantity": rng.randrange(1, 400),
             "authorization": {"kind": rng.choice(["none", "lpp"])},

@@ -23,7 +23,8 @@ import pytest
 #: kafka-python group settings for tests (a join takes about max_poll_interval_ms)
 GROUP_SETTINGS: dict[str, int] = {"max_poll_interval_ms": 5000, "session_timeout_ms": 6000,
                                   "heartbeat_interval_ms": 1000}
-EXPORTERS = ("acme", "globex")
+#: their keys land on partitions 0, 1, 0, 0, 2, 1 of a 3-partition topic (murmur2)
+EXPORTERS = ("acme", "globex", "initech", "umbrella", "stark", "wayne")
 
 
 @pytest.fixture(scope="session")
@@ -154,3 +155,79 @@ def shipments_file(tmp_path: Path) -> Callable[..., Path]:
         return path
 
     return make
+
+
+def publish_sample(bootstrap: str, topic: str, key_dir: Path, n: int, seed: int = 11
+                   ) -> tuple[list[dict[str, Any]], set[int]]:
+    """Publish ``n`` sample shipments spread over every test exporter with the producer
+    library; returns them (in the ``ledger import`` shape) and the partitions used."""
+    from consumers.producer import ShipmentProducer
+    from consumers.testing import sample_shipments
+
+    shipments = sample_shipments(n, EXPORTERS, seed)
+    partitions: set[int] = set()
+    for exporter in EXPORTERS:
+        mine = [s for s in shipments if s["exporter_id"] == exporter]
+        with ShipmentProducer(bootstrap, topic=topic, exporter_id=exporter,
+                              key_file=key_dir / f"{exporter}.pem") as producer:
+            partitions |= {m.partition for m in producer.publish(mine)}
+    return shipments, partitions
+
+
+def consume_cmd(db: str, bootstrap: str, topic: str, group: str, keyring: Path,
+                *extra: str) -> list[str]:
+    """The ``ledger consume`` command line of a consumer subprocess."""
+    import sys
+
+    return [sys.executable, "-m", "ledger", "--db", db, "consume", "--bootstrap", bootstrap,
+            "--topic", topic, "--group", group, "--keyring", str(keyring),
+            "--max-poll-interval-ms", str(GROUP_SETTINGS["max_poll_interval_ms"]),
+            "--session-timeout-ms", str(GROUP_SETTINGS["session_timeout_ms"]), *extra]
+
+
+def log_events(path: Path) -> list[dict[str, Any]]:
+    """The JSON log lines a consumer wrote so far (a torn last line is skipped)."""
+    events = []
+    for line in path.read_text(errors="replace").splitlines():
+        try:
+            events.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return events
+
+
+def normalized_positions(db: str, days: tuple[str, ...], rule: str | None
+                         ) -> dict[str, list[dict[str, Any]]]:
+    """Quota positions without the recorded-position fields (which depend on the order
+    partitions were appended in, not on what was recorded)."""
+    import datetime as dt
+
+    from ledger.application import Ledger
+    from projections.views import load_state, quota_all
+
+    app = Ledger(db)
+    try:
+        state = load_state(app)
+        out = {}
+        for day in days:
+            rows = []
+            for p in quota_all(state, dt.date.fromisoformat(day), rule_id=rule):
+                data = p.model_dump(mode="json", exclude={"computed_at_position", "first_breach"})
+                rows.append(data)
+            out[day] = rows
+        return out
+    finally:
+        app.close()
+
+
+def recorded_refs(db: str) -> list[tuple[str, str]]:
+    """(exporter, shipment_ref) of every ShipmentRecorded event, duplicates kept."""
+    from ledger.application import Ledger
+    from ledger.events import ShipmentRecorded
+
+    app = Ledger(db)
+    try:
+        return [(e.exporter_id, e.shipment_ref) for _, e in app.read()
+                if isinstance(e, ShipmentRecorded)]
+    finally:
+        app.close()
