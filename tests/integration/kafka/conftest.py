@@ -126,6 +126,8 @@ def read_topic(kafka_bootstrap: str) -> Callable[..., list[Any]]:
                     break
                 time.sleep(0.2)
             tps = [TopicPartition(name, p) for p in sorted(parts or [])]
+            if not tps:
+                return []  # the topic was never created: nothing was written to it
             consumer.assign(tps)
             consumer.seek_to_beginning(*tps)
             records: list[Any] = []
