@@ -33,14 +33,14 @@ from typing import IO, Any
 from eventsourcing.persistence import IntegrityError, PersistenceError, Tracking
 from kafka import ConsumerRebalanceListener
 
-from ledger.application import Ledger
-from ledger.commands import Command
-from ledger.errors import LedgerError, StorageError
-
 from consumers.deadletter import dead_letter_headers
 from consumers.envelope import Rejected, decode_message, reason_of
 from consumers.settings import Connection
 from consumers.signing import Keyring
+from ledger.application import Ledger
+from ledger.commands import Command
+from ledger.errors import LedgerError, StorageError
+from ledger.events import LedgerEvent
 
 #: backoff between retries of a transient failure: doubles from FIRST up to MAX
 BACKOFF_FIRST_S = 0.2
@@ -308,7 +308,7 @@ class IngestConsumer:
             raise _Transient(f"cannot read the ledger: {e}") from e
         refused = [(fresh[o.index], o.error) for o in outcomes if o.error is not None]
         self._dead_letter(refused)
-        events = []
+        events: list[LedgerEvent] = []
         for o in outcomes:
             if o.error is None:
                 r = fresh[o.index]
@@ -338,14 +338,13 @@ class IngestConsumer:
         self.stats.duplicates += sum(1 for o in ok if o.duplicate)
         self.stats.dead_lettered += len(refused)
         for _, err in refused:
-            assert err is not None
             code = reason_of(err)
             self.stats.reasons[code] = self.stats.reasons.get(code, 0) + 1
         self.log("batch-stored", partition=tp.partition, first_offset=fresh[0].offset,
                  last_offset=last, appended=len(events), dead_lettered=len(refused),
                  duplicates=sum(1 for o in ok if o.duplicate))
 
-    def _dead_letter(self, refused: list[tuple[Any, LedgerError | None]]) -> None:
+    def _dead_letter(self, refused: list[tuple[Any, LedgerError]]) -> None:
         """Send every refused message to the dead-letter topic and wait for the
         brokers' confirmation; a broker failure is transient (the batch is retried)."""
         from kafka.errors import KafkaError
@@ -356,7 +355,6 @@ class IngestConsumer:
         try:
             futures = []
             for record, error in refused:
-                assert error is not None
                 futures.append(self._producer.send(
                     topic, key=record.key, value=record.value,
                     headers=dead_letter_headers(record, error, self.settings.group)))
@@ -366,7 +364,6 @@ class IngestConsumer:
         except KafkaError as e:
             raise _Transient(f"cannot write to dead-letter topic {topic!r}: {e}") from e
         for record, error in refused:
-            assert error is not None
             self.log("dead-lettered", level="warning", partition=record.partition,
                      offset=record.offset, reason=reason_of(error), error=str(error))
 

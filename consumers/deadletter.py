@@ -26,9 +26,8 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from ledger.errors import LedgerError
-
 from consumers.envelope import reason_of
+from ledger.errors import LedgerError
 
 PREFIX = "ql-dlq-"
 

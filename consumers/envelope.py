@@ -30,13 +30,12 @@ from typing import Annotated, Any, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
 from pydantic import ValidationError as PydanticError
 
+from consumers.signing import ALGORITHM, Keyring
 from ledger.catalog import Catalog
 from ledger.commands import COMMAND_TYPES, CorrectShipment, RecordShipment, VoidShipment
 from ledger.decide import FUTURE_TOLERANCE
 from ledger.errors import LedgerError
 from ledger.events import _ID
-
-from consumers.signing import ALGORITHM, Keyring
 
 SCHEMA_VERSION = 1
 SUPPORTED_SCHEMA_VERSIONS = (SCHEMA_VERSION,)
@@ -84,7 +83,7 @@ class Rejected(LedgerError):
     def __init__(self, code: str, message: str, *, field: str | None = None,
                  value: object = None) -> None:
         super().__init__(message)
-        self.code = code  # type: ignore[misc]  # per instance: the dead-letter reason
+        self.code = code  # per instance: the dead-letter reason
         self.field = field
         self.value = value
 
@@ -159,7 +158,7 @@ def decode_message(
         return _decode(value, headers, keyring, key, catalog, now)
     except Rejected:
         raise
-    except Exception as e:  # noqa: BLE001 - the promise: only Rejected leaves here
+    except Exception as e:
         raise Rejected("invalid", f"message could not be checked: {type(e).__name__}: {e}") from e
 
 
@@ -280,8 +279,7 @@ def _check_ship_date(command: RecordShipment | CorrectShipment | VoidShipment,
 
 def reason_of(error: LedgerError) -> str:
     """The dead-letter reason of an error the ledger returned for a decoded command."""
-    from ledger.errors import (ConflictingDuplicate, InvalidTransition, NotFound,
-                               UnknownProduct)
+    from ledger.errors import ConflictingDuplicate, InvalidTransition, NotFound, UnknownProduct
 
     if isinstance(error, Rejected):
         return error.code

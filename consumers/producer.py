@@ -21,13 +21,10 @@ import uuid
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import ValidationError as PydanticError
-
-from ledger.commands import CorrectShipment, RecordShipment, VoidShipment, describe_pydantic_error
-from ledger.errors import LedgerError, ValidationError
 
 from consumers.envelope import (
     ADMIN_TYPES,
@@ -39,6 +36,8 @@ from consumers.envelope import (
 )
 from consumers.settings import Connection
 from consumers.signing import ALGORITHM, load_private_key, sign
+from ledger.commands import CorrectShipment, RecordShipment, VoidShipment, describe_pydantic_error
+from ledger.errors import LedgerError, ValidationError
 
 ShipmentCommand = RecordShipment | CorrectShipment | VoidShipment
 #: how long publish waits for the brokers to confirm one message
@@ -165,7 +164,7 @@ class ShipmentProducer:
     def close(self) -> None:
         self._producer.close()
 
-    def __enter__(self) -> ShipmentProducer:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,

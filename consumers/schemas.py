@@ -14,9 +14,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from ledger.commands import CorrectShipment, RecordShipment, VoidShipment
-
 from consumers.envelope import Envelope
+from ledger.commands import CorrectShipment, RecordShipment, VoidShipment
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
 BASE_ID = "https://quota-ledger.invalid/schemas/"

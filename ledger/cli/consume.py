@@ -40,7 +40,7 @@ from ledger.cli.output import print_json
 @click.option("--session-timeout-ms", type=click.IntRange(min=1000), default=45_000,
               show_default=True, help="kafka-python session_timeout_ms.")
 @click.pass_context
-def consume(ctx: click.Context, topic: str, group: str, dead_letter_topic: str | None,
+def consume(ctx: click.Context, /, topic: str, group: str, dead_letter_topic: str | None,
             keyring: Path, batch: int, print_stats: bool, stats_interval: float,
             idle_exit: float | None, max_poll_interval_ms: int, session_timeout_ms: int,
             **kwargs: Any) -> None:

@@ -162,8 +162,8 @@ def test_checked_in_json_schemas_match_the_models() -> None:
 
 
 def test_schema_validates_a_real_message() -> None:
-    from consumers.schemas import schema_of
     from consumers.envelope import Envelope
+    from consumers.schemas import schema_of
 
     schema = schema_of("x", Envelope)
     assert schema["additionalProperties"] is False
