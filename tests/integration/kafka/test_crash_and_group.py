@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import random
+import signal
 import subprocess
 import time
 from collections import Counter
@@ -83,6 +84,21 @@ def test_sigkill_at_random_points_then_exactly_once(
         assert proc.returncode == -9, log.read_text()[-2000:]
         kills += 1
     assert kills >= 5
+    partial = recorded_refs(rules_db)
+    assert 0 < len(partial) < len(shipments)  # the kills landed during ingestion
+
+    # SIGTERM: the batch in hand is finished, the process leaves cleanly
+    term_log = tmp_path / "consumer-term.log"
+    with term_log.open("w") as err:
+        proc = subprocess.Popen(
+            consume_cmd(rules_db, kafka_bootstrap, topic, f"crash-{topic}-term", keyring_path,
+                        "--batch", "50"), stderr=err, stdout=subprocess.DEVNULL)
+        deadline = time.monotonic() + 30
+        while batches_stored(term_log) < 1 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    assert log_events(term_log)[-1]["event"] == "stopped"
 
     final_log = tmp_path / "consumer-final.log"
     with final_log.open("w") as err:
