@@ -119,6 +119,12 @@ class Stats:
         return asdict(self)
 
 
+class BrokerUnavailable(LedgerError):
+    """The Kafka brokers could not be reached at start (the CLI prints the reason)."""
+
+    code = "broker-unavailable"
+
+
 class _Transient(Exception):
     """A failure worth retrying: storage or broker unavailable."""
 
@@ -152,7 +158,8 @@ class IngestConsumer:
 
     def run(self) -> Stats:
         """Consume until stopped (or idle, with ``idle_exit_s``); returns the counts.
-        Raises StorageError / ConfigurationError only for failures it cannot retry."""
+        Raises BrokerUnavailable when the brokers cannot be reached at start; other
+        failures are retried."""
         previous = self._install_signals()
         try:
             self._connect()
@@ -194,8 +201,8 @@ class IngestConsumer:
                                            max_in_flight_requests_per_connection=1,
                                            linger_ms=5)
         except KafkaError as e:
-            raise StorageError(f"cannot connect to Kafka at {s.connection.bootstrap_servers}: "
-                               f"{e}") from e
+            raise BrokerUnavailable(
+                f"cannot connect to Kafka at {s.connection.bootstrap_servers}: {e}") from e
         self._consumer.subscribe([s.topic], listener=_Rebalance(self))
         self.log("started", topic=s.topic, group=s.group, dead_letter_topic=s.dlq_topic,
                  batch=s.batch)

@@ -92,3 +92,33 @@ def test_query_commands_do_not_import_kafka() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_tls_and_sasl_settings_pass_through(tmp_path: Path) -> None:
+    from consumers.settings import Connection
+    from ledger.cli.kafka_options import pop_connection
+
+    ca = tmp_path / "ca.pem"
+    ca.write_text("x")
+    kwargs: dict[str, Any] = {"bootstrap": "k1:9093,k2:9093", "security_protocol": "SASL_SSL",
+                              "sasl_mechanism": "SCRAM-SHA-512", "sasl_username": "ledger",
+                              "sasl_password": "s3cret", "ssl_cafile": str(ca),
+                              "ssl_certfile": None, "ssl_keyfile": None, "other": 1}
+    connection = pop_connection(kwargs)
+    assert kwargs == {"other": 1}
+    assert connection.kafka_config() == {
+        "bootstrap_servers": ["k1:9093", "k2:9093"], "security_protocol": "SASL_SSL",
+        "sasl_mechanism": "SCRAM-SHA-512", "sasl_plain_username": "ledger",
+        "sasl_plain_password": "s3cret", "ssl_cafile": str(ca)}
+    assert Connection("k:1").kafka_config() == {"bootstrap_servers": ["k:1"]}
+
+
+def test_kafka_options_are_read_from_the_environment(tmp_path: Path) -> None:
+    ring = tmp_path / "keyring.json"
+    ring.write_text('{"keys": []}')
+    result = CliRunner().invoke(
+        main, ["--db", str(tmp_path / "l.db"), "consume", "--topic", "t", "--group", "g",
+               "--keyring", str(ring)],
+        env={"KAFKA_BOOTSTRAP_SERVERS": "k:1", "KAFKA_SECURITY_PROTOCOL": "TLS-PLEASE"})
+    assert result.exit_code == 2
+    assert "'TLS-PLEASE' is not one of" in result.output
