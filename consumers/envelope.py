@@ -62,7 +62,9 @@ class Auth(BaseModel):
 
 
 class Envelope(BaseModel):
-    """One exporter message (schema version 1)."""
+    """The value of an exporter's Kafka message (schema version 1). Send it with the
+    exporter_id as the message key and a ql-signature header: the base64 Ed25519
+    signature of exactly these value bytes, by the key auth.key_id names."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", title="ShipmentMessage")
 
