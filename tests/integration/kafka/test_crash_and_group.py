@@ -62,7 +62,7 @@ def test_sigkill_at_random_points_then_exactly_once(
     shipments, _ = publish_sample(kafka_bootstrap, topic, key_dir, 3000)
     rng = random.Random(20251125)
     kills = 0
-    for run in range(6):
+    for run in range(5):
         log = tmp_path / f"consumer-{run}.log"
         with log.open("w") as err:
             proc = subprocess.Popen(

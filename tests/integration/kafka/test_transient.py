@@ -61,4 +61,4 @@ def test_storage_outage_is_retried_not_dead_lettered(
         (s["exporter_id"], s["shipment_ref"]) for s in shipments)
     failures = [e for e in log_events(log) if e["event"] == "transient-failure"]
     assert len(failures) == 3 and "database is locked" in failures[0]["error"]
-    assert read_topic(f"{topic}.dead-letter", timeout=3) == []
+    assert read_topic(f"{topic}.dead-letter", timeout=1) == []
