@@ -18,9 +18,12 @@ import click
 #: command name -> "module:attribute"; each module owns one command or group
 LAZY_COMMANDS: dict[str, str] = {
     "audit": "ledger.cli.audit:audit",
+    "consume": "ledger.cli.consume:consume",
     "demo": "ledger.cli.demo:demo",
     "history": "ledger.cli.history:history",
     "import": "ledger.cli.imports:import_",
+    "keygen": "ledger.cli.produce:keygen",
+    "produce": "ledger.cli.produce:produce",
     "quota": "ledger.cli.quota:quota",
     "replay": "ledger.cli.replay:replay",
     "report": "ledger.cli.report:report",

@@ -1,0 +1,71 @@
+"""``ledger consume``: the exactly-once consumer of exporters' shipment messages.
+
+A thin shell over ``consumers.consumer.IngestConsumer`` (imported inside the command,
+so other commands never load Kafka): it opens the ledger and the keyring, runs until
+SIGTERM/SIGINT (or idle, with ``--idle-exit``), and with ``--stats`` prints the
+counts as JSON on stdout at the end. Logs are JSON lines on stderr.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ledger.cli.common import open_ledger
+from ledger.cli.kafka_options import kafka_connection_options, pop_connection
+from ledger.cli.output import print_json
+
+
+@click.command("consume")
+@kafka_connection_options
+@click.option("--topic", required=True, help="Topic exporters publish shipments to.")
+@click.option("--group", required=True, help="Consumer group; members share the partitions.")
+@click.option("--dead-letter-topic", help="Where refused messages go [default: TOPIC.dead-letter].")
+@click.option("--keyring", required=True, envvar="LEDGER_KEYRING",
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="JSON file of exporters' public keys (also LEDGER_KEYRING).")
+@click.option("--batch", type=click.IntRange(1, 100_000), default=500, show_default=True,
+              help="Most messages per poll; each partition's share is one transaction.")
+@click.option("--stats", "print_stats", is_flag=True,
+              help="Print counts and lag as JSON on stdout when stopping.")
+@click.option("--stats-interval", type=click.FloatRange(min=0.1), default=30.0,
+              show_default=True, help="Seconds between 'stats' log lines.")
+@click.option("--idle-exit", type=click.FloatRange(min=0.1),
+              help="Stop after this many seconds without messages once caught up.")
+@click.option("--max-poll-interval-ms", type=click.IntRange(min=1000), default=300_000,
+              show_default=True, help="kafka-python max_poll_interval_ms (also the "
+                                      "group's rebalance timeout).")
+@click.option("--session-timeout-ms", type=click.IntRange(min=1000), default=45_000,
+              show_default=True, help="kafka-python session_timeout_ms.")
+@click.pass_context
+def consume(ctx: click.Context, /, topic: str, group: str, dead_letter_topic: str | None,
+            keyring: Path, batch: int, print_stats: bool, stats_interval: float,
+            idle_exit: float | None, max_poll_interval_ms: int, session_timeout_ms: int,
+            **kwargs: Any) -> None:
+    """Append exporters' shipments from Kafka to the ledger, exactly once.
+
+    Each message is checked (signature, exporter, shipment only, shape, product,
+    date) and the good ones are appended with the Kafka position in the same
+    transaction; a restarted or rebalanced consumer resumes from that position.
+    Refused messages go to the dead-letter topic with the reason; the stream goes on.
+    """
+    from consumers.consumer import ConsumerSettings, IngestConsumer
+    from consumers.signing import Keyring
+
+    connection = pop_connection(kwargs)
+    ring = Keyring.load(keyring)
+    settings = ConsumerSettings(
+        connection=connection, topic=topic, group=group, dead_letter_topic=dead_letter_topic,
+        batch=batch, idle_exit_s=idle_exit, stats_interval_s=stats_interval,
+        max_poll_interval_ms=max_poll_interval_ms, session_timeout_ms=session_timeout_ms,
+        heartbeat_interval_ms=max(300, min(3000, session_timeout_ms // 3)),
+    )
+    ledger = open_ledger(ctx)
+    try:
+        stats = IngestConsumer(ledger, ring, settings).run()
+    finally:
+        ledger.close()
+    if print_stats:
+        print_json(stats.as_dict())
