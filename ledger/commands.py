@@ -16,7 +16,15 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator,
 from pydantic import ValidationError as PydanticError
 
 from ledger.errors import ValidationError
-from ledger.events import _ID, Authorization, ShipmentChanges, VeuLimits, _country
+from ledger.events import (
+    _ID,
+    AllocationGrant,
+    Authorization,
+    ShipmentChanges,
+    VeuGrant,
+    VeuLimits,
+    _country,
+)
 from ledger.rulebook import RuleBook
 
 
@@ -73,20 +81,8 @@ class VoidShipment(_Command):
     reason: str = Field(min_length=1)
 
 
-class GrantAllocation(_Command):
+class GrantAllocation(AllocationGrant, _Command):
     type: Literal["allocation.granted"] = "allocation.granted"
-    allocation_id: str = _ID
-    country: str
-    tpp_amount: int = Field(gt=0)
-    valid_from: dt.date
-    valid_to: dt.date | None = None
-    holder: str | None = Field(default=None, min_length=1, max_length=128)
-    reference: str | None = Field(default=None, max_length=256)
-
-    @field_validator("country")
-    @classmethod
-    def _c(cls, v: str) -> str:
-        return _country(v)
 
     @model_validator(mode="after")
     def _dates(self) -> GrantAllocation:
@@ -110,26 +106,8 @@ class RevokeAllocation(_Command):
     reason: str = Field(min_length=1)
 
 
-class GrantVeu(_Command):
+class GrantVeu(VeuGrant, _Command):
     type: Literal["veu.granted"] = "veu.granted"
-    veu_id: str = _ID
-    entity: str = Field(min_length=1)
-    kind: Literal["universal", "national"]
-    headquarters_country: str
-    covered_countries: list[str] = Field(min_length=1)
-    valid_from: dt.date
-    valid_to: dt.date | None = None
-    limits: VeuLimits = Field(default_factory=VeuLimits)
-
-    @field_validator("headquarters_country")
-    @classmethod
-    def _hq(cls, v: str) -> str:
-        return _country(v, "headquarters_country")
-
-    @field_validator("covered_countries")
-    @classmethod
-    def _codes(cls, v: list[str]) -> list[str]:
-        return [_country(c, "covered_countries") for c in v]
 
 
 class AmendVeu(_Command):

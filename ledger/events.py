@@ -197,10 +197,11 @@ class RuleRevisionPublished(LedgerEvent):
 # --- allocations ----------------------------------------------------------------------
 
 
-class AllocationGranted(LedgerEvent):
-    """A license allocation (``holder`` = exporter) or a country-level cap increase."""
+class AllocationGrant(BaseModel):
+    """The fields of an allocation grant, shared by the event and the command."""
 
-    type_name: ClassVar[str] = "allocation.granted"
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
     allocation_id: str = _ID
     country: str
     tpp_amount: int = Field(gt=0)
@@ -213,6 +214,12 @@ class AllocationGranted(LedgerEvent):
     @classmethod
     def _c(cls, v: str) -> str:
         return _country(v)
+
+
+class AllocationGranted(AllocationGrant, LedgerEvent):
+    """A license allocation (``holder`` = exporter) or a country-level cap increase."""
+
+    type_name: ClassVar[str] = "allocation.granted"
 
 
 class AllocationAdjusted(LedgerEvent):
@@ -231,8 +238,11 @@ class AllocationRevoked(LedgerEvent):
 # --- verified end users ---------------------------------------------------------------
 
 
-class VeuGranted(LedgerEvent):
-    type_name: ClassVar[str] = "veu.granted"
+class VeuGrant(BaseModel):
+    """The fields of a VEU grant, shared by the event and the command."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
     veu_id: str = _ID
     entity: str = Field(min_length=1)
     kind: Literal["universal", "national"]
@@ -251,6 +261,10 @@ class VeuGranted(LedgerEvent):
     @classmethod
     def _codes(cls, v: list[str]) -> list[str]:
         return [_country(c, "covered_countries") for c in v]
+
+
+class VeuGranted(VeuGrant, LedgerEvent):
+    type_name: ClassVar[str] = "veu.granted"
 
 
 class VeuAmended(LedgerEvent):
