@@ -147,9 +147,26 @@ class ReadModel:
             with datastore.transaction(commit=commit) as curs:
                 curs.row_factory = tuple_row
                 yield _Cursor(curs, True)
-        else:
-            with datastore.transaction(commit=commit) as curs:
+        elif not commit:
+            with datastore.transaction(commit=False) as curs:
                 yield _Cursor(curs.sqlite_cursor, False)
+        else:
+            # BEGIN IMMEDIATE takes the write lock up front (waiting up to the lock
+            # timeout): a deferred BEGIN that reads and then writes fails at once with
+            # "database is locked" when another writer committed in between.
+            with datastore.get_connection(commit=True) as conn:
+                raw = conn._sqlite_conn
+                cursor = raw.cursor()
+                cursor.execute("BEGIN IMMEDIATE")
+                try:
+                    yield _Cursor(cursor, False)
+                except BaseException:
+                    raw.rollback()
+                    raise
+                else:
+                    raw.commit()
+                finally:
+                    cursor.close()
 
     def ensure_schema(self, indexes: bool = True) -> None:
         """Create the tables (and, unless a bulk load follows, their query indexes)."""
@@ -254,16 +271,20 @@ class ReadModel:
                              (cut,)).fetchall()
         return cut, int(rows[0][0] or 0)
 
-    def country_state(self, country: str, known_at: int | None = None) -> LedgerState:
+    def country_state(self, country: str, known_at: int | None = None,
+                      as_of: dt.date | None = None) -> LedgerState:
         """A LedgerState with exactly what ``country_position(country)`` reads, as
-        known at ``known_at`` (None: everything folded)."""
+        known at ``known_at`` (None: everything folded). With ``as_of``, shipments
+        dated after it are left out: the position on ``as_of`` never reads them."""
         self.ensure_schema()
         cut, state_pos = self.known_position(known_at)
-        valid = "recorded_from <= ? AND (recorded_to IS NULL OR recorded_to > ?) AND voided = 0"
+        last_day = "9999-12-31" if as_of is None else as_of.isoformat()
+        valid = ("recorded_from <= ? AND (recorded_to IS NULL OR recorded_to > ?) "
+                 "AND voided = 0 AND ship_date <= ?")
         with self._tx(commit=False) as c:
             ships = c.execute(
                 f"SELECT {_SHIP_COLS} FROM rm_shipment_versions WHERE destination = ? "
-                f"AND {valid}", (country, cut, cut)).fetchall()
+                f"AND {valid}", (country, cut, cut, last_day)).fetchall()
             # LPP shipments (any destination) of the consignees this country's LPP
             # shipments name: the yearly LPP limit is per consignee, across countries
             lpp = c.execute(
@@ -271,7 +292,7 @@ class ReadModel:
                 f"AND destination <> ? AND {valid} AND consignee_id IN ("
                 f"SELECT consignee_id FROM rm_shipment_versions WHERE destination = ? "
                 f"AND auth_kind = 'lpp' AND {valid})",
-                (country, cut, cut, country, cut, cut)).fetchall()
+                (country, cut, cut, last_day, country, cut, cut, last_day)).fetchall()
             licenses = sorted({r[15] for r in ships if r[14] == "license"})
             allocs = c.execute(
                 "SELECT allocation_id, country, holder, valid_from, valid_to, position, "

@@ -19,6 +19,7 @@ import click
 LAZY_COMMANDS: dict[str, str] = {
     "demo": "ledger.cli.demo:demo",
     "import": "ledger.cli.imports:import_",
+    "projections": "ledger.cli.projections:projections",
     "quota": "ledger.cli.quota:quota",
     "rules": "ledger.cli.rules:rules",
     "ship": "ledger.cli.ship:ship",

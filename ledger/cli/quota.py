@@ -38,22 +38,22 @@ def quota(ctx: click.Context, country: str | None, all_: bool, tier: int | None,
       ledger quota --all --as-of 2025-06-30 --known-at 2025-07-01T00:00:00Z
     """
     from ledger.errors import ValidationError
-    from projections.views import load_state, quota as quota_view, quota_all
+    from projections.views import readmodel_quota, readmodel_quota_all
 
     if (country is None) == (not all_):
         raise ValidationError("give exactly one of --country CC or --all", field="country",
                               value=country)
     ledger = open_ledger(ctx)
     position = ledger.resolve_known_at(known_at)
-    state = load_state(ledger, position)
+    # answered from the read model (caught up first), not by replaying the log
     if country is not None:
-        p = quota_view(state, country, as_of, rule_id=rule_id, known_at=position)
+        p = readmodel_quota(ledger, country, as_of, rule_id=rule_id, known_at=position)
         if as_json:
             print_json(p.model_dump(mode="json", exclude_none=False, exclude={"contributions"}))
         else:
             _print_position(p)
         return
-    positions = quota_all(state, as_of, rule_id=rule_id, known_at=position, tier=tier)
+    positions = readmodel_quota_all(ledger, as_of, rule_id=rule_id, known_at=position, tier=tier)
     if as_json:
         print_json([p.model_dump(mode="json", exclude={"contributions"}) for p in positions])
     else:
