@@ -9,16 +9,21 @@ own module so a SQLite-only run never imports psycopg.
 
 from __future__ import annotations
 
+import random
+import time
 from collections.abc import Sequence
 from typing import Any
 
-from eventsourcing.persistence import StoredEvent
+from eventsourcing.persistence import PersistenceError, StoredEvent
 from eventsourcing.postgres import PostgresProcessRecorder
 from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
 
 from ledger.persistence import CHAIN_TABLE, chain_rows
+
+#: tries at creating the tables when other processes race to create them too
+CREATE_ATTEMPTS = 8
 
 
 class PostgresLedgerRecorder(PostgresProcessRecorder):
@@ -39,6 +44,20 @@ class PostgresLedgerRecorder(PostgresProcessRecorder):
             "SELECT position, recorded_at, hash FROM {0}.{1} ORDER BY position DESC LIMIT 1"
         ).format(schema, table)
         self._insert_links = SQL("INSERT INTO {0}.{1} VALUES (%s, %s, %s)").format(schema, table)
+
+    def create_table(self) -> None:
+        """Create the tables, retrying when another process creates them at the same
+        moment: PostgreSQL's IF NOT EXISTS is not safe against concurrent creators
+        ("tuple concurrently updated", duplicate pg_type rows), and N consumer
+        replicas starting together do exactly that."""
+        for attempt in range(CREATE_ATTEMPTS):
+            try:
+                super().create_table()
+                return
+            except PersistenceError:
+                if attempt == CREATE_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.05 + random.random() * 0.2)
 
     def _fetch_ids_after_insert_events(
         self,

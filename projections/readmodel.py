@@ -29,6 +29,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import random
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -172,12 +174,38 @@ class ReadModel:
         """Create the tables (and, unless a bulk load follows, their query indexes)."""
         if self._schema_ready:
             return
-        with self._tx() as c:
-            for sql in _TABLES + (_INDEXES if indexes else []):
-                c.execute(sql)
-            c.execute("INSERT INTO rm_position (name, position) VALUES (?, 0) "
-                      "ON CONFLICT (name) DO NOTHING", (PROJECTION,))
+        if indexes and self._exists():
+            # No DDL when the tables are there: every query opens a ReadModel, and DDL
+            # takes table locks that can deadlock with a concurrent fold on PostgreSQL.
+            self._schema_ready = True
+            return
+        for attempt in range(8):
+            try:
+                with self._tx() as c:
+                    for sql in _TABLES + (_INDEXES if indexes else []):
+                        c.execute(sql)
+                    c.execute("INSERT INTO rm_position (name, position) VALUES (?, 0) "
+                              "ON CONFLICT (name) DO NOTHING", (PROJECTION,))
+                break
+            except Exception as e:  # noqa: BLE001 - PostgreSQL: concurrent creators
+                if attempt == 7:
+                    raise StorageError(f"cannot create the read-model tables: {e}") from e
+                time.sleep(0.05 + random.random() * 0.2)
         self._schema_ready = True
+
+    def _exists(self) -> bool:
+        """Whether a previous run created the tables (the last DDL makes rm_ship_lpp)."""
+        try:
+            with self._tx(commit=False) as c:
+                if self.pg:
+                    sql = "SELECT 1 FROM pg_indexes WHERE indexname = 'rm_ship_lpp'"
+                else:
+                    sql = "SELECT 1 FROM sqlite_master WHERE name = 'rm_ship_lpp'"
+                found = bool(c.execute(sql).fetchall())
+                return found and bool(c.execute(
+                    "SELECT 1 FROM rm_position WHERE name = ?", (PROJECTION,)).fetchall())
+        except Exception:  # noqa: BLE001 - a missing table is the answer "no"
+            return False
 
     def position(self) -> int:
         """How far the read model has folded the log (0: nothing yet)."""
