@@ -127,7 +127,7 @@ def generate(n: int, seed: int = 2025) -> Iterator[dict[str, Any]]:
         elif f < 0.03:
             change: dict[str, Any] = {"type": "shipment.corrected", **key,
                                       "reason": "corrected quantity",
-                                      "quantity": rng.randrange(1, 800)}
+                                      "quantity": ship["quantity"] + rng.randrange(1, 400)}
             if f < 0.015:
                 change["destination"] = rng.choice(countries)
                 change["authorization"] = {"kind": "none"}

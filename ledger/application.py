@@ -18,7 +18,7 @@ import datetime as dt
 import getpass
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from eventsourcing.application import Application
@@ -30,9 +30,6 @@ from eventsourcing.persistence import (
     Tracking,
 )
 
-from ledger.catalog import Catalog, bundled_catalog
-from ledger.commands import Command
-from ledger.decide import Context, Decision, aggregate_id_of, decide
 from ledger.errors import LedgerError, StorageError, ValidationError
 from ledger.events import LedgerEvent
 from ledger.persistence import (
@@ -43,6 +40,12 @@ from ledger.persistence import (
     decode_event,
     is_postgres,
 )
+
+if TYPE_CHECKING:
+    # The write side (commands, decide, the product catalog) is imported when first
+    # used: a query such as ``ledger quota`` never needs it and starts faster without.
+    from ledger.catalog import Catalog
+    from ledger.commands import Command
 
 #: how many times a batch is decided again after losing a race to another writer
 MAX_RACE_RETRIES = 5
@@ -114,11 +117,24 @@ class Ledger(Application[UUID]):
 
     def __init__(self, db: str | None = None, *, catalog: Catalog | None = None) -> None:
         self.url = database_url(db)
-        self.catalog = catalog or bundled_catalog()
+        self._catalog = catalog
         try:
             super().__init__(env=database_env(self.url))
         except PersistenceError as e:
             raise StorageError(f"cannot open the ledger database {self.url!r}: {e}") from e
+
+    @property
+    def catalog(self) -> Catalog:
+        """The product catalog decisions use (the bundled one unless given)."""
+        if self._catalog is None:
+            from ledger.catalog import bundled_catalog
+
+            self._catalog = bundled_catalog()
+        return self._catalog
+
+    @catalog.setter
+    def catalog(self, value: Catalog) -> None:
+        self._catalog = value
 
     # eventsourcing hooks ---------------------------------------------------------------
 
@@ -166,6 +182,8 @@ class Ledger(Application[UUID]):
     ) -> list[Outcome]:
         """Decide every command without writing. A ``LedgerError`` in place of a
         command stands for a line that did not parse; it is reported in order."""
+        from ledger.decide import Context, Decision, aggregate_id_of, decide
+
         now = now or dt.datetime.now(dt.UTC)
         ctx = Context(now=now, actor=actor, catalog=self.catalog)
         ids = [None if isinstance(c, LedgerError) else aggregate_id_of(c) for c in commands]

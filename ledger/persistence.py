@@ -198,6 +198,10 @@ def database_env(url: str) -> dict[str, str]:
             "POSTGRES_PORT": str(parts.port or 5432),
             "POSTGRES_USER": unquote(parts.username or "postgres"),
             "POSTGRES_PASSWORD": unquote(parts.password or ""),
+            # one connection up front (more on demand, up to eventsourcing's overflow
+            # of 10): a CLI query or a consumer uses one at a time, and opening five
+            # at start-up was a tenth of a `ledger quota` process
+            "POSTGRES_POOL_SIZE": os.environ.get("POSTGRES_POOL_SIZE", "1"),
             "PROCESS_RECORDER_TOPIC": "ledger.persistence_postgres:PostgresLedgerRecorder",
         }
         return env

@@ -30,10 +30,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 import random
+import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
+
+from eventsourcing.persistence import PersistenceError
 
 from ledger.application import Ledger
 from ledger.errors import StorageError
@@ -117,6 +120,19 @@ class _Cursor:
         if rows:
             self.raw.executemany(self._sql(sql), rows)
 
+    def insert_rows(self, table: str, columns: str, rows: Sequence[Sequence[Any]]) -> None:
+        """Bulk insert: COPY on PostgreSQL (several times faster than a pipelined
+        executemany there), executemany on SQLite."""
+        if not rows:
+            return
+        if self.pg:
+            with self.raw.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        else:
+            marks = ",".join("?" * (columns.count(",") + 1))
+            self.raw.executemany(f"INSERT INTO {table} ({columns}) VALUES ({marks})", rows)
+
     def fetchall(self) -> list[tuple[Any, ...]]:
         return [tuple(r) for r in self.raw.fetchall()]
 
@@ -142,6 +158,19 @@ class ReadModel:
 
     @contextmanager
     def _tx(self, commit: bool = True) -> Iterator[_Cursor]:
+        """A transaction on the ledger's database; driver errors become StorageError."""
+        try:
+            with self._raw_tx(commit) as c:
+                yield c
+        except (sqlite3.Error, PersistenceError) as e:
+            raise StorageError(f"the read model's database refused: {e}") from e
+        except Exception as e:
+            if self.pg and type(e).__module__.startswith("psycopg"):
+                raise StorageError(f"the read model's database refused: {e}") from e
+            raise
+
+    @contextmanager
+    def _raw_tx(self, commit: bool) -> Iterator[_Cursor]:
         datastore = self.ledger.recorder.datastore  # type: ignore[attr-defined]
         if self.pg:
             from psycopg.rows import tuple_row
@@ -625,11 +654,14 @@ class _Folder:
         c = self.c
         c.executemany("UPDATE rm_shipment_versions SET recorded_to = ? "
                       "WHERE sid = ? AND recorded_to IS NULL", self.close_old)
-        c.executemany(f"INSERT INTO rm_shipment_versions ({_SHIP_COLS}) VALUES "
-                      f"({','.join('?' * 16)})", self.new_versions)
-        c.executemany("INSERT INTO rm_allocations VALUES (?,?,?,?,?,?,?,?)", self.allocations)
-        c.executemany("INSERT INTO rm_allocation_changes VALUES (?,?,?,?,?)",
+        c.insert_rows("rm_shipment_versions", _SHIP_COLS, self.new_versions)
+        c.insert_rows("rm_allocations", "allocation_id, country, holder, valid_from, "
+                      "valid_to, position, reference, amount", self.allocations)
+        c.insert_rows("rm_allocation_changes",
+                      "allocation_id, position, kind, effective_date, amount",
                       self.alloc_changes)
-        c.executemany("INSERT INTO rm_veus VALUES (?,?,?,?,?)", self.veus)
-        c.executemany("INSERT INTO rm_veu_changes VALUES (?,?,?,?,?)", self.veu_changes)
-        c.executemany("INSERT INTO rm_rules VALUES (?,?,?)", self.rules)
+        c.insert_rows("rm_veus", "veu_id, kind, headquarters_country, valid_from, position",
+                      self.veus)
+        c.insert_rows("rm_veu_changes", "veu_id, position, kind, effective_date, data",
+                      self.veu_changes)
+        c.insert_rows("rm_rules", "position, rule_id, document", self.rules)
