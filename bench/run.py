@@ -89,6 +89,7 @@ def quota_cli(url: str, count: int) -> dict[str, Any]:
     from bench.steps import _percentiles, queries
 
     times, rss = [], []
+    failures: list[str] = []
     for q in queries(url, count, seed=13):
         argv = [*ledger_cli(), "--db", url, "quota", "--country", q["country"],
                 "--as-of", q["as_of"], "--json"]
@@ -96,10 +97,15 @@ def quota_cli(url: str, count: int) -> dict[str, Any]:
             argv += ["--known-at", str(q["known_at"])]
         if q["rule"]:
             argv += ["--rule", q["rule"]]
-        _out, wall, peak = run_measured(argv)
+        try:
+            _out, wall, peak = run_measured(argv)
+        except RuntimeError as e:  # counted and shown, not fatal: the run goes on
+            failures.append(f"{q}: {e}"[-400:])
+            continue
         times.append(wall)
         rss.append(peak)
-    result = {**_percentiles(times), "peak_rss_mb": round(max(rss), 1)}
+    result = {**_percentiles(times), "peak_rss_mb": round(max(rss), 1),
+              "failures": len(failures), "first_failure": failures[0] if failures else None}
     print(f"    quota_cli: {json.dumps(result)}", flush=True)
     return result
 
