@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from eventsourcing.persistence import PersistenceError, StoredEvent
-from eventsourcing.postgres import PostgresProcessRecorder
+from eventsourcing.postgres import PostgresAggregateRecorder, PostgresProcessRecorder
 from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
@@ -24,6 +24,8 @@ from ledger.persistence import CHAIN_TABLE, chain_rows
 
 #: tries at creating the tables when other processes race to create them too
 CREATE_ATTEMPTS = 8
+#: events per INSERT statement in a large batch (see insert_events)
+INSERT_CHUNK = 5_000
 
 
 class PostgresLedgerRecorder(PostgresProcessRecorder):
@@ -59,6 +61,38 @@ class PostgresLedgerRecorder(PostgresProcessRecorder):
                     raise
                 time.sleep(0.05 + random.random() * 0.2)
 
+    def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any
+                      ) -> Sequence[int] | None:
+        """Append events (and tracking) in one transaction; large batches in chunks.
+
+        eventsourcing sends a batch as ONE pipelined statement; with ~100,000 events
+        that statement stalled here (client and server each waiting for the other).
+        A large batch is therefore inserted chunk by chunk, without the pipeline, in
+        the same transaction and under the same table lock: still all or nothing."""
+        if len(stored_events) <= INSERT_CHUNK:
+            return super().insert_events(stored_events, **kwargs)
+        with self.datastore.get_connection() as conn, conn.transaction(), \
+                conn.cursor() as curs:
+            self._insert_events(curs, stored_events, **kwargs)  # the tracking row
+            self._lock_table(curs)
+            self._notify_channel(curs)
+            positions: list[int] = []
+            for start in range(0, len(stored_events), INSERT_CHUNK):
+                chunk = stored_events[start:start + INSERT_CHUNK]
+                PostgresAggregateRecorder._insert_stored_events(self, curs, chunk)
+                positions += [row["notification_id"] for row in curs.fetchall()]
+            self._append_links(curs, positions, stored_events)
+        return positions
+
+    def _append_links(self, curs: Cursor[DictRow], positions: Sequence[int],
+                      stored_events: Sequence[StoredEvent]) -> None:
+        curs.execute(self._select_head)
+        row = curs.fetchone()
+        head = None if row is None else (row["recorded_at"], row["hash"])
+        links = chain_rows(head, positions, stored_events)
+        for start in range(0, len(links), INSERT_CHUNK):
+            curs.executemany(self._insert_links, links[start:start + INSERT_CHUNK])
+
     def _fetch_ids_after_insert_events(
         self,
         curs: Cursor[DictRow],
@@ -69,9 +103,5 @@ class PostgresLedgerRecorder(PostgresProcessRecorder):
         if not stored_events:
             return positions
         assert positions is not None
-        curs.execute(self._select_head)
-        row = curs.fetchone()
-        head = None if row is None else (row["recorded_at"], row["hash"])
-        links = chain_rows(head, positions, stored_events)
-        curs.executemany(self._insert_links, links)
+        self._append_links(curs, positions, stored_events)
         return positions

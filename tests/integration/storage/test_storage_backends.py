@@ -163,3 +163,41 @@ def test_racing_processes_record_a_shipment_once(db_url: str, tmp_path: Any) -> 
     app = Ledger(db_url)
     assert len(list(app.read())) == 1
     app.close()
+
+
+def test_large_batches_are_chunked_in_one_transaction(db_url: str, monkeypatch: Any) -> None:
+    """PostgreSQL inserts a large batch chunk by chunk (one transaction, one chain);
+    forced here with a tiny chunk size. A no-op on SQLite, which runs it as usual."""
+    import ledger.persistence_postgres as pg
+
+    monkeypatch.setattr(pg, "INSERT_CHUNK", 3)
+    from eventsourcing.persistence import Tracking
+
+    app = Ledger(db_url)
+    app.submit([shipment("first")], actor="test")
+    result = app.submit([shipment(f"B{i}") for i in range(10)], actor="test",
+                        tracking=Tracking("kafka:shipments:0", 41))
+    assert result.appended == 10 and len(result.positions) == 10
+    stored = list(app.read_stored())
+    assert [n.id for n in stored][-10:] == result.positions
+    times = app.recorded_times()
+    prev = GENESIS_HASH
+    for n in stored:
+        prev = link_hash(prev, n.id, times[n.id], str(n.originator_id), n.originator_version,
+                         n.topic, n.state)
+    assert app.head() == (stored[-1].id, times[stored[-1].id], prev)
+    assert app.recorder.max_tracking_id("kafka:shipments:0") == 41
+    with pytest.raises(BatchRejected):  # all or nothing: one bad command, nothing appended
+        app.submit([*(shipment(f"C{i}") for i in range(7)), shipment("B0", quantity=5)],
+                    actor="test")
+    assert len(list(app.read())) == 11
+    # a clash in the last chunk rolls back the chunks before it
+    from eventsourcing.persistence import IntegrityError
+
+    fresh = [o.events[0] for o in app.plan([shipment(f"D{i}") for i in range(7)], actor="t")]
+    already = next(e for _, e in app.read())
+    with pytest.raises(IntegrityError):
+        app.append([*fresh, already])
+    assert len(list(app.read())) == 11
+    assert sorted(app.recorded_times()) == [n.id for n in app.read_stored()]
+    app.close()
