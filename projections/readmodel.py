@@ -255,11 +255,12 @@ class ReadModel:
                              (PROJECTION,)).fetchall()
         return int(rows[0][0]) if rows else 0
 
+    def _head_sql(self) -> str:
+        pos = "notification_id" if self.pg else "rowid"
+        return f"SELECT MAX({pos}) FROM {self.events_table}"
+
     def _head(self, c: _Cursor) -> int:
-        table = self.events_table
-        sql = (f"SELECT MAX(notification_id) FROM {table}" if self.pg
-               else f"SELECT MAX(rowid) FROM {table}")
-        rows = c.execute(sql).fetchall()
+        rows = c.execute(self._head_sql()).fetchall()
         return int(rows[0][0] or 0)
 
     # --- folding the log --------------------------------------------------------------
@@ -286,6 +287,13 @@ class ReadModel:
         self.ensure_schema()
         folded = 0
         conflicts = 0
+        # the common case, nothing new: one read, no write transaction
+        with self._tx(commit=False) as c:
+            position, head = c.execute(
+                f"SELECT (SELECT position FROM rm_position WHERE name = ?), "
+                f"({self._head_sql()})", (PROJECTION,)).fetchall()[0]
+        if int(position or 0) >= int(head or 0):
+            return 0
         while True:
             try:
                 n, done, head = self._fold_batch(batch)
@@ -332,11 +340,14 @@ class ReadModel:
         """(K, state position): the cut-off used for rows and the last recorded
         position at or before it (what a full replay's state.position would be)."""
         with self._tx(commit=False) as c:
-            rm = int(c.execute("SELECT position FROM rm_position WHERE name = ?",
-                               (PROJECTION,)).fetchall()[0][0])
-            cut = rm if known_at is None else min(known_at, rm)
-            rows = c.execute(f"SELECT MAX(position) FROM {CHAIN_TABLE} WHERE position <= ?",
-                             (cut,)).fetchall()
+            return self._known_position(c, known_at)
+
+    def _known_position(self, c: _Cursor, known_at: int | None) -> tuple[int, int]:
+        rm = int(c.execute("SELECT position FROM rm_position WHERE name = ?",
+                           (PROJECTION,)).fetchall()[0][0])
+        cut = rm if known_at is None else min(known_at, rm)
+        rows = c.execute(f"SELECT MAX(position) FROM {CHAIN_TABLE} WHERE position <= ?",
+                         (cut,)).fetchall()
         return cut, int(rows[0][0] or 0)
 
     def country_state(self, country: str, known_at: int | None = None,
@@ -345,11 +356,11 @@ class ReadModel:
         known at ``known_at`` (None: everything folded). With ``as_of``, shipments
         dated after it are left out: the position on ``as_of`` never reads them."""
         self.ensure_schema()
-        cut, state_pos = self.known_position(known_at)
         last_day = "9999-12-31" if as_of is None else as_of.isoformat()
         valid = ("recorded_from <= ? AND (recorded_to IS NULL OR recorded_to > ?) "
                  "AND voided = 0 AND ship_date <= ?")
-        with self._tx(commit=False) as c:
+        with self._tx(commit=False) as c:  # one snapshot for every read below
+            cut, state_pos = self._known_position(c, known_at)
             ships = c.execute(
                 f"SELECT {_SHIP_COLS} FROM rm_shipment_versions WHERE destination = ? "
                 f"AND {valid}", (country, cut, cut, last_day)).fetchall()
@@ -392,8 +403,8 @@ class ReadModel:
         """Every row as known at ``known_at``: what ``quota_all`` needs. Costs the size
         of the ledger, like a replay, but without decoding any event."""
         self.ensure_schema()
-        cut, state_pos = self.known_position(known_at)
         with self._tx(commit=False) as c:
+            cut, state_pos = self._known_position(c, known_at)
             ships = c.execute(
                 f"SELECT {_SHIP_COLS} FROM rm_shipment_versions WHERE recorded_from <= ? "
                 "AND (recorded_to IS NULL OR recorded_to > ?) AND voided = 0",
