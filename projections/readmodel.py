@@ -267,11 +267,15 @@ class ReadModel:
 
     def rebuild(self, progress: Progress | None = None) -> int:
         """Drop the tables and fold the whole log again; returns events folded."""
+        # drop and create in one transaction: a concurrent query sees the old tables
+        # or new empty ones (position 0, which it would fold itself), never none
         with self._tx() as c:
             for table in _DROP:
                 c.execute(f"DROP TABLE IF EXISTS {table}")
-        self._schema_ready = False
-        self.ensure_schema(indexes=False)
+            for sql in _TABLES:
+                c.execute(sql)
+            c.execute("INSERT INTO rm_position (name, position) VALUES (?, 0)", (PROJECTION,))
+        self._schema_ready = True
         folded = self.catch_up(progress=progress)
         with self._tx() as c:
             for sql in _INDEXES:
