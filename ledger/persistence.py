@@ -202,6 +202,10 @@ def database_env(url: str) -> dict[str, str]:
             # of 10): a CLI query or a consumer uses one at a time, and opening five
             # at start-up was a tenth of a `ledger quota` process
             "POSTGRES_POOL_SIZE": os.environ.get("POSTGRES_POOL_SIZE", "1"),
+            # eventsourcing ends a session idle in a transaction for 5 s; a bulk import
+            # or a projection batch does seconds of Python work inside its transaction
+            "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": os.environ.get(
+                "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT", "120"),
             "PROCESS_RECORDER_TOPIC": "ledger.persistence_postgres:PostgresLedgerRecorder",
         }
         return env

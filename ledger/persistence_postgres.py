@@ -76,12 +76,20 @@ class PostgresLedgerRecorder(PostgresProcessRecorder):
             self._insert_events(curs, stored_events, **kwargs)  # the tracking row
             self._lock_table(curs)
             self._notify_channel(curs)
+            curs.execute(self._select_head)
+            row = curs.fetchone()
+            head = None if row is None else (row["recorded_at"], row["hash"])
             positions: list[int] = []
+            # events and their links chunk by chunk, so the connection is never idle
+            # in the transaction for long (eventsourcing's idle timeout ends it)
             for start in range(0, len(stored_events), INSERT_CHUNK):
                 chunk = stored_events[start:start + INSERT_CHUNK]
                 PostgresAggregateRecorder._insert_stored_events(self, curs, chunk)
-                positions += [row["notification_id"] for row in curs.fetchall()]
-            self._append_links(curs, positions, stored_events)
+                ids = [row["notification_id"] for row in curs.fetchall()]
+                links = chain_rows(head, ids, chunk)
+                curs.executemany(self._insert_links, links)
+                head = (links[-1][1], links[-1][2])
+                positions += ids
         return positions
 
     def _append_links(self, curs: Cursor[DictRow], positions: Sequence[int],
@@ -89,9 +97,7 @@ class PostgresLedgerRecorder(PostgresProcessRecorder):
         curs.execute(self._select_head)
         row = curs.fetchone()
         head = None if row is None else (row["recorded_at"], row["hash"])
-        links = chain_rows(head, positions, stored_events)
-        for start in range(0, len(links), INSERT_CHUNK):
-            curs.executemany(self._insert_links, links[start:start + INSERT_CHUNK])
+        curs.executemany(self._insert_links, chain_rows(head, positions, stored_events))
 
     def _fetch_ids_after_insert_events(
         self,
