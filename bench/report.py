@@ -29,6 +29,10 @@ def _ms(value: float) -> str:
     return f"{value:,.0f} ms" if value >= 10 else f"{value:,.1f} ms"
 
 
+def _ratio(value: float) -> str:
+    return f"{value:,.1f}x" if value < 10 else f"{value:,.0f}x"
+
+
 def _g(r: dict[str, Any], *path: str) -> Any:
     cur: Any = r
     for p in path:
@@ -54,7 +58,7 @@ def rows(runs: list[dict[str, Any]]) -> list[str]:
             f"{_k(reb)} | {_k(sel)} | {reb / sel:.2f} | "
             f"{_ms(lib['p50_ms'])} / {_ms(lib['p99_ms'])} | "
             f"{_ms(cli['p50_ms'])} / {_ms(cli['p99_ms'])} | {_ms(rep['p50_ms'])} | "
-            f"{rep['p50_ms'] / cli['p50_ms']:,.0f}x | {r['replay']['seconds']:.1f} s |")
+            f"{_ratio(rep['p50_ms'] / cli['p50_ms'])} | {r['replay']['seconds']:.1f} s |")
     return out
 
 
