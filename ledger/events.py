@@ -16,6 +16,7 @@ never changes in place: bump ``class_version`` and add an upcaster.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import uuid
 from typing import Any, ClassVar, Literal
 
@@ -28,6 +29,7 @@ from ledger.rulebook import RuleBook
 LEDGER_NAMESPACE = uuid.UUID("6f1c2a4e-9a43-4b7e-8f0e-0b6c1e2d3a57")
 
 
+@functools.lru_cache(maxsize=1 << 16)  # asked twice per command (plan, then the event)
 def shipment_id(exporter_id: str, shipment_ref: str) -> uuid.UUID:
     """The aggregate id of a shipment: one per (exporter id, shipment reference)."""
     return uuid.uuid5(LEDGER_NAMESPACE, f"shipment:{exporter_id}\x1f{shipment_ref}")
@@ -174,6 +176,8 @@ class LedgerEvent(BaseModel):
     @field_validator("timestamp")
     @classmethod
     def _utc(cls, v: dt.datetime) -> dt.datetime:
+        if v.tzinfo is dt.UTC:  # the common case, without computing an offset
+            return v
         if v.tzinfo is None or v.utcoffset() != dt.timedelta(0):
             raise ValueError(f"timestamp must be UTC, got {v.isoformat()}")
         return v

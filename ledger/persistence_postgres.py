@@ -9,16 +9,23 @@ own module so a SQLite-only run never imports psycopg.
 
 from __future__ import annotations
 
+import random
+import time
 from collections.abc import Sequence
 from typing import Any
 
-from eventsourcing.persistence import StoredEvent
-from eventsourcing.postgres import PostgresProcessRecorder
+from eventsourcing.persistence import PersistenceError, StoredEvent
+from eventsourcing.postgres import PostgresAggregateRecorder, PostgresProcessRecorder
 from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
 
 from ledger.persistence import CHAIN_TABLE, chain_rows
+
+#: tries at creating the tables when other processes race to create them too
+CREATE_ATTEMPTS = 8
+#: events per INSERT statement in a large batch (see insert_events)
+INSERT_CHUNK = 5_000
 
 
 class PostgresLedgerRecorder(PostgresProcessRecorder):
@@ -40,6 +47,58 @@ class PostgresLedgerRecorder(PostgresProcessRecorder):
         ).format(schema, table)
         self._insert_links = SQL("INSERT INTO {0}.{1} VALUES (%s, %s, %s)").format(schema, table)
 
+    def create_table(self) -> None:
+        """Create the tables, retrying when another process creates them at the same
+        moment: PostgreSQL's IF NOT EXISTS is not safe against concurrent creators
+        ("tuple concurrently updated", duplicate pg_type rows), and N consumer
+        replicas starting together do exactly that."""
+        for attempt in range(CREATE_ATTEMPTS):
+            try:
+                super().create_table()
+                return
+            except PersistenceError:
+                if attempt == CREATE_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.05 + random.random() * 0.2)
+
+    def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any
+                      ) -> Sequence[int] | None:
+        """Append events (and tracking) in one transaction; large batches in chunks.
+
+        eventsourcing sends a batch as ONE pipelined statement; with ~100,000 events
+        that statement stalled here (client and server each waiting for the other).
+        A large batch is therefore inserted chunk by chunk, without the pipeline, in
+        the same transaction and under the same table lock: still all or nothing."""
+        if len(stored_events) <= INSERT_CHUNK:
+            return super().insert_events(stored_events, **kwargs)
+        with self.datastore.get_connection() as conn, conn.transaction(), \
+                conn.cursor() as curs:
+            self._insert_events(curs, stored_events, **kwargs)  # the tracking row
+            self._lock_table(curs)
+            self._notify_channel(curs)
+            curs.execute(self._select_head)
+            row = curs.fetchone()
+            head = None if row is None else (row["recorded_at"], row["hash"])
+            positions: list[int] = []
+            # events and their links chunk by chunk, so the connection is never idle
+            # in the transaction for long (eventsourcing's idle timeout ends it)
+            for start in range(0, len(stored_events), INSERT_CHUNK):
+                chunk = stored_events[start:start + INSERT_CHUNK]
+                PostgresAggregateRecorder._insert_stored_events(self, curs, chunk)
+                ids = [row["notification_id"] for row in curs.fetchall()]
+                links = chain_rows(head, ids, chunk)
+                curs.executemany(self._insert_links, links)
+                head = (links[-1][1], links[-1][2])
+                positions += ids
+        return positions
+
+    def _append_links(self, curs: Cursor[DictRow], positions: Sequence[int],
+                      stored_events: Sequence[StoredEvent]) -> None:
+        curs.execute(self._select_head)
+        row = curs.fetchone()
+        head = None if row is None else (row["recorded_at"], row["hash"])
+        curs.executemany(self._insert_links, chain_rows(head, positions, stored_events))
+
     def _fetch_ids_after_insert_events(
         self,
         curs: Cursor[DictRow],
@@ -50,9 +109,5 @@ class PostgresLedgerRecorder(PostgresProcessRecorder):
         if not stored_events:
             return positions
         assert positions is not None
-        curs.execute(self._select_head)
-        row = curs.fetchone()
-        head = None if row is None else (row["recorded_at"], row["hash"])
-        links = chain_rows(head, positions, stored_events)
-        curs.executemany(self._insert_links, links)
+        self._append_links(curs, positions, stored_events)
         return positions

@@ -18,7 +18,6 @@ from functools import cache
 from importlib import resources
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ledger.countries import is_country_code
@@ -292,6 +291,7 @@ class RuleBook(_Doc):
 
 def parse_rulebook(text: str, *, origin: str = "<text>") -> RuleBook:
     """Parse a YAML or JSON rule book; raise ValidationError naming field and value."""
+    import yaml  # here, not at the top: a query parses no YAML
     from pydantic import ValidationError as PydanticError
 
     try:

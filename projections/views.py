@@ -59,3 +59,39 @@ def quota_all(state: LedgerState, as_of: dt.date, *, rule_id: str | None = None,
     if tier is not None:
         positions = [p for p in positions if p.tier == tier]
     return positions
+
+
+# --- answers from the read model (projections.readmodel) ------------------------------
+#
+# The same functions as above, fed a LedgerState that holds only the rows the answer
+# reads, loaded from the read-model tables instead of replaying the log. The read
+# model is caught up first, so the answer covers everything recorded so far.
+
+
+def readmodel_quota(ledger: Ledger, country: str, as_of: dt.date, *,
+                    rule_id: str | None = None, known_at: int | None = None,
+                    explain: bool = False, on_the_books: bool = False,
+                    catch_up: bool = True) -> Position:
+    """``quota`` for one country, from the read model. Raises UnknownRule."""
+    from projections.readmodel import ReadModel
+
+    rm = ReadModel(ledger)
+    if catch_up:
+        rm.catch_up()
+    state = rm.country_state(country, known_at, as_of)
+    return quota(state, country, as_of, rule_id=rule_id, known_at=known_at, explain=explain,
+                 on_the_books=on_the_books)
+
+
+def readmodel_quota_all(ledger: Ledger, as_of: dt.date, *, rule_id: str | None = None,
+                        known_at: int | None = None, tier: int | None = None,
+                        on_the_books: bool = False, catch_up: bool = True) -> list[Position]:
+    """``quota_all`` from the read model (every row as known, no event decoding)."""
+    from projections.readmodel import ReadModel
+
+    rm = ReadModel(ledger)
+    if catch_up:
+        rm.catch_up()
+    state = rm.full_state(known_at)
+    return quota_all(state, as_of, rule_id=rule_id, known_at=known_at, tier=tier,
+                     on_the_books=on_the_books)

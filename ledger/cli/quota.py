@@ -53,7 +53,7 @@ def quota(ctx: click.Context, country: str | None, all_: bool, tier: int | None,
       ledger quota --country MX --as-of 2025-06-30 --on-the-books --explain
     """
     from ledger.errors import ValidationError
-    from projections.views import load_state, quota as quota_view, quota_all
+    from projections.views import readmodel_quota, readmodel_quota_all
 
     if (country is None) == (not all_):
         raise ValidationError("give exactly one of --country CC or --all", field="country",
@@ -66,10 +66,10 @@ def quota(ctx: click.Context, country: str | None, all_: bool, tier: int | None,
                               field="explain", value=explain)
     ledger = open_ledger(ctx)
     position = ledger.resolve_known_at(known_at)
-    state = load_state(ledger, position)
+    # answered from the read model (caught up first), not by replaying the log
     if country is not None:
-        p = quota_view(state, country, as_of, rule_id=rule_id, known_at=position,
-                       explain=explain is not None, on_the_books=books)
+        p = readmodel_quota(ledger, country, as_of, rule_id=rule_id, known_at=position,
+                            explain=explain is not None, on_the_books=books)
         lineage = None
         if explain is not None:
             lineage = explain_items(p.contributions or [], full=explain == "full")
@@ -83,8 +83,8 @@ def quota(ctx: click.Context, country: str | None, all_: bool, tier: int | None,
             if lineage is not None:
                 _print_lineage(lineage)
         return
-    positions = quota_all(state, as_of, rule_id=rule_id, known_at=position, tier=tier,
-                          on_the_books=books)
+    positions = readmodel_quota_all(ledger, as_of, rule_id=rule_id, known_at=position,
+                                    tier=tier, on_the_books=books)
     if as_json:
         print_json([p.model_dump(mode="json", exclude={"contributions"}) for p in positions])
     else:

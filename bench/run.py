@@ -1,0 +1,252 @@
+"""The benchmark: one command, both backends, three sizes, one table.
+
+    python -m bench.run --sizes 10000,100000,1000000 --backends sqlite,postgres
+
+For each size it writes a seeded synthetic ledger (``bench.generate``) as JSON Lines
+(cached in bench/data/), and for each backend it loads it into a fresh database and
+measures, each step in its own process (``bench.steps``) so its peak memory is its
+own:
+
+1. bulk import (``ledger import``'s library path, one transaction) beside a raw
+   ``executemany`` of the same stored rows into a plain table;
+2. projection rebuild beside a raw SELECT of the event rows plus ``json.loads``;
+3. ``ledger quota`` latency, p50/p99, as a library call and as a whole CLI process,
+   beside a full replay of the log for the same answers (checked equal);
+4. the replay of ``ai-diffusion-2025`` over all shipments (see RESULTS.md for what
+   that means on this branch), and ``ledger replay`` itself when it is installed;
+5. peak memory (max RSS) of each.
+
+Results go to bench/results/<size>-<backend>.json; ``bench.report`` renders them
+as bench/RESULTS.md (run automatically at the end). PostgreSQL uses the server at
+``--postgres`` (default: LEDGER_TEST_POSTGRES or postgresql://postgres@127.0.0.1:5432)
+and creates and drops its own databases.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+DATA = HERE / "data"
+RESULTS = HERE / "results"
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    return env
+
+
+def run_measured(argv: list[str], timeout: float = 3600) -> tuple[str, float, float]:
+    """Run a child process; return (stdout, wall seconds, peak RSS in MB of that child)."""
+    start = time.perf_counter()
+    err_file = tempfile.TemporaryFile("w+")
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=err_file, env=_env(),
+                            cwd=ROOT, text=True)
+    # wait4 gives this child's own rusage (RUSAGE_CHILDREN would be a running max).
+    # stderr goes to a file, not a pipe, so a chatty child cannot block on a full pipe.
+    assert proc.stdout is not None
+    out = proc.stdout.read()
+    _pid, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    wall = time.perf_counter() - start
+    err_file.seek(0)
+    err = err_file.read()
+    err_file.close()
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv[:4])}... failed ({proc.returncode}): {err[-2000:]}")
+    return out, wall, usage.ru_maxrss / 1024
+
+
+def step(name: str, url: str, *args: str) -> dict[str, Any]:
+    out, wall, rss = run_measured([sys.executable, "-m", "bench.steps", name, url, *args])
+    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    result["peak_rss_mb"] = round(rss, 1)
+    result["process_seconds"] = round(wall, 3)
+    print(f"    {name}: {json.dumps(result)}", flush=True)
+    return result
+
+
+def ledger_cli() -> list[str]:
+    exe = shutil.which("ledger", path=str(Path(sys.executable).parent)) or shutil.which("ledger")
+    return [exe] if exe else [sys.executable, "-m", "ledger"]
+
+
+def quota_cli(url: str, count: int) -> dict[str, Any]:
+    """Whole ``ledger quota`` processes, as a user runs them."""
+    from bench.steps import _percentiles, queries
+
+    times, rss = [], []
+    failures: list[str] = []
+    for q in queries(url, count, seed=13):
+        argv = [*ledger_cli(), "--db", url, "quota", "--country", q["country"],
+                "--as-of", q["as_of"], "--json"]
+        if q["known_at"] is not None:
+            argv += ["--known-at", str(q["known_at"])]
+        if q["rule"]:
+            argv += ["--rule", q["rule"]]
+        try:
+            _out, wall, peak = run_measured(argv)
+        except RuntimeError as e:  # counted and shown, not fatal: the run goes on
+            failures.append(f"{q}: {e}"[-400:])
+            continue
+        times.append(wall)
+        rss.append(peak)
+    result = {**_percentiles(times), "peak_rss_mb": round(max(rss), 1),
+              "failures": len(failures), "first_failure": failures[0] if failures else None}
+    print(f"    quota_cli: {json.dumps(result)}", flush=True)
+    return result
+
+
+def replay_cli(url: str) -> dict[str, Any] | None:
+    """``ledger replay --rule ai-diffusion-2025`` if this install has it (another
+    branch builds it); None when it does not."""
+    from ledger.cli import LAZY_COMMANDS
+
+    if "replay" not in LAZY_COMMANDS:
+        return None
+    argv = [*ledger_cli(), "--db", url, "replay", "--rule", "ai-diffusion-2025", "--json",
+            "--quiet"]
+    try:
+        _out, wall, peak = run_measured(argv)
+    except RuntimeError as e:
+        return {"error": str(e)[:300]}
+    return {"seconds": round(wall, 3), "peak_rss_mb": round(peak, 1)}
+
+
+def pg_base(arg: str | None) -> str:
+    return arg or os.environ.get("LEDGER_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
+
+
+def new_db(backend: str, size: int, base: str, prefix: str, tmp: Path) -> str:
+    if backend == "sqlite":
+        path = tmp / f"bench-{size}.db"
+        path.unlink(missing_ok=True)
+        return str(path)
+    import psycopg
+
+    name = f"{prefix}_{size}"
+    with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return f"{base}/{name}"
+
+
+def drop_db(backend: str, url: str, base: str) -> None:
+    if backend == "sqlite":
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            Path(url + suffix).unlink(missing_ok=True)
+        return
+    import psycopg
+
+    with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
+
+
+def dataset(size: int, seed: int) -> Path:
+    from bench.generate import write_jsonl
+
+    DATA.mkdir(parents=True, exist_ok=True)
+    path = DATA / f"ledger-{size}-{seed}.jsonl"
+    if not path.exists():
+        start = time.perf_counter()
+        tmp = path.with_suffix(".tmp")
+        lines = write_jsonl(tmp, size, seed)
+        tmp.rename(path)
+        print(f"  generated {path.name}: {lines} lines in {time.perf_counter() - start:.1f} s")
+    return path
+
+
+def machine() -> dict[str, Any]:
+    info: dict[str, Any] = {"python": platform.python_version(), "platform": platform.platform(),
+                            "cpus": os.cpu_count()}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                info["cpu"] = line.split(":", 1)[1].strip()
+                break
+        mem = Path("/proc/meminfo").read_text().splitlines()[0].split()[1]
+        info["memory_gb"] = round(int(mem) / 1024 / 1024, 1)
+    except OSError:
+        pass
+    try:
+        import sqlite3
+
+        info["sqlite"] = sqlite3.sqlite_version
+    except ImportError:
+        pass
+    return info
+
+
+def bench_one(size: int, backend: str, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+    path = dataset(size, args.seed)
+    base = pg_base(args.postgres)
+    url = new_db(backend, size, base, args.pg_prefix, tmp)
+    print(f"  {size} on {backend}", flush=True)
+    result: dict[str, Any] = {"size": size, "backend": backend, "seed": args.seed,
+                              "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                              "machine": machine()}
+    try:
+        result["import"] = step("import", url, str(path))
+        result["raw_insert"] = step("raw_insert", url)
+        result["rebuild"] = step("rebuild", url)
+        result["raw_select"] = step("raw_select", url)
+        result["quota_lib"] = step("quota_lib", url, str(args.queries))
+        result["quota_cli"] = quota_cli(url, args.cli_queries)
+        replays = args.replays if size < 1_000_000 else max(1, args.replays // 2)
+        result["quota_replay"] = step("quota_replay", url, str(replays))
+        result["replay"] = step("replay", url)
+        result["replay_readmodel"] = step("replay_readmodel", url)
+        result["replay_cli"] = replay_cli(url)
+    finally:
+        if not args.keep:
+            drop_db(backend, url, base)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = RESULTS / f"{size}-{backend}.json"
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="10000,100000,1000000",
+                        help="shipment counts, comma-separated")
+    parser.add_argument("--backends", default="sqlite,postgres")
+    parser.add_argument("--seed", type=int, default=2025)
+    parser.add_argument("--queries", type=int, default=200, help="library quota calls")
+    parser.add_argument("--cli-queries", type=int, default=30, help="CLI quota processes")
+    parser.add_argument("--replays", type=int, default=4,
+                        help="full replays to compare with (halved at 1M)")
+    parser.add_argument("--postgres", help="server URL without database name")
+    parser.add_argument("--pg-prefix", default="ql_bench", help="database name prefix")
+    parser.add_argument("--keep", action="store_true", help="keep the databases")
+    args = parser.parse_args(argv)
+    sizes = [int(s) for s in args.sizes.split(",") if s]
+    backends = [b for b in args.backends.split(",") if b]
+    for b in backends:
+        if b not in ("sqlite", "postgres"):
+            parser.error(f"--backends: unknown backend {b!r} (sqlite, postgres)")
+    with tempfile.TemporaryDirectory(prefix="ledger-bench-") as tmp:
+        for size in sizes:
+            for backend in backends:
+                bench_one(size, backend, args, Path(tmp))
+    from bench.report import write_report
+
+    print(f"wrote {write_report()}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,86 @@
+"""``ledger projections``: build, catch up and inspect the read models.
+
+``rebuild`` drops the read-model tables and folds the whole log again (progress bar);
+``catch-up`` folds what was recorded since the last run, once or, with ``--follow``,
+forever (the deploy's catch-up service); ``status`` shows how far behind they are.
+Queries catch up by themselves, so these are for operators, not a required step.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import click
+
+from ledger.cli.common import open_ledger
+from ledger.cli.output import print_json
+
+
+def _read_model(ctx: click.Context) -> Any:
+    from projections.readmodel import ReadModel
+
+    return ReadModel(open_ledger(ctx))
+
+
+@click.group()
+def projections() -> None:
+    """Read models that answer queries without replaying the log."""
+
+
+@projections.command()
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.pass_context
+def rebuild(ctx: click.Context, quiet: bool) -> None:
+    """Drop the read models and fold the whole event log again."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+    from rich.progress import TimeElapsedColumn
+
+    rm = _read_model(ctx)
+    start = time.perf_counter()
+    if quiet:
+        folded = rm.rebuild()
+    else:
+        columns = (TextColumn("folding events"), BarColumn(), MofNCompleteColumn(),
+                   TimeElapsedColumn())
+        with Progress(*columns, transient=True) as bar:
+            task = bar.add_task("rebuild", total=None)
+
+            def report(done: int, head: int) -> None:
+                bar.update(task, completed=done, total=head)
+
+            folded = rm.rebuild(progress=report)
+    took = time.perf_counter() - start
+    click.echo(f"read models rebuilt: {folded} events folded in {took:.1f} s, "
+               f"at position {rm.position()}")
+
+
+@projections.command("catch-up")
+@click.option("--follow", is_flag=True, help="Keep polling for new events until stopped.")
+@click.option("--interval", type=click.FloatRange(0.05, 3600), default=1.0,
+              show_default=True, help="With --follow: seconds between polls.")
+@click.pass_context
+def catch_up(ctx: click.Context, follow: bool, interval: float) -> None:
+    """Fold the events recorded since the read models' position."""
+    rm = _read_model(ctx)
+    while True:
+        folded = rm.catch_up()
+        if folded or not follow:
+            click.echo(f"folded {folded} events, read models at position {rm.position()}")
+        if not follow:
+            return
+        time.sleep(interval)
+
+
+@projections.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
+@click.pass_context
+def status(ctx: click.Context, as_json: bool) -> None:
+    """The read models' position beside the log's head."""
+    rm = _read_model(ctx)
+    position, head = rm.position(), rm.ledger.max_position()
+    if as_json:
+        print_json({"position": position, "head": head, "behind": head - position})
+    else:
+        click.echo(f"read models at position {position}, log head {head}, "
+                   f"{head - position} events behind")

@@ -1,0 +1,716 @@
+"""Read models: the ledger's state as SQL tables, so a query never replays the log.
+
+Tables (prefix ``rm_``) live in the ledger's own database (SQLite file or PostgreSQL):
+
+- ``rm_shipment_versions``: one row per version of a shipment, valid for recorded
+  positions ``[recorded_from, recorded_to)`` (``recorded_to`` NULL: still current).
+  A correction closes the open version and opens a new one; a void opens a version
+  with ``voided = 1``. "As known at K" is ``recorded_from <= K < recorded_to``.
+- ``rm_allocations`` and ``rm_allocation_changes`` (adjustments and revocations, each
+  with its recorded position);
+- ``rm_veus`` and ``rm_veu_changes`` (grant, amendments, revocation);
+- ``rm_rules``: every published rule revision with its position;
+- ``rm_position``: how far the tables have folded the log. It is updated in the same
+  transaction as the rows, with a compare-and-set on the old value, so two processes
+  catching up at once never apply an event twice (the loser rolls back and re-reads).
+
+A query loads only the rows one country needs as known at a position (its shipments,
+the LPP shipments of its consignees, the licenses and VEUs they name, the rules),
+builds a ``LedgerState`` holding just those rows and hands it to
+``projections.positions.country_position``: the answer is the full replay's answer by
+construction, at a cost that follows the country's rows, not the log's length.
+
+Folding the log into rows works on the stored JSON (pydantic-core's ``from_json``, a
+faster ``json.loads``), not on pydantic events, because rebuild speed is bounded by
+decoding; an event with an upcast shape
+(``class_version`` > 1) goes through ``decode_event`` so upcasters still apply.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import random
+import sqlite3
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from eventsourcing.persistence import PersistenceError
+from pydantic_core import from_json
+
+from ledger.application import Ledger
+from ledger.errors import StorageError
+from ledger.events import Authorization, ShipmentFields, VeuLimits
+from ledger.persistence import CHAIN_TABLE, decode_event, is_postgres
+from ledger.rulebook import RuleBook
+from projections.state import (
+    AllocationRow,
+    LedgerState,
+    ShipmentRow,
+    VeuRow,
+    VeuVersion,
+)
+
+#: the name of this projection's row in rm_position
+PROJECTION = "quota"
+#: events folded per transaction: large enough that commits do not dominate
+BATCH = 50_000
+#: ids per IN (...) list (SQLite's default variable limit is 32,766; PostgreSQL's 65,535)
+IN_CHUNK = 900
+
+Progress = Callable[[int, int], None]
+
+_SHIP_COLS = ("sid, recorded_from, recorded_to, first_position, corrections, voided, "
+              "exporter_id, shipment_ref, ship_date, destination, consignee_id, product_id, "
+              "quantity, tpp_per_unit, auth_kind, auth_ref")
+
+_TABLES = [
+    "CREATE TABLE IF NOT EXISTS rm_position (name TEXT PRIMARY KEY, position BIGINT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS rm_shipment_versions ("
+    "sid TEXT NOT NULL, recorded_from BIGINT NOT NULL, recorded_to BIGINT, "
+    "first_position BIGINT NOT NULL, corrections INTEGER NOT NULL, voided INTEGER NOT NULL, "
+    "exporter_id TEXT NOT NULL, shipment_ref TEXT NOT NULL, ship_date TEXT NOT NULL, "
+    "destination TEXT NOT NULL, consignee_id TEXT NOT NULL, product_id TEXT NOT NULL, "
+    "quantity BIGINT NOT NULL, tpp_per_unit BIGINT NOT NULL, auth_kind TEXT NOT NULL, "
+    # keyed by the shipment's first position, not its id: new shipments then append
+    # at the end of the key order (a random-id key made a rebuild a third slower);
+    # a correction finds its shipment's first position through the events table's
+    # own (originator_id, version) key
+    "auth_ref TEXT, PRIMARY KEY (first_position, recorded_from))",
+    "CREATE TABLE IF NOT EXISTS rm_allocations ("
+    "allocation_id TEXT PRIMARY KEY, country TEXT NOT NULL, holder TEXT, "
+    "valid_from TEXT NOT NULL, valid_to TEXT, position BIGINT NOT NULL, reference TEXT, "
+    "amount BIGINT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS rm_allocation_changes ("
+    "allocation_id TEXT NOT NULL, position BIGINT NOT NULL, kind TEXT NOT NULL, "
+    "effective_date TEXT NOT NULL, amount BIGINT, PRIMARY KEY (allocation_id, position))",
+    "CREATE TABLE IF NOT EXISTS rm_veus ("
+    "veu_id TEXT PRIMARY KEY, kind TEXT NOT NULL, headquarters_country TEXT NOT NULL, "
+    "valid_from TEXT NOT NULL, position BIGINT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS rm_veu_changes ("
+    "veu_id TEXT NOT NULL, position BIGINT NOT NULL, kind TEXT NOT NULL, "
+    "effective_date TEXT NOT NULL, data TEXT, PRIMARY KEY (veu_id, position))",
+    "CREATE TABLE IF NOT EXISTS rm_rules ("
+    "position BIGINT PRIMARY KEY, rule_id TEXT NOT NULL, document TEXT NOT NULL)",
+]
+#: query indexes: created after a rebuild's bulk load (cheaper than maintaining them)
+_INDEXES = [
+    "CREATE INDEX IF NOT EXISTS rm_ship_dest ON rm_shipment_versions (destination, voided)",
+    "CREATE INDEX IF NOT EXISTS rm_ship_lpp ON rm_shipment_versions (consignee_id, auth_kind)",
+    "CREATE INDEX IF NOT EXISTS rm_alloc_country ON rm_allocations (country)",
+]
+_DROP = ["rm_shipment_versions", "rm_allocations", "rm_allocation_changes", "rm_veus",
+         "rm_veu_changes", "rm_rules", "rm_position"]
+
+class ProjectionConflict(Exception):
+    """Another process moved the projection while this one folded a batch."""
+
+
+class _Cursor:
+    """One cursor API over sqlite3 and psycopg: ``?`` placeholders, tuple rows."""
+
+    def __init__(self, raw: Any, pg: bool):
+        self.raw = raw
+        self.pg = pg
+
+    def _sql(self, sql: str) -> str:
+        return sql.replace("?", "%s") if self.pg else sql
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> _Cursor:
+        self.raw.execute(self._sql(sql), params)
+        return self
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            self.raw.executemany(self._sql(sql), rows)
+
+    def insert_rows(self, table: str, columns: str, rows: Sequence[Sequence[Any]]) -> None:
+        """Bulk insert: COPY on PostgreSQL (several times faster than a pipelined
+        executemany there), executemany on SQLite."""
+        if not rows:
+            return
+        if self.pg:
+            with self.raw.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        else:
+            marks = ",".join("?" * (columns.count(",") + 1))
+            self.raw.executemany(f"INSERT INTO {table} ({columns}) VALUES ({marks})", rows)
+
+    def fetchall(self) -> list[tuple[Any, ...]]:
+        rows: list[tuple[Any, ...]] = self.raw.fetchall()  # tuples: see _raw_tx
+        return rows
+
+    @property
+    def rowcount(self) -> int:
+        return int(self.raw.rowcount)
+
+
+class ReadModel:
+    """The quota read model of one ledger database."""
+
+    def __init__(self, ledger: Ledger):
+        self.ledger = ledger
+        self.pg = is_postgres(ledger.url)
+        self._schema_ready = False
+        recorder: Any = ledger.recorder
+        #: the events table eventsourcing writes (its name differs per backend)
+        self.events_table: str = recorder.events_table_name
+        if self.pg:
+            self.events_table = f'"{recorder.datastore.schema}"."{self.events_table}"'
+
+    # --- connections ----------------------------------------------------------------
+
+    @contextmanager
+    def _tx(self, commit: bool = True) -> Iterator[_Cursor]:
+        """A transaction on the ledger's database; driver errors become StorageError."""
+        try:
+            with self._raw_tx(commit) as c:
+                yield c
+        except (sqlite3.Error, PersistenceError) as e:
+            raise StorageError(f"the read model's database refused: {e}") from e
+        except Exception as e:
+            if self.pg and type(e).__module__.startswith("psycopg"):
+                raise StorageError(f"the read model's database refused: {e}") from e
+            raise
+
+    @contextmanager
+    def _raw_tx(self, commit: bool) -> Iterator[_Cursor]:
+        datastore = self.ledger.recorder.datastore  # type: ignore[attr-defined]
+        if self.pg:
+            from psycopg.rows import tuple_row
+
+            with datastore.transaction(commit=commit) as curs:
+                curs.row_factory = tuple_row
+                yield _Cursor(curs, True)
+        elif not commit:
+            with datastore.transaction(commit=False) as curs:
+                # plain tuples, not sqlite3.Row: cheaper, and the same shape as psycopg's
+                curs.sqlite_cursor.row_factory = None
+                yield _Cursor(curs.sqlite_cursor, False)
+        else:
+            # BEGIN IMMEDIATE takes the write lock up front (waiting up to the lock
+            # timeout): a deferred BEGIN that reads and then writes fails at once with
+            # "database is locked" when another writer committed in between.
+            with datastore.get_connection(commit=True) as conn:
+                raw = conn._sqlite_conn
+                cursor = raw.cursor()
+                cursor.row_factory = None
+                cursor.execute("BEGIN IMMEDIATE")
+                try:
+                    yield _Cursor(cursor, False)
+                except BaseException:
+                    raw.rollback()
+                    raise
+                else:
+                    raw.commit()
+                finally:
+                    cursor.close()
+
+    def ensure_schema(self, indexes: bool = True) -> None:
+        """Create the tables (and, unless a bulk load follows, their query indexes)."""
+        if self._schema_ready:
+            return
+        if indexes and self._exists():
+            # No DDL when the tables are there: every query opens a ReadModel, and DDL
+            # takes table locks that can deadlock with a concurrent fold on PostgreSQL.
+            self._schema_ready = True
+            return
+        for attempt in range(8):
+            try:
+                with self._tx() as c:
+                    for sql in _TABLES + (_INDEXES if indexes else []):
+                        c.execute(sql)
+                    c.execute("INSERT INTO rm_position (name, position) VALUES (?, 0) "
+                              "ON CONFLICT (name) DO NOTHING", (PROJECTION,))
+                break
+            except Exception as e:  # noqa: BLE001 - PostgreSQL: concurrent creators
+                if attempt == 7:
+                    raise StorageError(f"cannot create the read-model tables: {e}") from e
+                time.sleep(0.05 + random.random() * 0.2)
+        self._schema_ready = True
+
+    def _exists(self) -> bool:
+        """Whether a previous run created the tables (the last DDL makes rm_ship_lpp)."""
+        try:
+            with self._tx(commit=False) as c:
+                if self.pg:
+                    sql = "SELECT 1 FROM pg_indexes WHERE indexname = 'rm_ship_lpp'"
+                else:
+                    sql = "SELECT 1 FROM sqlite_master WHERE name = 'rm_ship_lpp'"
+                found = bool(c.execute(sql).fetchall())
+                return found and bool(c.execute(
+                    "SELECT 1 FROM rm_position WHERE name = ?", (PROJECTION,)).fetchall())
+        except Exception:  # noqa: BLE001 - a missing table is the answer "no"
+            return False
+
+    def position(self) -> int:
+        """How far the read model has folded the log (0: nothing yet)."""
+        self.ensure_schema()
+        with self._tx(commit=False) as c:
+            rows = c.execute("SELECT position FROM rm_position WHERE name = ?",
+                             (PROJECTION,)).fetchall()
+        return int(rows[0][0]) if rows else 0
+
+    def _head_sql(self) -> str:
+        pos = "notification_id" if self.pg else "rowid"
+        return f"SELECT MAX({pos}) FROM {self.events_table}"
+
+    def _head(self, c: _Cursor) -> int:
+        rows = c.execute(self._head_sql()).fetchall()
+        return int(rows[0][0] or 0)
+
+    # --- folding the log --------------------------------------------------------------
+
+    def rebuild(self, progress: Progress | None = None) -> int:
+        """Drop the tables and fold the whole log again; returns events folded."""
+        # drop and create in one transaction: a concurrent query sees the old tables
+        # or new empty ones (position 0, which it would fold itself), never none
+        with self._tx() as c:
+            for table in _DROP:
+                c.execute(f"DROP TABLE IF EXISTS {table}")
+            for sql in _TABLES:
+                c.execute(sql)
+            c.execute("INSERT INTO rm_position (name, position) VALUES (?, 0)", (PROJECTION,))
+        self._schema_ready = True
+        folded = self.catch_up(progress=progress)
+        with self._tx() as c:
+            for sql in _INDEXES:
+                c.execute(sql)
+            c.execute("ANALYZE")
+        return folded
+
+    def catch_up(self, progress: Progress | None = None, batch: int = BATCH) -> int:
+        """Fold every event recorded after the read model's position; returns how many.
+
+        Each batch is one transaction holding its rows and the new position. Raises
+        StorageError if the database refuses."""
+        self.ensure_schema()
+        folded = 0
+        conflicts = 0
+        # the common case, nothing new: one read, no write transaction
+        with self._tx(commit=False) as c:
+            position, head = c.execute(
+                f"SELECT (SELECT position FROM rm_position WHERE name = ?), "
+                f"({self._head_sql()})", (PROJECTION,)).fetchall()[0]
+        if int(position or 0) >= int(head or 0):
+            return 0
+        while True:
+            try:
+                n, done, head = self._fold_batch(batch)
+            except ProjectionConflict:
+                conflicts += 1
+                if conflicts > 50:
+                    raise StorageError("the read model kept moving under this process; "
+                                       "is another rebuild running?") from None
+                continue
+            folded += n
+            if progress is not None:
+                progress(done, head)
+            if n == 0 or done >= head:
+                return folded
+
+    def _fold_batch(self, batch: int) -> tuple[int, int, int]:
+        with self._tx() as c:
+            start = int(c.execute("SELECT position FROM rm_position WHERE name = ?",
+                                  (PROJECTION,)).fetchall()[0][0])
+            if self.pg:
+                sql = (f"SELECT notification_id, originator_id, topic, state FROM "
+                       f"{self.events_table} WHERE notification_id > ? "
+                       "ORDER BY notification_id LIMIT ?")
+            else:
+                sql = (f"SELECT rowid, originator_id, topic, state FROM {self.events_table} "
+                       "WHERE rowid > ? ORDER BY rowid LIMIT ?")
+            rows = c.execute(sql, (start, batch)).fetchall()
+            head = self._head(c)
+            if not rows:
+                return 0, start, head
+            end = int(rows[-1][0])
+            # Claim the batch first: the compare-and-set takes the row lock (PostgreSQL)
+            # or the write lock (SQLite), so a concurrent folder waits and then fails.
+            c.execute("UPDATE rm_position SET position = ? WHERE name = ? AND position = ?",
+                      (end, PROJECTION, start))
+            if c.rowcount != 1:
+                raise ProjectionConflict()
+            _Folder(c, self.events_table).fold(rows)
+        return len(rows), end, head
+
+    # --- queries ----------------------------------------------------------------------
+
+    def known_position(self, known_at: int | None) -> tuple[int, int]:
+        """(K, state position): the cut-off used for rows and the last recorded
+        position at or before it (what a full replay's state.position would be)."""
+        with self._tx(commit=False) as c:
+            return self._known_position(c, known_at)
+
+    def _known_position(self, c: _Cursor, known_at: int | None) -> tuple[int, int]:
+        rm = int(c.execute("SELECT position FROM rm_position WHERE name = ?",
+                           (PROJECTION,)).fetchall()[0][0])
+        cut = rm if known_at is None else min(known_at, rm)
+        rows = c.execute(f"SELECT MAX(position) FROM {CHAIN_TABLE} WHERE position <= ?",
+                         (cut,)).fetchall()
+        return cut, int(rows[0][0] or 0)
+
+    def country_state(self, country: str, known_at: int | None = None,
+                      as_of: dt.date | None = None) -> LedgerState:
+        """A LedgerState with exactly what ``country_position(country)`` reads, as
+        known at ``known_at`` (None: everything folded). With ``as_of``, shipments
+        dated after it are left out: the position on ``as_of`` never reads them."""
+        self.ensure_schema()
+        last_day = "9999-12-31" if as_of is None else as_of.isoformat()
+        valid = ("recorded_from <= ? AND (recorded_to IS NULL OR recorded_to > ?) "
+                 "AND voided = 0 AND ship_date <= ?")
+        with self._tx(commit=False) as c:  # one snapshot for every read below
+            cut, state_pos = self._known_position(c, known_at)
+            ships = c.execute(
+                f"SELECT {_SHIP_COLS} FROM rm_shipment_versions WHERE destination = ? "
+                f"AND {valid}", (country, cut, cut, last_day)).fetchall()
+            # LPP shipments (any destination) of the consignees this country's LPP
+            # shipments name: the yearly LPP limit is per consignee, across countries
+            lpp = c.execute(
+                f"SELECT {_SHIP_COLS} FROM rm_shipment_versions WHERE auth_kind = 'lpp' "
+                f"AND destination <> ? AND {valid} AND consignee_id IN ("
+                f"SELECT consignee_id FROM rm_shipment_versions WHERE destination = ? "
+                f"AND auth_kind = 'lpp' AND {valid})",
+                (country, cut, cut, last_day, country, cut, cut, last_day)).fetchall()
+            licenses = sorted({r[15] for r in ships if r[14] == "license"})
+            allocs = c.execute(
+                "SELECT allocation_id, country, holder, valid_from, valid_to, position, "
+                "reference, amount FROM rm_allocations WHERE country = ? AND position <= ?",
+                (country, cut)).fetchall()
+            have = {a[0] for a in allocs}
+            missing = [a for a in licenses if a not in have]
+            for chunk in _chunks(missing):
+                allocs += c.execute(
+                    "SELECT allocation_id, country, holder, valid_from, valid_to, position, "
+                    f"reference, amount FROM rm_allocations WHERE position <= ? AND "
+                    f"allocation_id IN ({','.join('?' * len(chunk))})",
+                    (cut, *chunk)).fetchall()
+            changes = self._allocation_changes(c, [a[0] for a in allocs], cut)
+            veu_ids = sorted({r[15] for r in ships if r[14] == "veu"})
+            veus, veu_changes = self._veus(c, veu_ids, cut)
+            rules = self._rules(c, cut)
+        state = LedgerState(position=state_pos)
+        for r in ships:
+            _add_shipment(state, r)
+        for r in lpp:
+            _add_shipment(state, r)
+        _add_allocations(state, allocs, changes)
+        _add_veus(state, veus, veu_changes)
+        state.rules = rules
+        return state
+
+    def full_state(self, known_at: int | None = None) -> LedgerState:
+        """Every row as known at ``known_at``: what ``quota_all`` needs. Costs the size
+        of the ledger, like a replay, but without decoding any event."""
+        self.ensure_schema()
+        with self._tx(commit=False) as c:
+            cut, state_pos = self._known_position(c, known_at)
+            ships = c.execute(
+                f"SELECT {_SHIP_COLS} FROM rm_shipment_versions WHERE recorded_from <= ? "
+                "AND (recorded_to IS NULL OR recorded_to > ?) AND voided = 0",
+                (cut, cut)).fetchall()
+            allocs = c.execute(
+                "SELECT allocation_id, country, holder, valid_from, valid_to, position, "
+                "reference, amount FROM rm_allocations WHERE position <= ?", (cut,)).fetchall()
+            changes = self._allocation_changes(c, None, cut)
+            veus, veu_changes = self._veus(c, None, cut)
+            rules = self._rules(c, cut)
+        state = LedgerState(position=state_pos)
+        for r in ships:
+            _add_shipment(state, r)
+        _add_allocations(state, allocs, changes)
+        _add_veus(state, veus, veu_changes)
+        state.rules = rules
+        return state
+
+    def _allocation_changes(self, c: _Cursor, ids: list[str] | None, cut: int
+                            ) -> list[tuple[Any, ...]]:
+        base = ("SELECT allocation_id, position, kind, effective_date, amount "
+                "FROM rm_allocation_changes WHERE position <= ?")
+        if ids is None:
+            return c.execute(base + " ORDER BY position", (cut,)).fetchall()
+        out: list[tuple[Any, ...]] = []
+        for chunk in _chunks(ids):
+            out += c.execute(base + f" AND allocation_id IN ({','.join('?' * len(chunk))})",
+                             (cut, *chunk)).fetchall()
+        out.sort(key=lambda r: r[1])
+        return out
+
+    def _veus(self, c: _Cursor, ids: list[str] | None, cut: int
+              ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+        if ids is not None and not ids:
+            return [], []
+        veus = c.execute("SELECT veu_id, kind, headquarters_country, valid_from, position "
+                         "FROM rm_veus WHERE position <= ?", (cut,)).fetchall()
+        changes = c.execute("SELECT veu_id, position, kind, effective_date, data "
+                            "FROM rm_veu_changes WHERE position <= ? ORDER BY position",
+                            (cut,)).fetchall()
+        if ids is not None:
+            wanted = set(ids)
+            veus = [v for v in veus if v[0] in wanted]
+            changes = [ch for ch in changes if ch[0] in wanted]
+        return veus, changes
+
+    def _rules(self, c: _Cursor, cut: int) -> list[tuple[int, RuleBook]]:
+        rows = c.execute("SELECT position, document FROM rm_rules WHERE position <= ? "
+                         "ORDER BY position", (cut,)).fetchall()
+        return [(int(p), _rulebook(doc)) for p, doc in rows]
+
+
+_RULE_CACHE: dict[str, RuleBook] = {}
+
+
+def _rulebook(document: str) -> RuleBook:
+    """Parse a stored rule document once per process (several queries share them)."""
+    book = _RULE_CACHE.get(document)
+    if book is None:
+        book = _RULE_CACHE[document] = RuleBook.model_validate_json(document)
+    return book
+
+
+def _chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
+    for i in range(0, len(items), IN_CHUNK):
+        yield items[i:i + IN_CHUNK]
+
+
+# --- rows -> LedgerState ------------------------------------------------------------------
+
+
+def _add_shipment(state: LedgerState, r: Sequence[Any]) -> None:
+    (_sid, recorded_from, _to, first_position, corrections, _voided, exporter_id,
+     shipment_ref, ship_date, destination, consignee_id, product_id, quantity, tpp_per_unit,
+     auth_kind, auth_ref) = r
+    key = (exporter_id, shipment_ref)
+    if key in state.shipments:
+        return
+    fields = ShipmentFields(
+        ship_date=dt.date.fromisoformat(ship_date), destination=destination,
+        consignee_id=consignee_id, product_id=product_id, quantity=int(quantity),
+        tpp_per_unit=int(tpp_per_unit),
+        authorization=Authorization(kind=auth_kind, ref=auth_ref),
+    )
+    row = ShipmentRow(exporter_id, shipment_ref, fields, int(first_position),
+                      int(recorded_from), int(corrections), False)
+    state.shipments[key] = row
+    state.by_country[destination].add(key)
+    state.by_consignee[consignee_id].add(key)
+
+
+def _date(text: str | None) -> dt.date | None:
+    return None if text is None else dt.date.fromisoformat(text)
+
+
+def _add_allocations(state: LedgerState, allocs: Sequence[Sequence[Any]],
+                     changes: Sequence[Sequence[Any]]) -> None:
+    for (alloc_id, country, holder, valid_from, valid_to, position, reference,
+         amount) in allocs:
+        vf = dt.date.fromisoformat(valid_from)
+        state.allocations[alloc_id] = AllocationRow(
+            alloc_id, country, holder, vf, _date(valid_to), int(position), reference,
+            [(vf, int(position), int(amount))])
+        state.allocations_by_country[country].add(alloc_id)
+    for alloc_id, position, kind, effective, amount in changes:  # in recorded order
+        a = state.allocations.get(alloc_id)
+        if a is None:
+            continue
+        day = dt.date.fromisoformat(effective)
+        if kind == "adjust":
+            a.amounts.append((day, int(position), int(amount)))
+        else:
+            a.revoked = (day, int(position))
+
+
+def _add_veus(state: LedgerState, veus: Sequence[Sequence[Any]],
+              changes: Sequence[Sequence[Any]]) -> None:
+    for veu_id, kind, hq, valid_from, position in veus:
+        state.veus[veu_id] = VeuRow(veu_id, kind, hq, dt.date.fromisoformat(valid_from),
+                                    int(position))
+    for veu_id, position, kind, effective, data in changes:  # in recorded order
+        veu = state.veus.get(veu_id)
+        if veu is None:
+            continue
+        day = dt.date.fromisoformat(effective)
+        if kind == "revoke":
+            veu.revoked = (day, int(position))
+            continue
+        d = json.loads(data)
+        base = veu.versions[-1] if veu.versions else None
+        limits = VeuLimits.model_validate(d["limits"]) if d.get("limits") is not None \
+            else (base.limits if base else VeuLimits())
+        veu.versions.append(VeuVersion(
+            day, int(position),
+            d["entity"] if d.get("entity") is not None else base.entity,  # type: ignore[union-attr]
+            list(d["covered_countries"]) if d.get("covered_countries") is not None
+            else base.covered_countries,  # type: ignore[union-attr]
+            _date(d.get("valid_to")) if d.get("valid_to") is not None
+            else (base.valid_to if base else None),
+            limits,
+        ))
+
+
+# --- event rows -> table rows ----------------------------------------------------------------
+
+
+class _Folder:
+    """Turns one batch of stored events into table rows, written with executemany."""
+
+    def __init__(self, c: _Cursor, events_table: str):
+        self.c = c
+        self.events_table = events_table
+        self.new_versions: list[list[Any]] = []
+        #: sid -> index in new_versions of its open version (this batch)
+        self.open_new: dict[str, int] = {}
+        #: sid -> open version read from the table (recorded before this batch)
+        self.open_old: dict[str, list[Any]] = {}
+        self.close_old: list[tuple[int, str]] = []
+        self.allocations: list[tuple[Any, ...]] = []
+        self.alloc_changes: list[tuple[Any, ...]] = []
+        self.veus: list[tuple[Any, ...]] = []
+        self.veu_changes: list[tuple[Any, ...]] = []
+        self.rules: list[tuple[Any, ...]] = []
+        self._fix_topics: set[str] = set()
+
+    def fold(self, rows: Sequence[Sequence[Any]]) -> None:
+        # Two passes: decode everything, then fetch in one query per IN_CHUNK the open
+        # versions of shipments corrected or voided here but recorded in an earlier
+        # batch, then fold in order. The loop is the rebuild's hot path: keep it lean.
+        handlers: dict[str, Any] = {}
+        decoded = []
+        fixes = []
+        for position, originator_id, topic, state in rows:
+            data = from_json(state)
+            if "class_version" in data:  # an old shape: let the upcasters read it
+                data = decode_event(topic, bytes(state), originator_id, 1).model_dump(
+                    mode="json")
+            handler = handlers.get(topic)
+            if handler is None:
+                handler = handlers[topic] = getattr(
+                    self, "_" + topic.rsplit(":", 1)[1], self._ignore)
+                if topic.endswith(("ShipmentCorrected", "ShipmentVoided")):
+                    self._fix_topics.add(topic)
+            sid = originator_id if isinstance(originator_id, str) else originator_id.hex
+            decoded.append((position, sid, handler, data))
+            if topic in self._fix_topics:
+                fixes.append(sid)
+        if fixes and self.c.pg:
+            # The lookups and updates below go by first position. During a rebuild the
+            # table has no statistics yet (ANALYZE runs at the end), and PostgreSQL then
+            # chose sequential scans: one per corrected shipment, a 1M rebuild took
+            # minutes. The primary key index is always the right plan here.
+            self.c.execute("SET LOCAL enable_seqscan = off")
+        if fixes:
+            recorded_here = {sid for _p, sid, h, _d in decoded
+                             if h == self._ShipmentRecorded}  # noqa: PLR1714
+            self._load_open(sorted({sid for sid in fixes if sid not in recorded_here}))
+        for position, sid, handler, data in decoded:
+            handler(position, sid, data)
+        self._write()
+
+    def _ignore(self, position: int, sid: str, d: dict[str, Any]) -> None:
+        """Events the read model does not keep (none today; future event types)."""
+
+    def _load_open(self, sids: list[str]) -> None:
+        c = self.c
+        pos = "notification_id" if c.pg else "rowid"
+        for chunk in _chunks(sids):
+            ids: Sequence[Any] = [uuid.UUID(hex=h) for h in chunk] if c.pg else chunk
+            got = c.execute(
+                f"SELECT {_SHIP_COLS} FROM rm_shipment_versions WHERE recorded_to IS NULL "
+                f"AND first_position IN (SELECT {pos} FROM {self.events_table} WHERE "
+                f"originator_version = 1 AND originator_id IN "
+                f"({','.join('?' * len(chunk))}))", ids).fetchall()
+            for r in got:
+                self.open_old[r[0]] = list(r)
+
+    # shipments: a version row is [sid, recorded_from, recorded_to, first_position,
+    # corrections, voided, exporter_id, shipment_ref, ship_date, destination, consignee_id,
+    # product_id, quantity, tpp_per_unit, auth_kind, auth_ref]
+
+    def _ShipmentRecorded(self, position: int, sid: str, d: dict[str, Any]) -> None:
+        s = d["shipment"]
+        auth = s["authorization"]
+        self.open_new[sid] = len(self.new_versions)
+        self.new_versions.append([
+            sid, position, None, position, 0, 0, d["exporter_id"], d["shipment_ref"],
+            s["ship_date"], s["destination"], s["consignee_id"], s["product_id"],
+            s["quantity"], s["tpp_per_unit"], auth["kind"], auth.get("ref")])
+
+    def _successor(self, position: int, sid: str) -> list[Any]:
+        """Close the open version of ``sid`` at ``position``; return a copy to amend."""
+        i = self.open_new.get(sid)
+        if i is not None:
+            prev = self.new_versions[i]
+        else:
+            prev = self.open_old.pop(sid)
+            self.close_old.append((position, prev[3]))
+        prev[2] = position
+        row = list(prev)
+        row[1], row[2] = position, None
+        self.open_new[sid] = len(self.new_versions)
+        self.new_versions.append(row)
+        return row
+
+    def _ShipmentCorrected(self, position: int, sid: str, d: dict[str, Any]) -> None:
+        row = self._successor(position, sid)
+        row[4] += 1
+        ch = d["changes"]
+        for col, name in ((8, "ship_date"), (9, "destination"), (10, "consignee_id"),
+                          (11, "product_id"), (12, "quantity"), (13, "tpp_per_unit")):
+            if ch.get(name) is not None:
+                row[col] = ch[name]
+        if ch.get("authorization") is not None:
+            row[14] = ch["authorization"]["kind"]
+            row[15] = ch["authorization"].get("ref")
+
+    def _ShipmentVoided(self, position: int, sid: str, d: dict[str, Any]) -> None:
+        self._successor(position, sid)[5] = 1
+
+    def _AllocationGranted(self, position: int, sid: str, d: dict[str, Any]) -> None:
+        self.allocations.append((d["allocation_id"], d["country"], d.get("holder"),
+                                 d["valid_from"], d.get("valid_to"), position,
+                                 d.get("reference"), d["tpp_amount"]))
+
+    def _AllocationAdjusted(self, position: int, sid: str, d: dict[str, Any]) -> None:
+        self.alloc_changes.append((d["allocation_id"], position, "adjust",
+                                   d["effective_date"], d["tpp_amount"]))
+
+    def _AllocationRevoked(self, position: int, sid: str, d: dict[str, Any]) -> None:
+        self.alloc_changes.append((d["allocation_id"], position, "revoke",
+                                   d["effective_date"], None))
+
+    def _VeuGranted(self, position: int, sid: str, d: dict[str, Any]) -> None:
+        self.veus.append((d["veu_id"], d["kind"], d["headquarters_country"],
+                          d["valid_from"], position))
+        data = {k: d.get(k) for k in ("entity", "covered_countries", "valid_to", "limits")}
+        self.veu_changes.append((d["veu_id"], position, "version", d["valid_from"],
+                                 json.dumps(data)))
+
+    def _VeuAmended(self, position: int, sid: str, d: dict[str, Any]) -> None:
+        self.veu_changes.append((d["veu_id"], position, "version", d["effective_date"],
+                                 json.dumps(d["changes"])))
+
+    def _VeuRevoked(self, position: int, sid: str, d: dict[str, Any]) -> None:
+        self.veu_changes.append((d["veu_id"], position, "revoke", d["effective_date"], None))
+
+    def _RuleRevisionPublished(self, position: int, sid: str, d: dict[str, Any]) -> None:
+        self.rules.append((position, d["rule_id"], json.dumps(d["document"])))
+
+    def _write(self) -> None:
+        c = self.c
+        c.executemany("UPDATE rm_shipment_versions SET recorded_to = ? "
+                      "WHERE first_position = ? AND recorded_to IS NULL", self.close_old)
+        c.insert_rows("rm_shipment_versions", _SHIP_COLS, self.new_versions)
+        c.insert_rows("rm_allocations", "allocation_id, country, holder, valid_from, "
+                      "valid_to, position, reference, amount", self.allocations)
+        c.insert_rows("rm_allocation_changes",
+                      "allocation_id, position, kind, effective_date, amount",
+                      self.alloc_changes)
+        c.insert_rows("rm_veus", "veu_id, kind, headquarters_country, valid_from, position",
+                      self.veus)
+        c.insert_rows("rm_veu_changes", "veu_id, position, kind, effective_date, data",
+                      self.veu_changes)
+        c.insert_rows("rm_rules", "position, rule_id, document", self.rules)
