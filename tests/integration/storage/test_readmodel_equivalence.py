@@ -20,7 +20,7 @@ from ledger.errors import UnknownRule
 from projections.readmodel import ReadModel
 from projections.views import load_state, quota, quota_all, readmodel_quota, readmodel_quota_all
 
-from storage_helpers import shipment
+from tests.integration.storage.storage_helpers import shipment
 
 RULES = [None, "ai-diffusion-2025", "diffusion-nonenforcement-2025", "baseline-2023"]
 

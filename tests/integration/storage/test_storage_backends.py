@@ -16,7 +16,7 @@ from ledger.errors import ConflictingDuplicate, ValidationError
 from ledger.events import ShipmentRecorded, shipment_id
 from projections.views import load_state
 
-from storage_helpers import shipment
+from tests.integration.storage.storage_helpers import shipment
 
 
 def test_append_and_read_back_in_recorded_order(db_url: str) -> None:
