@@ -48,7 +48,7 @@ class TimingLog(JsonLog):
     """Keeps the monotonic time of the events the benchmark needs, logs nothing."""
 
     def __init__(self) -> None:
-        super().__init__(stream=open(os.devnull, "w"))  # noqa: SIM115 - lives for the run
+        super().__init__(stream=open(os.devnull, "w"))
         self.assigned_at: float | None = None
         self.last_batch_at: float | None = None
 

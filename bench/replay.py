@@ -66,7 +66,7 @@ def commands(n: int, seed: int) -> list[dict[str, Any]]:
                     .isoformat(), "holder": holder})
     veus = []
     for i in range(10):
-        covered = rng.sample(tier2, 6) + ["US", "DE"]
+        covered = [*rng.sample(tier2, 6), "US", "DE"]
         veus.append((f"veu-{i}", covered))
         out.append({"type": "veu.granted", "veu_id": f"veu-{i}", "entity": f"cloud-{i}",
                     "kind": "universal" if i % 2 == 0 else "national",

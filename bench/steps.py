@@ -56,8 +56,8 @@ def step_raw_insert(url: str) -> dict[str, Any]:
     rows = ledger._query(f"SELECT originator_id, originator_version, topic, state FROM {table}")
     pg = is_postgres(url)
     datastore = ledger.recorder.datastore  # type: ignore[attr-defined]
-    ddl = ("CREATE TABLE bench_raw (originator_id {0}, originator_version bigint, "
-           "topic text, state {1})").format("uuid" if pg else "TEXT", "bytea" if pg else "BLOB")
+    ddl = ("CREATE TABLE bench_raw (originator_id {}, originator_version bigint, "
+           "topic text, state {})").format("uuid" if pg else "TEXT", "bytea" if pg else "BLOB")
     ph = "%s" if pg else "?"
     with datastore.transaction(commit=True) as c:
         c.execute("DROP TABLE IF EXISTS bench_raw")
@@ -135,7 +135,7 @@ def queries(url: str, count: int, seed: int = 11) -> list[dict[str, Any]]:
 
 def _percentiles(samples: list[float]) -> dict[str, float]:
     ordered = sorted(samples)
-    p99 = ordered[min(len(ordered) - 1, int(round(0.99 * (len(ordered) - 1))))]
+    p99 = ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
     return {"p50_ms": statistics.median(ordered) * 1000, "p99_ms": p99 * 1000,
             "max_ms": ordered[-1] * 1000, "n": len(ordered)}
 

@@ -113,7 +113,7 @@ class Ledger(Application[UUID]):
     """The quota ledger: the event store plus the commands that write to it."""
 
     name = "LEDGER"
-    recorder: ProcessRecorder  # type: ignore[assignment]
+    recorder: ProcessRecorder
 
     def __init__(self, db: str | None = None, *, catalog: Catalog | None = None) -> None:
         self.url = database_url(db)
@@ -138,17 +138,18 @@ class Ledger(Application[UUID]):
 
     # eventsourcing hooks ---------------------------------------------------------------
 
-    def construct_mapper(self) -> PydanticMapper:  # type: ignore[override]
+    def construct_mapper(self) -> PydanticMapper:
         return PydanticMapper()
 
-    def construct_recorder(self) -> ProcessRecorder:  # type: ignore[override]
+    def construct_recorder(self) -> ProcessRecorder:
         return self.factory.process_recorder()
 
     # writing --------------------------------------------------------------------------
 
     def history_of(self, aggregate_id: UUID) -> list[LedgerEvent]:
         """All events of one aggregate, in version order."""
-        return [self.mapper.to_domain_event(s) for s in self.recorder.select_events(aggregate_id)]
+        stored = self.recorder.select_events(aggregate_id)
+        return [self.mapper.to_domain_event(s) for s in stored]  # type: ignore[misc]
 
     def histories_of(self, aggregate_ids: Sequence[UUID]) -> dict[UUID, list[LedgerEvent]]:
         """The histories of many aggregates (empty lists for unknown ones), fetched
@@ -164,7 +165,7 @@ class Ledger(Application[UUID]):
                     f"SELECT originator_id, originator_version, topic, state FROM {table} "
                     "WHERE originator_id = ANY(?) ORDER BY originator_id, originator_version",
                     [chunk])
-                keyed = {agg_id: agg_id for agg_id in chunk}
+                keyed: dict[Any, UUID] = {agg_id: agg_id for agg_id in chunk}
             else:
                 rows = self._query(
                     f"SELECT originator_id, originator_version, topic, state FROM {table} "
@@ -196,6 +197,7 @@ class Ledger(Application[UUID]):
                 outcomes.append(Outcome(i, None, error=command))
                 continue
             agg_id = ids[i]
+            assert agg_id is not None
             history = histories[agg_id]
             try:
                 decision: Decision = decide(command, history, ctx)
@@ -262,7 +264,8 @@ class Ledger(Application[UUID]):
     def max_position(self) -> int:
         return self.recorder.max_notification_id() or 0
 
-    def read(self, known_at: int | None = None, start: int = 1) -> Iterator[tuple[int, LedgerEvent]]:
+    def read(self, known_at: int | None = None, start: int = 1
+             ) -> Iterator[tuple[int, LedgerEvent]]:
         """(position, event) in recorded order, from ``start`` up to ``known_at``."""
         stop = known_at
         cursor = start

@@ -70,7 +70,8 @@ class PostgresLedgerRecorder(PostgresProcessRecorder):
         A large batch is therefore inserted chunk by chunk, without the pipeline, in
         the same transaction and under the same table lock: still all or nothing."""
         if len(stored_events) <= INSERT_CHUNK:
-            return super().insert_events(stored_events, **kwargs)
+            ids: Sequence[int] | None = super().insert_events(stored_events, **kwargs)
+            return ids
         with self.datastore.get_connection() as conn, conn.transaction(), \
                 conn.cursor() as curs:
             self._insert_events(curs, stored_events, **kwargs)  # the tracking row

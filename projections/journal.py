@@ -111,7 +111,8 @@ def journal(state: LedgerState, rule: RuleBook, as_of: dt.date, *,
     out = [
         f"; quota-ledger journal: rule {rule.id}, as of {as_of}, "
         + ("everything recorded" if known_at is None else f"known at position {known_at}"),
-        f"; computed at recorded position {state.position if known_at is None else min(known_at, state.position)}",
+        "; computed at recorded position "
+        f"{state.position if known_at is None else min(known_at, state.position)}",
         f'option "title" {_quote(f"quota-ledger {rule.id} as of {as_of}")}',
         f'option "operating_currency" "{COMMODITY}"',
         "",

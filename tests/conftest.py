@@ -35,7 +35,7 @@ def postgres_available() -> bool:
         try:
             with _pg_admin():
                 _pg_ok = True
-        except Exception:
+        except Exception:  # noqa: BLE001 - any failure means "not here"
             _pg_ok = False
     return _pg_ok
 

@@ -132,7 +132,8 @@ def export_cmd(ctx: click.Context, start: int, stop: int | None, fmt: str,
     \b
     Examples:
       ledger audit export --format jsonl --out trail.jsonl
-      ledger audit export --to 120 --format ledger-journal --rule ai-diffusion-2025 --out q.beancount
+      ledger audit export --to 120 --format ledger-journal \
+        --rule ai-diffusion-2025 --out q.beancount
     """
     from ledger.audit import export_rows, write_csv, write_jsonl
     from ledger.errors import ValidationError

@@ -189,7 +189,7 @@ def print_timeline(result: dict[str, Any], *, width: int | None) -> None:
     first: dt.date = result["from"]
     last: dt.date = result["to"]
     ids = sorted({p["rule"] or "" for periods in result["lanes"].values() for p in periods})
-    label_w = max(len(r) for r in ids + ["(none in force)"])
+    label_w = max(len(r) for r in [*ids, "(none in force)"])
     pad = " " * (2 + 23 + 2 + label_w + 2)
     out = console()
     if width is None:

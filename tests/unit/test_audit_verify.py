@@ -60,7 +60,7 @@ def test_inserted_event_without_link() -> None:
 def test_restore_checks_every_link_first() -> None:
     events, links = build(3)
     rows = [RestoreRow(e, c, GENESIS_HASH if i == 0 else links[i - 1].hash)
-            for i, (e, c) in enumerate(zip(events, links))]
+            for i, (e, c) in enumerate(zip(events, links, strict=False))]
     check_restore(rows, None)
     bad = rows[:]
     bad[1] = RestoreRow(StoredRow(2, events[1].originator_id, 1, events[1].topic, b"{}"),

@@ -200,9 +200,9 @@ def test_replay_csv_and_table(cli: Cli) -> None:
 
 
 def test_replay_errors_name_field_and_value(cli: Cli) -> None:
-    code, out, err = cli("replay", "--rule", "no-such-rule")
+    code, _out, err = cli("replay", "--rule", "no-such-rule")
     assert code == 1 and "'no-such-rule'" in err and "Traceback" not in err
-    code, out, err = cli("replay", "--rule", "ai-diffusion-2025", "--against", "nope")
+    code, _out, err = cli("replay", "--rule", "ai-diffusion-2025", "--against", "nope")
     assert code == 1 and "'nope'" in err
     code, _, err = cli("replay", "--rule", "ai-diffusion-2025", "--from", "2025-06-01",
                        "--to", "2025-01-01")
