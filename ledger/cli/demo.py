@@ -66,10 +66,12 @@ def print_demo_table(ledger: Any, on_time_head: int) -> None:
     table = Table(title=f"Tier-2 quota positions as of {AS_OF}: in force ({in_force_id}) "
                         f"vs. {COUNTERFACTUAL} had it been enforced",
                   title_justify="left", show_lines=False)
-    for name, justify in [("country", "left"), ("shipped M TPP", "right"),
-                          ("in force", "left"), ("cap M TPP", "right"),
-                          ("committed M TPP", "right"), ("remaining M TPP", "right"),
-                          ("remaining H100e", "right"), ("status", "left"),
+    table.caption = "TPP columns in millions of TPP; H100e = TPP / 15,832"
+    table.caption_justify = "left"
+    for name, justify in [("country", "left"), ("shipped", "right"),
+                          ("in force", "left"), ("cap", "right"),
+                          ("committed", "right"), ("remaining", "right"),
+                          ("H100e left", "right"), ("status", "left"),
                           ("first breach", "left")]:
         table.add_column(name, justify=justify, no_wrap=True)  # type: ignore[arg-type]
     for p in sorted(what_if, key=lambda p: (p.remaining_tpp or 0)):
