@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from ledger.cli.common import COUNTRY, DATE, open_ledger
-from ledger.cli.output import console, h100, print_json, tpp, tpp_h100
+from ledger.cli.output import console, h100, mtpp, print_json, tpp, tpp_h100
 from ledger.countries import country_name
 
 #: above this many items, --explain sums shipments per exporter and consignee
@@ -182,16 +182,30 @@ def _print_position(p: Any) -> None:
               f"--known-at {p.computed_at_position} to reproduce[/dim]")
 
 
+#: short names of the flags in the --all table (the legend is printed below it)
+FLAG_ABBREVIATIONS = {
+    "unlicensed": "unl", "prohibited": "proh", "lpp-excess": "lppx",
+    "license-excess": "licx", "license-invalid": "licinv", "veu-invalid": "veuinv",
+}
+
+
 def print_table(positions: list[Any], *, title: str) -> None:
+    """One row per country; the rule goes in the title (one query, one rule) and the
+    flags in a legend-style column, so the table fits a 150-column log."""
     from rich.table import Table
 
-    table = Table(title=title, title_justify="left")
-    for name, justify in [("country", "left"), ("tier", "right"), ("rule", "left"),
-                          ("cap TPP", "right"), ("committed TPP", "right"),
-                          ("H100e", "right"), ("remaining TPP", "right"),
+    rules = sorted({p.rule or "no rule in force" for p in positions})
+    table = Table(title=f"{title}, rule {', '.join(rules) or '—'}", title_justify="left")
+    table.caption = ("cap, committed and remaining in millions of TPP (exact integers "
+                     "with --json or --country); H100e = committed / 15,832")
+    table.caption_justify = "left"
+    for name, justify in [("country", "left"), ("tier", "right"),
+                          ("cap", "right"), ("committed", "right"),
+                          ("H100e", "right"), ("remaining", "right"),
                           ("status", "left"), ("first breach", "left"),
-                          ("flagged (count)", "left")]:
-        table.add_column(name, justify=justify, no_wrap=name != "flagged (count)")  # type: ignore[arg-type]
+                          ("flagged", "left")]:
+        table.add_column(name, justify=justify,  # type: ignore[arg-type]
+                         no_wrap=name != "flagged")
     for p in positions:
         style = {"over-cap": "bold red", "within-cap": "green", "no-cap": "dim"}[p.status]
         breach = ""
@@ -199,11 +213,16 @@ def print_table(positions: list[Any], *, title: str) -> None:
             b = p.first_breach
             breach = f"{b.date} {b.exporter_id}/{b.shipment_ref}" if b.type == "shipment" \
                 else f"{b.date} {b.allocation_id}"
-        flags = " ".join(f"{k}:{v.count}" for k, v in p.flagged.items())
-        table.add_row(p.country, str(p.tier or "—"), p.rule or "—", tpp(p.cap_tpp),
-                      tpp(p.committed_tpp), h100(p.committed_tpp), tpp(p.remaining_tpp),
+        flags = " ".join(f"{FLAG_ABBREVIATIONS.get(k, k)}:{v.count}"
+                         for k, v in p.flagged.items())
+        table.add_row(p.country, str(p.tier or "—"), mtpp(p.cap_tpp),
+                      mtpp(p.committed_tpp), h100(p.committed_tpp), mtpp(p.remaining_tpp),
                       f"[{style}]{p.status}[/{style}]", breach, flags)
     out = console()
     out.print(table)
+    used = sorted({k for p in positions for k in p.flagged})
+    if used:
+        out.print("flagged: " + ", ".join(f"{FLAG_ABBREVIATIONS.get(k, k)} = {k}"
+                                          for k in used) + " (shipments)")
     if positions:
         out.print(f"[dim]computed at recorded position {positions[0].computed_at_position}[/dim]")
