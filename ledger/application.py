@@ -319,16 +319,27 @@ class Ledger(Application[UUID]):
 
     def resolve_known_at(self, known_at: str | int | None) -> int | None:
         """A recorded position, or the last position recorded at or before an ISO
-        timestamp (UTC if no offset). None means "everything". Raises ValidationError."""
+        timestamp (UTC if no offset). None means "everything".
+
+        A position past the head or a time in the future is refused: the ledger does
+        not know yet what will be recorded there, so such an answer could change
+        later, and every answer given with --known-at must be reproducible forever.
+        Raises ValidationError naming the value."""
         if known_at is None:
             return None
-        if isinstance(known_at, int) or str(known_at).isdigit():
+        text = str(known_at).strip()
+        head = self.max_position()
+        if isinstance(known_at, int) or (text.isascii() and text.isdigit()):
             position = int(known_at)
             if position < 0:
                 raise ValidationError(f"--known-at {known_at!r} must be >= 0",
                                       field="known_at", value=known_at)
+            if position > head:
+                raise ValidationError(
+                    f"--known-at {position} is past the ledger's last recorded position "
+                    f"({head}); an answer known at a future position could still change",
+                    field="known_at", value=known_at)
             return position
-        text = str(known_at)
         try:
             when = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
         except ValueError as e:
@@ -338,6 +349,10 @@ class Ledger(Application[UUID]):
             ) from e
         if when.tzinfo is None:
             when = when.replace(tzinfo=dt.UTC)
+        if when > dt.datetime.now(dt.UTC):
+            raise ValidationError(
+                f"--known-at {text!r} is in the future; what will be recorded by then is "
+                "not known yet", field="known_at", value=text)
         stamp = when.astimezone(dt.UTC).isoformat(timespec="microseconds")
         rows = self._query(
             f"SELECT MAX(position) FROM {CHAIN_TABLE} WHERE recorded_at <= ?", [stamp]

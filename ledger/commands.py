@@ -18,6 +18,9 @@ from pydantic import ValidationError as PydanticError
 from ledger.errors import ValidationError
 from ledger.events import (
     _ID,
+    MAX_QUANTITY,
+    MAX_TPP_AMOUNT,
+    MAX_TPP_PER_UNIT,
     AllocationGrant,
     Authorization,
     ShipmentChanges,
@@ -40,8 +43,8 @@ class RecordShipment(_Command):
     destination: str
     consignee_id: str = _ID
     product_id: str = _ID
-    quantity: int = Field(gt=0)
-    tpp_per_unit: int | None = Field(default=None, gt=0)
+    quantity: int = Field(gt=0, le=MAX_QUANTITY)
+    tpp_per_unit: int | None = Field(default=None, gt=0, le=MAX_TPP_PER_UNIT)
     authorization: Authorization
     end_use: str | None = Field(default=None, min_length=1, max_length=256)
 
@@ -60,8 +63,8 @@ class CorrectShipment(_Command):
     destination: str | None = None
     consignee_id: str | None = Field(default=None, min_length=1, max_length=128)
     product_id: str | None = Field(default=None, min_length=1, max_length=128)
-    quantity: int | None = Field(default=None, gt=0)
-    tpp_per_unit: int | None = Field(default=None, gt=0)
+    quantity: int | None = Field(default=None, gt=0, le=MAX_QUANTITY)
+    tpp_per_unit: int | None = Field(default=None, gt=0, le=MAX_TPP_PER_UNIT)
     authorization: Authorization | None = None
 
     @field_validator("destination")
@@ -84,17 +87,11 @@ class VoidShipment(_Command):
 class GrantAllocation(AllocationGrant, _Command):
     type: Literal["allocation.granted"] = "allocation.granted"
 
-    @model_validator(mode="after")
-    def _dates(self) -> GrantAllocation:
-        if self.valid_to is not None and self.valid_to < self.valid_from:
-            raise ValueError(f"valid_to {self.valid_to} is before valid_from {self.valid_from}")
-        return self
-
 
 class AdjustAllocation(_Command):
     type: Literal["allocation.adjusted"] = "allocation.adjusted"
     allocation_id: str = _ID
-    tpp_amount: int = Field(gt=0)
+    tpp_amount: int = Field(gt=0, le=MAX_TPP_AMOUNT)
     effective_date: dt.date
     reason: str = Field(min_length=1)
 

@@ -49,6 +49,7 @@ from ledger.events import (
     VeuGranted,
     VeuRevoked,
     allocation_aggregate_id,
+    check_shipment_tpp,
     rule_aggregate_id,
     shipment_id,
     veu_aggregate_id,
@@ -155,6 +156,13 @@ def _resolve_tpp(product_id: str, given: int | None, ctx: Context, field_name: s
     return given
 
 
+def _check_tpp(quantity: int, tpp_per_unit: int) -> None:
+    try:
+        check_shipment_tpp(quantity, tpp_per_unit)
+    except ValueError as e:
+        raise ValidationError(str(e), field="quantity", value=quantity) from None
+
+
 def _check_ship_date(day: dt.date, ctx: Context) -> None:
     if day > (ctx.now + FUTURE_TOLERANCE).date():
         raise ValidationError(
@@ -166,13 +174,15 @@ def _check_ship_date(day: dt.date, ctx: Context) -> None:
 def _record_shipment(cmd: RecordShipment, history: Sequence[LedgerEvent], ctx: Context
                      ) -> Decision:
     _check_ship_date(cmd.ship_date, ctx)
+    tpp_per_unit = _resolve_tpp(cmd.product_id, cmd.tpp_per_unit, ctx, "tpp_per_unit")
+    _check_tpp(cmd.quantity, tpp_per_unit)
     fields = ShipmentFields(
         ship_date=cmd.ship_date,
         destination=cmd.destination,
         consignee_id=cmd.consignee_id,
         product_id=cmd.product_id,
         quantity=cmd.quantity,
-        tpp_per_unit=_resolve_tpp(cmd.product_id, cmd.tpp_per_unit, ctx, "tpp_per_unit"),
+        tpp_per_unit=tpp_per_unit,
         authorization=cmd.authorization,
     )
     state = shipment_state(history)
@@ -226,6 +236,7 @@ def _correct_shipment(cmd: CorrectShipment, history: Sequence[LedgerEvent], ctx:
         tpp = _resolve_tpp(product_id, changes.tpp_per_unit, ctx, "tpp_per_unit")
         changes = changes.model_copy(update={"tpp_per_unit": tpp})
     new = changes.apply(state.current)
+    _check_tpp(new.quantity, new.tpp_per_unit)
     if new == state.current:
         raise ValidationError(
             f"correction of {cmd.exporter_id}/{cmd.shipment_ref} changes nothing "
@@ -282,6 +293,15 @@ def _grant_allocation(cmd: GrantAllocation, history: Sequence[LedgerEvent], ctx:
     return Decision([event])
 
 
+def _not_before_grant(day: dt.date, grant: LedgerEvent, what: str) -> None:
+    """A revocation takes effect on or after the grant's start: one dated earlier
+    would silently void every shipment ever made under the grant."""
+    if day < grant.effective_date:
+        raise ValidationError(
+            f"effective_date {day} is before {what} starts ({grant.effective_date}); "
+            "revoke it on or after its start", field="effective_date", value=day.isoformat())
+
+
 def _live_allocation(allocation_id: str, history: Sequence[LedgerEvent]) -> None:
     if not history:
         raise NotFound(f"allocation {allocation_id!r} was never granted")
@@ -306,6 +326,7 @@ def _adjust_allocation(cmd: AdjustAllocation, history: Sequence[LedgerEvent], ct
 def _revoke_allocation(cmd: RevokeAllocation, history: Sequence[LedgerEvent], ctx: Context
                        ) -> Decision:
     _live_allocation(cmd.allocation_id, history)
+    _not_before_grant(cmd.effective_date, history[0], f"allocation {cmd.allocation_id!r}")
     last = history[-1]
     if isinstance(last, AllocationRevoked):
         if last.effective_date == cmd.effective_date and last.reason == cmd.reason:
@@ -321,9 +342,6 @@ def _revoke_allocation(cmd: RevokeAllocation, history: Sequence[LedgerEvent], ct
 
 def _grant_veu(cmd: GrantVeu, history: Sequence[LedgerEvent], ctx: Context) -> Decision:
     fields = cmd.model_dump(exclude={"type"})
-    if cmd.valid_to is not None and cmd.valid_to < cmd.valid_from:
-        raise ValidationError(f"valid_to {cmd.valid_to} is before valid_from {cmd.valid_from}",
-                              field="valid_to", value=cmd.valid_to.isoformat())
     if history:
         first = history[0]
         assert isinstance(first, VeuGranted)
@@ -360,6 +378,7 @@ def _amend_veu(cmd: AmendVeu, history: Sequence[LedgerEvent], ctx: Context) -> D
 def _revoke_veu(cmd: RevokeVeu, history: Sequence[LedgerEvent], ctx: Context) -> Decision:
     if not history:
         raise NotFound(f"VEU {cmd.veu_id!r} was never granted")
+    _not_before_grant(cmd.effective_date, history[0], f"VEU {cmd.veu_id!r}")
     last = history[-1]
     if isinstance(last, VeuRevoked):
         if last.effective_date == cmd.effective_date and last.reason == cmd.reason:

@@ -20,7 +20,14 @@ import functools
 import uuid
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from ledger.countries import is_country_code
 from ledger.rulebook import RuleBook
@@ -49,6 +56,16 @@ def rule_aggregate_id(rule_id: str) -> uuid.UUID:
 
 # --- value objects --------------------------------------------------------------------
 
+#: Upper bounds on amounts. Far above anything real (10^8 chips in one shipment, a chip
+#: of 10^12 TPP where a B200 has 36,000, 10^15 TPP ≈ 63 billion H100s, also the most
+#: one shipment may carry in all), they keep every
+#: amount and every shipment's TPP inside a signed 64-bit integer, which both stores
+#: and every read model require; an absurd number is refused at the door, naming the
+#: field, instead of poisoning a projection.
+MAX_QUANTITY = 100_000_000
+MAX_TPP_PER_UNIT = 10**12
+MAX_TPP_AMOUNT = 10**15
+
 Identifier = str  # ids: 1..128 printable characters, validated where used
 _ID = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/\-]*$")
 
@@ -56,6 +73,21 @@ _ID = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/\-
 def _country(v: str, field: str = "country") -> str:
     if not isinstance(v, str) or not is_country_code(v):
         raise ValueError(f"{field} must be an ISO 3166-1 alpha-2 code, got {v!r}")
+    return v
+
+
+def check_shipment_tpp(quantity: int, tpp_per_unit: int) -> None:
+    """A shipment's TPP (quantity x TPP per unit) may not exceed MAX_TPP_AMOUNT."""
+    if quantity * tpp_per_unit > MAX_TPP_AMOUNT:
+        raise ValueError(f"quantity {quantity} x tpp_per_unit {tpp_per_unit} exceeds "
+                         f"{MAX_TPP_AMOUNT:,} TPP for one shipment")
+
+
+def _not_before_start(v: dt.date | None, info: ValidationInfo) -> dt.date | None:
+    """``valid_to`` may not precede ``valid_from`` (declared before it)."""
+    start = info.data.get("valid_from")
+    if v is not None and start is not None and v < start:
+        raise ValueError(f"valid_to {v} is before valid_from {start}")
     return v
 
 
@@ -86,14 +118,19 @@ class ShipmentFields(BaseModel):
     destination: str
     consignee_id: str = _ID
     product_id: str = _ID
-    quantity: int = Field(gt=0)
-    tpp_per_unit: int = Field(gt=0)
+    quantity: int = Field(gt=0, le=MAX_QUANTITY)
+    tpp_per_unit: int = Field(gt=0, le=MAX_TPP_PER_UNIT)
     authorization: Authorization
 
     @field_validator("destination")
     @classmethod
     def _dest(cls, v: str) -> str:
         return _country(v, "destination")
+
+    @model_validator(mode="after")
+    def _bounded(self) -> ShipmentFields:
+        check_shipment_tpp(self.quantity, self.tpp_per_unit)
+        return self
 
     @property
     def tpp(self) -> int:
@@ -110,8 +147,8 @@ class ShipmentChanges(BaseModel):
     destination: str | None = None
     consignee_id: str | None = Field(default=None, min_length=1, max_length=128)
     product_id: str | None = Field(default=None, min_length=1, max_length=128)
-    quantity: int | None = Field(default=None, gt=0)
-    tpp_per_unit: int | None = Field(default=None, gt=0)
+    quantity: int | None = Field(default=None, gt=0, le=MAX_QUANTITY)
+    tpp_per_unit: int | None = Field(default=None, gt=0, le=MAX_TPP_PER_UNIT)
     authorization: Authorization | None = None
 
     @field_validator("destination")
@@ -136,9 +173,9 @@ class VeuLimits(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     #: the entity's total deployed AI compute in TPP (the base of a UVEU's shares)
-    total_compute_tpp: int | None = Field(default=None, gt=0)
+    total_compute_tpp: int | None = Field(default=None, gt=0, le=MAX_TPP_AMOUNT)
     #: a national VEU's cumulative cap in TPP, if set by the authorization itself
-    cap_tpp: int | None = Field(default=None, ge=0)
+    cap_tpp: int | None = Field(default=None, ge=0, le=MAX_TPP_AMOUNT)
 
 
 class VeuChanges(BaseModel):
@@ -208,7 +245,7 @@ class AllocationGrant(BaseModel):
 
     allocation_id: str = _ID
     country: str
-    tpp_amount: int = Field(gt=0)
+    tpp_amount: int = Field(gt=0, le=MAX_TPP_AMOUNT)
     valid_from: dt.date
     valid_to: dt.date | None = None
     holder: str | None = Field(default=None, min_length=1, max_length=128)
@@ -218,6 +255,8 @@ class AllocationGrant(BaseModel):
     @classmethod
     def _c(cls, v: str) -> str:
         return _country(v)
+
+    _valid_to = field_validator("valid_to")(_not_before_start)
 
 
 class AllocationGranted(AllocationGrant, LedgerEvent):
@@ -229,7 +268,7 @@ class AllocationGranted(AllocationGrant, LedgerEvent):
 class AllocationAdjusted(LedgerEvent):
     type_name: ClassVar[str] = "allocation.adjusted"
     allocation_id: str = _ID
-    tpp_amount: int = Field(gt=0)
+    tpp_amount: int = Field(gt=0, le=MAX_TPP_AMOUNT)
     reason: str = Field(min_length=1)
 
 
@@ -265,6 +304,8 @@ class VeuGrant(BaseModel):
     @classmethod
     def _codes(cls, v: list[str]) -> list[str]:
         return [_country(c, "covered_countries") for c in v]
+
+    _valid_to = field_validator("valid_to")(_not_before_start)
 
 
 class VeuGranted(VeuGrant, LedgerEvent):

@@ -3,6 +3,7 @@ known at, counterfactual rule, idempotent re-import, refusals with exit codes.""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 from typing import Any
@@ -108,9 +109,16 @@ def test_known_at_an_iso_timestamp(run_cli: Any, tmp_path: Path) -> None:
     refused = run_cli("quota", "--country", "MX", "--as-of", "2025-06-30", "--rule",
                       "ai-diffusion-2025", "--known-at", "2000-01-01T00:00:00Z")
     assert refused.exit_code == 1 and "not a rule revision in this ledger" in refused.output
+    now = dt.datetime.now(dt.UTC).isoformat()
     later = quota(run_cli, "--country", "MX", "--as-of", "2025-06-30", "--rule",
-                  "ai-diffusion-2025", "--known-at", "2100-01-01T00:00:00+00:00")
+                  "ai-diffusion-2025", "--known-at", now)
     assert later["committed_tpp"] == 10 * H100
+    # the future, or a position past the head, could still change: refused
+    for future in ("2100-01-01T00:00:00+00:00", str(later["computed_at_position"] + 1), "²"):
+        refused = run_cli("quota", "--country", "MX", "--as-of", "2025-06-30",
+                          "--known-at", future)
+        assert refused.exit_code == 1 and future in refused.output
+        assert "Traceback" not in refused.output
 
 
 def test_reimport_is_a_no_op_and_conflicting_duplicate_is_refused(run_cli: Any,

@@ -153,3 +153,34 @@ def test_authorization_ref_must_match_its_kind() -> None:
     with pytest.raises(ValidationError) as e:
         parse_command({**SHIP, "quantity": 0})
     assert e.value.field == "quantity"
+
+
+def test_absurd_amounts_are_refused_at_the_door_naming_the_field() -> None:
+    with pytest.raises(ValidationError) as e:
+        parse_command({**SHIP, "quantity": 99999999999999999999})
+    assert e.value.field == "quantity"
+    with pytest.raises(ValidationError) as e:
+        parse_command(dict(type="allocation.granted", allocation_id="L", country="MX",
+                           tpp_amount=10**16, valid_from="2025-01-01"))
+    assert e.value.field == "tpp_amount"
+    s = Scenario(rules=False)
+    with pytest.raises(ValidationError) as e:  # each within bounds, the product is not
+        s.do(**{**SHIP, "quantity": 100_000_000, "tpp_per_unit": 10**9})
+    assert e.value.field == "quantity" and "exceeds" in str(e.value)
+
+
+def test_valid_to_before_valid_from_names_valid_to() -> None:
+    with pytest.raises(ValidationError) as e:
+        parse_command(dict(type="allocation.granted", allocation_id="L", country="MX",
+                           tpp_amount=5, valid_from="2025-02-01", valid_to="2025-01-01"))
+    assert e.value.field == "valid_to" and "2025-01-01" in str(e.value)
+
+
+def test_revocation_before_the_grant_starts_is_refused() -> None:
+    s = Scenario(rules=False)
+    s.do(type="allocation.granted", allocation_id="L1", country="MX", tpp_amount=1_000,
+         valid_from="2025-03-01", holder="acme")
+    with pytest.raises(ValidationError) as e:
+        s.do(type="allocation.revoked", allocation_id="L1", effective_date="2025-02-01",
+             reason="x")
+    assert e.value.field == "effective_date"
