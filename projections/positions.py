@@ -196,12 +196,9 @@ class _License:
 
 @dataclass(order=True)
 class _Item:
-    """One dated item of the fold. Sorted by effective date, then allocation changes
-    before shipments (a license granted on the ship date covers the shipment, whatever
-    the recorded order), then recorded position."""
+    """One dated item of the fold, sorted by effective date, ties in recorded order."""
 
     date: dt.date
-    rank: int
     position: int
     seq: int
     kind: str = field(compare=False)
@@ -244,7 +241,7 @@ class ShipmentOutcome:
 
 
 def _item_order(item: _Item) -> tuple[dt.date, int, int, int]:
-    return (item.date, item.rank, item.position, item.seq)
+    return (item.date, item.position, item.seq)
 
 
 def country_position(
@@ -302,11 +299,11 @@ def fold_country(
         a = state.allocations[alloc_id]
         if a.valid_from > as_of:
             continue
-        items.append(_Item(a.valid_from, 0, a.position, seq, "grant", a, a.amounts[0][2]))
+        items.append(_Item(a.valid_from, a.position, seq, "grant", a, a.amounts[0][2]))
         seq += 1
         for eff, pos, amount in a.amounts[1:]:
             if eff <= as_of:
-                items.append(_Item(max(eff, a.valid_from), 0, pos, seq, "adjust", a, amount))
+                items.append(_Item(max(eff, a.valid_from), pos, seq, "adjust", a, amount))
                 seq += 1
         ends = []
         if a.valid_to is not None:
@@ -316,15 +313,15 @@ def fold_country(
         if ends:
             end_day, end_pos = min(ends)
             if end_day <= as_of:
-                items.append(_Item(max(end_day, a.valid_from), 0, end_pos, seq, "end", a))
+                items.append(_Item(max(end_day, a.valid_from), end_pos, seq, "end", a))
                 seq += 1
     rows: list[ShipmentRow] = [state.shipments[k] for k in state.by_country.get(country, ())]
     rows = [r for r in rows if not r.voided and r.fields.ship_date <= as_of]
     for row in rows:
-        items.append(_Item(row.fields.ship_date, 1, row.position, seq, "shipment", row))
+        items.append(_Item(row.fields.ship_date, row.position, seq, "shipment", row))
         seq += 1
     # a key of plain tuples sorts far faster than the dataclass's generated __lt__
-    # (the same order: date, allocations before shipments, recorded position, sequence)
+    # (the same order: date, recorded position, sequence)
     items.sort(key=_item_order)
 
     licenses: dict[str, _License] = {}
@@ -353,9 +350,15 @@ def fold_country(
             tpp = row.tpp
             flag: Flag | None = t.flag
             flag_tpp = tpp if flag is not None else 0
+            # the tier-2 cap is cumulative over its period: a tier-2 shipment dated
+            # outside it does not count against it (the tier-3 cap of 0 has no period)
+            period = None
+            if rule is not None and rule.tier_of(row.fields.destination) == 2:
+                period = rule.cap_period()
+            outside_period = period is not None and not period.contains(row.fields.ship_date)
             if t.bucket is Bucket.CAP:
-                period = None if rule is None else rule.cap_period()
-                if period is not None and not period.contains(row.fields.ship_date):
+                if outside_period:
+                    assert period is not None
                     t = Treatment(Bucket.NONE, None, t.clause,
                                   f"shipped {row.fields.ship_date}, outside the cap period "
                                   f"{period.start}..{period.end}")
@@ -367,8 +370,12 @@ def fold_country(
                 ref = row.fields.authorization.ref
                 assert ref is not None
                 lic = licenses.get(ref)
-                if lic is None:  # shipped under a license not granted by as_of: cannot happen
-                    lic = licenses[ref] = _License(0, active=False)
+                if lic is None:
+                    # the license was granted on this same day but recorded after the
+                    # shipment (ties go in recorded order): it is valid on the ship date,
+                    # so it is carved out of the cap from here on
+                    lic = licenses[ref] = _License(state.allocations[ref].amount_on(item.date))
+                    license_total += lic.committed
                 excess = license_excess(lic.shipped, tpp, lic.amount if lic.active else 0)
                 license_total -= lic.committed
                 lic.shipped += tpp
@@ -379,6 +386,9 @@ def fold_country(
             elif t.bucket is Bucket.LPP:
                 excess = lpp_excess_by_key.get(key, 0)
                 breakdown["lpp_tpp"] += tpp
+                if excess and outside_period:
+                    # like an unlicensed shipment dated outside the cap period
+                    excess = 0
                 if excess:
                     outside += excess
                     breakdown["lpp_excess_tpp"] += excess

@@ -311,3 +311,27 @@ def test_license_recorded_after_a_same_day_shipment_still_covers_it() -> None:
     p = s.position("MX", "2025-06-30")
     assert p.flagged == {}
     assert p.committed_tpp == 1_000_000
+
+
+def test_tier3_shipment_before_the_tier2_cap_period_is_still_prohibited() -> None:
+    s = Scenario()
+    s.ship("OLD", "2024-06-01", "CN", 10)
+    p = s.position("CN", "2025-06-30")
+    assert p.flagged["prohibited"].count == 1 and p.committed_tpp == 10 * H100
+
+
+def test_lpp_excess_outside_the_cap_period_counts_like_an_unlicensed_shipment() -> None:
+    s = Scenario()
+    s.ship("L1", "2024-06-01", "MX", 2_000, auth="lpp")  # over the 2024 limit
+    s.ship("U1", "2024-06-02", "MX", 2_000)              # unlicensed, same year
+    p = s.position("MX", "2025-06-30")
+    assert p.committed_tpp == 0 and p.flagged == {}
+
+
+def test_first_breach_ties_go_in_recorded_order_even_for_a_grant() -> None:
+    s = Scenario()
+    s.ship("X", "2025-03-01", "MX", 49_836)  # 788,999,552: just within the cap
+    s.license("L-PL", "MX", 10_000_000, "2025-03-01", "2025-12-31")  # recorded after X
+    p = s.position("MX", "2025-06-30")
+    assert p.first_breach is not None
+    assert (p.first_breach.type, p.first_breach.allocation_id) == ("allocation", "L-PL")
