@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from ledger.cli.common import DATE, open_ledger
-from ledger.cli.output import console, print_json, progress, tpp
+from ledger.cli.output import console, echo_json_stream, progress, tpp
 
 
 @click.command()
@@ -86,7 +86,10 @@ def replay(ctx: click.Context, rule_id: str, against: str, window_from: dt.date 
         result = run_replay(state, rule_id, against, window_from=window_from,
                             window_to=window_to, known_at=position, progress=on_progress)
     if as_json:
-        print_json(result.model_dump(mode="json"))
+        # the same text as print_json(result.model_dump(mode="json")), streamed: the
+        # shipment changes are most of it and are written from their dataclasses
+        echo_json_stream(result.model_dump(mode="json", exclude={"changes"}), "changes",
+                         result.changes)
     elif as_csv == "changes":
         click.echo(changes_csv(result), nl=False)
     elif as_csv == "countries":
