@@ -91,10 +91,37 @@ def dumps_indented(value: Any, level: int = 0) -> str:
         inner = "\n" + _INDENT * (level + 1)
         return ("[" + inner + ("," + inner).join(dumps_indented(v, level + 1) for v in value)
                 + "\n" + _INDENT * level + "]")
-    fields = getattr(value, "__dataclass_fields__", None)
-    if fields is not None:  # pydantic dumps a dataclass as a dict of its fields
-        return dumps_indented({name: getattr(value, name) for name in fields}, level)
+    if hasattr(value, "__dataclass_fields__"):  # pydantic dumps it as a dict of its fields
+        return _dumps_dataclass(value, level)
     return _enc_str(str(value))  # default=str (dates: ISO format, as pydantic's JSON mode)
+
+
+#: per (dataclass, level): (field name, the text before its value) in sorted order
+_DATACLASS_LINES: dict[tuple[type, int], tuple[tuple[str, str], ...]] = {}
+
+
+def _dumps_dataclass(value: Any, level: int) -> str:
+    """A dataclass as ``dumps_indented`` of the dict of its fields, without building
+    the dict: the replay writes tens of thousands of these, two levels deep."""
+    lines = _DATACLASS_LINES.get((type(value), level))
+    if lines is None:
+        inner = "\n" + _INDENT * (level + 1)
+        lines = _DATACLASS_LINES[(type(value), level)] = tuple(
+            (name, inner + _enc_str(name) + ": ")
+            for name in sorted(value.__dataclass_fields__))
+    if not lines:
+        return "{}"
+    parts = []
+    for name, lead in lines:
+        v = getattr(value, name)
+        # the common leaves inline; anything else through the general encoder
+        if v.__class__ is str:
+            parts.append(lead + _enc_str(v))
+        elif v.__class__ is int:
+            parts.append(lead + int.__repr__(v))
+        else:
+            parts.append(lead + dumps_indented(v, level + 1))
+    return "{" + ",".join(parts) + "\n" + _INDENT * level + "}"
 
 
 def echo_json_stream(head: dict[str, Any], key: str, items: Any, *, slice_size: int = 2000
