@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import gc
 import io
 from typing import Any
 
@@ -76,15 +77,26 @@ def replay(ctx: click.Context, rule_id: str, against: str, window_from: dt.date 
     # a third of a replay's time and held every event's pydantic model in memory
     rm = ReadModel(ledger)
     rm.catch_up()
-    state = rm.full_state(position)
     bar, task = progress(None, "replaying", quiet=quiet or as_json or as_csv is not None)
 
     def on_progress(total: int, done: int) -> None:
         bar.update(task, total=total, completed=done)
 
-    with bar:
-        result = run_replay(state, rule_id, against, window_from=window_from,
-                            window_to=window_to, known_at=position, progress=on_progress)
+    # The state and the replay build millions of long-lived, acyclic objects (rows,
+    # treatments, outcomes); the cyclic collector kept traversing all of them as they
+    # grew, ~20% of the time at 1M shipments (state 15 -> 9 s, engine 80 -> 68 s).
+    # Nothing here makes cycles worth collecting, and the collector is back on after.
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        state = rm.full_state(position)
+        with bar:
+            result = run_replay(state, rule_id, against, window_from=window_from,
+                                window_to=window_to, known_at=position,
+                                progress=on_progress)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
     if as_json:
         # the same text as print_json(result.model_dump(mode="json")), streamed: the
         # shipment changes are most of it and are written from their dataclasses
