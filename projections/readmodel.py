@@ -480,6 +480,10 @@ def _chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
 # --- rows -> LedgerState ------------------------------------------------------------------
 
 
+#: shared Authorization models by (kind, ref): a few thousand for a million rows
+_AUTHS: dict[tuple[str, str | None], Authorization] = {}
+
+
 def _add_shipment(state: LedgerState, r: Sequence[Any]) -> None:
     (_sid, recorded_from, _to, first_position, corrections, _voided, exporter_id,
      shipment_ref, ship_date, destination, consignee_id, product_id, quantity, tpp_per_unit,
@@ -487,11 +491,17 @@ def _add_shipment(state: LedgerState, r: Sequence[Any]) -> None:
     key = (exporter_id, shipment_ref)
     if key in state.shipments:
         return
-    fields = ShipmentFields(
+    # model_construct: the row holds the values of a recorded event, validated when it
+    # was decided; validating them again cost a third of loading a full state. Every
+    # field is given, so the model is the same as a validated one.
+    auth = _AUTHS.get((auth_kind, auth_ref))
+    if auth is None:  # frozen, so one instance per (kind, ref) is shared by its rows
+        auth = _AUTHS[(auth_kind, auth_ref)] = Authorization.model_construct(
+            kind=auth_kind, ref=auth_ref)
+    fields = ShipmentFields.model_construct(
         ship_date=dt.date.fromisoformat(ship_date), destination=destination,
         consignee_id=consignee_id, product_id=product_id, quantity=int(quantity),
-        tpp_per_unit=int(tpp_per_unit),
-        authorization=Authorization(kind=auth_kind, ref=auth_ref),
+        tpp_per_unit=int(tpp_per_unit), authorization=auth,
     )
     row = ShipmentRow(exporter_id, shipment_ref, fields, int(first_position),
                       int(recorded_from), int(corrections), False)

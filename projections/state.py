@@ -35,8 +35,12 @@ from ledger.events import (
 from ledger.rulebook import RuleBook
 
 
-@dataclass
+@dataclass(slots=True)
 class ShipmentRow:
+    """One shipment as known: its current fields and where it sits in the log.
+
+    Slots: a replay of a million shipments holds a million rows at once."""
+
     exporter_id: str
     shipment_ref: str
     fields: ShipmentFields
@@ -46,10 +50,12 @@ class ShipmentRow:
     last_position: int
     corrections: int = 0
     voided: bool = False
+    #: (exporter_id, shipment_ref), which never change: stored, not rebuilt, because
+    #: the replay and the folds look rows up by it several times per shipment
+    key: tuple[str, str] = field(init=False, repr=False, compare=False)
 
-    @property
-    def key(self) -> tuple[str, str]:
-        return (self.exporter_id, self.shipment_ref)
+    def __post_init__(self) -> None:
+        self.key = (self.exporter_id, self.shipment_ref)
 
     @property
     def tpp(self) -> int:
