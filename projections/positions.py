@@ -240,7 +240,7 @@ class ShipmentOutcome:
     breach: bool
 
 
-def _item_order(item: _Item) -> tuple[dt.date, int, int, int]:
+def _item_order(item: _Item) -> tuple[dt.date, int, int]:
     return (item.date, item.position, item.seq)
 
 

@@ -548,17 +548,14 @@ def _add_veus(state: LedgerState, veus: Sequence[Sequence[Any]],
             veu.revoked = (day, int(position))
             continue
         d = json.loads(data)
-        base = veu.versions[-1] if veu.versions else None
-        limits = VeuLimits.model_validate(d["limits"]) if d.get("limits") is not None \
-            else (base.limits if base else VeuLimits())
+        # the first row is the grant (every field); later rows are amendments that
+        # carry only what they change (None: unchanged), layered by version_on
         veu.versions.append(VeuVersion(
-            day, int(position),
-            d["entity"] if d.get("entity") is not None else base.entity,  # type: ignore[union-attr]
-            list(d["covered_countries"]) if d.get("covered_countries") is not None
-            else base.covered_countries,  # type: ignore[union-attr]
-            _date(d.get("valid_to")) if d.get("valid_to") is not None
-            else (base.valid_to if base else None),
-            limits,
+            day, int(position), d.get("entity"),
+            None if d.get("covered_countries") is None else list(d["covered_countries"]),
+            _date(d.get("valid_to")) if d.get("valid_to") is not None else None,
+            VeuLimits.model_validate(d["limits"]) if d.get("limits") is not None
+            else (VeuLimits() if not veu.versions else None),
         ))
 
 

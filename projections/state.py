@@ -94,8 +94,20 @@ class AllocationRow:
 
 @dataclass
 class VeuVersion:
+    """The grant (every field), or an amendment (None: the field is unchanged)."""
+
     effective: dt.date
     position: int
+    entity: str | None
+    covered_countries: list[str] | None
+    valid_to: dt.date | None
+    limits: VeuLimits | None
+
+
+@dataclass(frozen=True)
+class VeuTerms:
+    """A VEU's terms in effect on a day, every amendment applied."""
+
     entity: str
     covered_countries: list[str]
     valid_to: dt.date | None
@@ -112,13 +124,22 @@ class VeuRow:
     versions: list[VeuVersion] = field(default_factory=list)
     revoked: tuple[dt.date, int] | None = None
 
-    def version_on(self, day: dt.date) -> VeuVersion:
-        """The VEU as amended by ``day`` (the grant before its first amendment)."""
-        current = self.versions[0]
+    def version_on(self, day: dt.date) -> VeuTerms:
+        """The VEU as amended by ``day``: the grant, then every amendment in effect by
+        then applied in effective-date order (ties in recorded order), each changing
+        only its own fields, whatever order they were recorded in."""
+        grant = self.versions[0]
+        entity, covered = grant.entity, grant.covered_countries
+        valid_to, limits = grant.valid_to, grant.limits
         for v in sorted(self.versions[1:], key=lambda v: (v.effective, v.position)):
-            if v.effective <= day:
-                current = v
-        return current
+            if v.effective > day:
+                break
+            entity = v.entity if v.entity is not None else entity
+            covered = v.covered_countries if v.covered_countries is not None else covered
+            valid_to = v.valid_to if v.valid_to is not None else valid_to
+            limits = v.limits if v.limits is not None else limits
+        assert entity is not None and covered is not None and limits is not None
+        return VeuTerms(entity, covered, valid_to, limits)
 
     @property
     def revoked_on(self) -> dt.date | None:
@@ -210,17 +231,11 @@ def fold(state: LedgerState, position: int, event: LedgerEvent) -> LedgerState:
                                        event.limits))
         state.veus[veu.veu_id] = veu
     elif isinstance(event, VeuAmended):
-        veu = state.veus[event.veu_id]
-        base = veu.versions[-1]
         ch = event.changes
-        veu.versions.append(VeuVersion(
-            event.effective_date, position,
-            ch.entity if ch.entity is not None else base.entity,
-            list(ch.covered_countries) if ch.covered_countries is not None
-            else base.covered_countries,
-            ch.valid_to if ch.valid_to is not None else base.valid_to,
-            ch.limits if ch.limits is not None else base.limits,
-        ))
+        state.veus[event.veu_id].versions.append(VeuVersion(
+            event.effective_date, position, ch.entity,
+            None if ch.covered_countries is None else list(ch.covered_countries),
+            ch.valid_to, ch.limits))
     elif isinstance(event, VeuRevoked):
         state.veus[event.veu_id].revoked = (event.effective_date, position)
     elif isinstance(event, RuleRevisionPublished):

@@ -335,3 +335,17 @@ def test_first_breach_ties_go_in_recorded_order_even_for_a_grant() -> None:
     p = s.position("MX", "2025-06-30")
     assert p.first_breach is not None
     assert (p.first_breach.type, p.first_breach.allocation_id) == ("allocation", "L-PL")
+
+
+def test_veu_amendments_layer_in_effective_order_whatever_the_recorded_order() -> None:
+    s = Scenario()
+    s.do(type="veu.granted", veu_id="V1", entity="Atlas", kind="universal",
+         headquarters_country="US", covered_countries=["MX"], valid_from="2025-01-01")
+    s.do(type="veu.amended", veu_id="V1", effective_date="2025-03-01",
+         covered_countries=["BR"])
+    s.do(type="veu.amended", veu_id="V1", effective_date="2025-02-01",  # recorded later
+         valid_to="2025-12-31")
+    s.ship("S1", "2025-02-10", "MX", 10, auth="veu:V1")  # still covered on that day
+    s.ship("S2", "2025-03-10", "MX", 10, auth="veu:V1")  # no longer covered
+    p = s.position("MX", "2025-06-30")
+    assert p.flagged["veu-invalid"].count == 1 and p.committed_tpp == 10 * H100
