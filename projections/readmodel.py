@@ -227,7 +227,7 @@ class ReadModel:
                     c.execute("INSERT INTO rm_position (name, position) VALUES (?, 0) "
                               "ON CONFLICT (name) DO NOTHING", (PROJECTION,))
                 break
-            except Exception as e:  # noqa: BLE001 - PostgreSQL: concurrent creators
+            except Exception as e:
                 if attempt == 7:
                     raise StorageError(f"cannot create the read-model tables: {e}") from e
                 time.sleep(0.05 + random.random() * 0.2)
@@ -611,7 +611,7 @@ class _Folder:
             self.c.execute("SET LOCAL enable_seqscan = off")
         if fixes:
             recorded_here = {sid for _p, sid, h, _d in decoded
-                             if h == self._ShipmentRecorded}  # noqa: PLR1714
+                             if h == self._ShipmentRecorded}
             self._load_open(sorted({sid for sid in fixes if sid not in recorded_here}))
         for position, sid, handler, data in decoded:
             handler(position, sid, data)
