@@ -56,6 +56,8 @@ class LimitUsage(_Out):
     through: dt.date | None = None
     remaining_tpp: int | None = None
     breach: bool
+    #: False when the ledger lacks the data to judge the limit (breach is then False)
+    assessable: bool = True
     first_breach: ShipmentRef | None = None
     source: str
 
@@ -164,11 +166,17 @@ def veu_status(state: LedgerState, veu_id: str, as_of: dt.date, rule: RuleBook |
                 us = by_country.get("US", 0)
                 floor = Fraction(str(u.min_share_us_for_us_headquartered))
                 share = _share(us, base)
+                # With a declared whole-compute base, the entity's US compute is mostly
+                # not shipped under the VEU, so the ledger cannot judge the US floor:
+                # saying "breach" would be a false alarm.
+                known = version.limits.total_compute_tpp is None
                 limits.append(LimitUsage(
                     limit="min-share-us", kind="min-share", scope="US", used_tpp=us,
-                    base_tpp=base, share=_fmt(share),
+                    base_tpp=base, share=_fmt(share) if known else None,
                     limit_share=str(u.min_share_us_for_us_headquartered),
-                    breach=base > 0 and share < floor, source=src))
+                    breach=known and base > 0 and share < floor, assessable=known,
+                    source=src if known else src + "; not assessable: the entity's US "
+                    "compute is not recorded in the ledger (only shipments under the VEU)"))
     else:
         caps: list[tuple[dt.date | None, int, str]] = []
         if version.limits.cap_tpp is not None:

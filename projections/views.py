@@ -95,3 +95,37 @@ def readmodel_quota_all(ledger: Ledger, as_of: dt.date, *, rule_id: str | None =
     state = rm.full_state(known_at)
     return quota_all(state, as_of, rule_id=rule_id, known_at=known_at, tier=tier,
                      on_the_books=on_the_books)
+
+
+def read_model_differences(ledger: Ledger) -> list[str]:
+    """Compare the read model behind ``ledger quota`` with a full replay of the log.
+
+    The read-model tables are derived data outside the hash chain: anyone with write
+    access to the database could edit them without breaking a link. This recomputes
+    every country's position from the chained log, under every rule revision and the
+    one in force, on the last date anything happens, and lists each answer the read
+    model gets differently (empty: the read model tells the truth)."""
+    from projections.readmodel import ReadModel
+
+    rm = ReadModel(ledger)
+    rm.catch_up()
+    fast = rm.full_state(None)
+    slow = load_state(ledger)
+    days = [r.fields.ship_date for r in slow.shipments.values()]
+    days += [a.valid_from for a in slow.allocations.values()]
+    as_of = max(days, default=dt.date.today())
+    countries = sorted(set(slow.countries_with_activity()) | set(fast.countries_with_activity()))
+    differences: list[str] = []
+    for rule_id in [b.id for b in slow.rule_books()]:  # the one in force is among them
+        for country in countries:
+            want = quota(slow, country, as_of, rule_id=rule_id)
+            got = quota(fast, country, as_of, rule_id=rule_id)
+            skip = {"computed_at_position", "known_at"}
+            w, g = want.model_dump(exclude=skip), got.model_dump(exclude=skip)
+            if w != g:
+                fields = ", ".join(sorted(k for k in w if w[k] != g.get(k)))
+                differences.append(
+                    f"{country} as of {as_of} under {want.rule or 'no rule'} ({fields} "
+                    f"differ): the read model says committed {got.committed_tpp:,} TPP "
+                    f"({got.status}), the log says {want.committed_tpp:,} TPP ({want.status})")
+    return differences

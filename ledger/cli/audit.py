@@ -34,9 +34,14 @@ def audit() -> None:
 @click.option("--expect-head", metavar="POS:HASH",
               help="A head printed earlier by 'ledger audit head': prove the ledger "
                    "still extends it.")
+@click.option("--read-model", is_flag=True,
+              help="Also recompute every country's position from the log and compare it "
+                   "with the read model behind 'ledger quota' (derived tables are outside "
+                   "the chain; this costs a full replay).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_context
-def verify_cmd(ctx: click.Context, expect_head: str | None, as_json: bool) -> None:
+def verify_cmd(ctx: click.Context, expect_head: str | None, read_model: bool,
+               as_json: bool) -> None:
     """Recompute the hash chain over the stored bytes and report EVERY break.
 
     \b
@@ -51,9 +56,18 @@ def verify_cmd(ctx: click.Context, expect_head: str | None, as_json: bool) -> No
     from ledger.audit import parse_expect_head, verify
 
     expected = parse_expect_head(expect_head) if expect_head else None
-    result = verify(open_ledger(ctx), expected)
+    ledger = open_ledger(ctx)
+    result = verify(ledger, expected)
+    differences: list[str] = []
+    if read_model:
+        from projections.views import read_model_differences
+
+        differences = read_model_differences(ledger)
     if as_json:
-        print_json(result.as_dict())
+        data = result.as_dict()
+        if read_model:
+            data["read_model_differences"] = differences
+        print_json(data)
     elif result.ok:
         # plain echo, not rich: auditors paste and grep this, so no wrapping
         head = result.head
@@ -67,7 +81,17 @@ def verify_cmd(ctx: click.Context, expect_head: str | None, as_json: bool) -> No
                    f"break(s) in {result.events} events / {result.links} links")
         for b in result.breaks:
             click.echo(f"  position {b.position}: {b.kind}: {b.message}")
-    if not result.ok:
+    if read_model and not as_json:
+        if differences:
+            click.echo(click.style("READ MODEL DIFFERS", fg="red", bold=True) + ": "
+                       f"{len(differences)} answer(s) differ from the log; rebuild it with "
+                       "'ledger projections rebuild'")
+            for d in differences:
+                click.echo(f"  {d}")
+        else:
+            click.echo(click.style("OK", fg="green") + ": the read model gives the log's "
+                       "answer for every country and rule")
+    if not result.ok or differences:
         ctx.exit(EXIT_BROKEN)
 
 

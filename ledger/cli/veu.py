@@ -97,7 +97,8 @@ def _print(s: Any) -> None:
                 sign = "≤" if lim.kind == "max-share" else "≥"
                 bound = f"{sign} {_pct(lim.limit_share)}"
                 share = _pct(lim.share)
-            state = "[bold red]BREACH[/bold red]" if lim.breach else "[green]ok[/green]"
+            state = ("[bold red]BREACH[/bold red]" if lim.breach else "[green]ok[/green]"
+                     if lim.assessable else "[yellow]not assessable[/yellow]")
             if lim.first_breach is not None:
                 b = lim.first_breach
                 state += f" from {b.date} {b.exporter_id}/{b.shipment_ref}"
