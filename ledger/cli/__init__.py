@@ -56,6 +56,23 @@ class LazyGroup(click.Group):
 
             print_error(e)
             sys.exit(getattr(e, "exit_code", 1))
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except OSError as e:
+            # a file that cannot be read or written (missing folder, permissions, full
+            # disk): say which, without a traceback
+            if os.environ.get("LEDGER_DEBUG"):
+                raise
+            click.secho(f"error: {e.filename or ''}: {e.strerror or e}".replace(": : ", ": "),
+                        fg="red", err=True)
+            sys.exit(1)
+        except Exception as e:
+            # a bug, not bad input: still one line for the user, the traceback on demand
+            if os.environ.get("LEDGER_DEBUG"):
+                raise
+            click.secho(f"internal error: {type(e).__name__}: {e} "
+                        "(run with LEDGER_DEBUG=1 for the traceback)", fg="red", err=True)
+            sys.exit(70)
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"],

@@ -58,6 +58,9 @@ def quota(ctx: click.Context, country: str | None, all_: bool, tier: int | None,
     if (country is None) == (not all_):
         raise ValidationError("give exactly one of --country CC or --all", field="country",
                               value=country)
+    if tier is not None and country is not None:
+        raise ValidationError("--tier filters --all; with --country it would be ignored",
+                              field="tier", value=tier)
     if books and rule_id is not None:
         raise ValidationError(f"--on-the-books and --rule {rule_id!r} both choose the "
                               "revision: give one", field="rule", value=rule_id)

@@ -49,3 +49,11 @@ def test_help_lists_the_commands(tmp_path: Path) -> None:
     assert result.returncode == 0
     for command in ("demo", "import", "quota", "rules", "ship"):
         assert command in result.stdout
+
+
+def test_unwritable_output_is_one_line_not_a_traceback(tmp_path: Path) -> None:
+    assert ledger("--db", "x.db", "rules", "load", "--bundled", cwd=tmp_path).returncode == 0
+    result = ledger("--db", "x.db", "audit", "export", "--format", "jsonl", "--out",
+                    str(tmp_path / "missing" / "trail.jsonl"), cwd=tmp_path)
+    assert result.returncode == 1
+    assert "missing" in result.stderr and "Traceback" not in result.stderr
