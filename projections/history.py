@@ -6,7 +6,8 @@ Built on the explained fold of ``projections.positions`` (so the numbers are the
 - the running committed amount and the cap after each item;
 - whether the item arrived LATE: recorded after an item with a later effective date
   (a backdated shipment can create a breach in the past, so auditors want to see it);
-- voided shipments, which no longer count but did touch the history.
+- corrections and voids at their own positions, including corrections that moved a
+  shipment out of the country or into it (they touched the position too).
 
 Pure: no I/O.
 """
@@ -71,15 +72,26 @@ def country_history(state: LedgerState, country: str, rule: RuleBook | None, *,
             "identity": c.identity, "bucket": c.bucket, "flag": c.flag, "tpp": c.tpp,
             "committed_delta": c.committed_delta, "cap_delta": c.cap_delta,
             "last_position": row.last_position if row else c.position, "detail": detail}))
-    for key in state.by_country.get(country, ()):
+    # corrections and voids are events of their own, listed at their own positions:
+    # one that moved a shipment out of the country, or into it, or voided it, touched
+    # the country's position even though the running totals follow the current view
+    for pos, key, kind, before, after, ship_date in state.shipment_changes:
+        if country not in (before, after) or ship_date > to_date:
+            continue
         row = state.shipments[key]
-        if row.voided and row.fields.ship_date <= to_date:
-            items.append((row.fields.ship_date, row.position, 1, {
-                "kind": "shipment.voided", "identity": f"{row.exporter_id}/{row.shipment_ref}",
-                "bucket": "none", "flag": None, "tpp": row.tpp, "committed_delta": 0,
-                "cap_delta": 0, "last_position": row.last_position,
-                "detail": f"recorded, then voided at position {row.last_position}: counts "
-                          "for nothing"}))
+        identity = f"{row.exporter_id}/{row.shipment_ref}"
+        if kind == "voided":
+            detail = (f"voided (recorded at position {row.position}): counts for nothing")
+        elif before == after:
+            detail = "corrected: the shipment above counts with the corrected values"
+        elif before == country:
+            detail = f"corrected: moved out of {country} to {after}; it no longer counts here"
+        else:
+            detail = f"corrected: moved here from {before}; counts here from now on"
+        items.append((ship_date, pos, 1, {
+            "kind": f"shipment.{kind}", "identity": identity, "bucket": "none",
+            "flag": None, "tpp": row.tpp, "committed_delta": 0, "cap_delta": 0,
+            "last_position": row.last_position, "detail": detail}))
     items.sort(key=lambda i: (i[0], i[1], i[2]))
 
     # late: some item recorded earlier has a later effective date

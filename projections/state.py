@@ -160,6 +160,11 @@ class LedgerState:
     by_consignee: dict[str, set[tuple[str, str]]] = field(
         default_factory=lambda: defaultdict(set))
     allocations_by_country: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    #: every correction and void as (position, shipment key, kind, destination before,
+    #: destination after, ship date after): what an auditor's history lists (a few
+    #: percent of the events, so cheap to keep)
+    shipment_changes: list[tuple[int, tuple[str, str], str, str, str, dt.date]] = field(
+        default_factory=list)
 
     def rule_books(self) -> list[RuleBook]:
         return [book for _pos, book in self.rules]
@@ -203,15 +208,20 @@ def fold(state: LedgerState, position: int, event: LedgerEvent) -> LedgerState:
         _index_shipment(state, row, True)
     elif isinstance(event, ShipmentCorrected):
         row = state.shipments[(event.exporter_id, event.shipment_ref)]
+        before = row.fields.destination
         _index_shipment(state, row, False)
         row.fields = event.changes.apply(row.fields)
         row.corrections += 1
         row.last_position = position
         _index_shipment(state, row, True)
+        state.shipment_changes.append((position, row.key, "corrected", before,
+                                       row.fields.destination, row.fields.ship_date))
     elif isinstance(event, ShipmentVoided):
         row = state.shipments[(event.exporter_id, event.shipment_ref)]
         row.voided = True
         row.last_position = position
+        state.shipment_changes.append((position, row.key, "voided", row.fields.destination,
+                                       row.fields.destination, row.fields.ship_date))
     elif isinstance(event, AllocationGranted):
         alloc = AllocationRow(event.allocation_id, event.country, event.holder,
                               event.valid_from, event.valid_to, position, event.reference,

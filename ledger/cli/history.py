@@ -42,8 +42,17 @@ def history(ctx: click.Context, country: str, from_date: dt.date | None,
     position = ledger.resolve_known_at(known_at)
     state = load_state(ledger, position)
     if to_date is None:
+        # the last date on which anything known changes a position (shipments,
+        # allocation starts, changes and ends): deterministic for a given --known-at
+        # (no clock involved), and the history then ends where 'ledger quota' as of
+        # that date stands
         dates = [r.fields.ship_date for r in state.shipments.values()]
-        dates += [a.valid_from for a in state.allocations.values()]
+        for a in state.allocations.values():
+            dates += [day for day, _pos, _amount in a.amounts]
+            if a.valid_to is not None:
+                dates.append(a.valid_to + dt.timedelta(days=1))
+            if a.revoked_on is not None:
+                dates.append(a.revoked_on)
         to_date = max(dates, default=dt.date.today())
     if from_date is not None and from_date > to_date:
         raise ValidationError(f"--from {from_date} is after --to {to_date}", field="from",
