@@ -169,13 +169,13 @@ def veu_status(state: LedgerState, veu_id: str, as_of: dt.date, rule: RuleBook |
                 # With a declared whole-compute base, the entity's US compute is mostly
                 # not shipped under the VEU, so the ledger cannot judge the US floor:
                 # saying "breach" would be a false alarm.
-                known = version.limits.total_compute_tpp is None
+                assessable = version.limits.total_compute_tpp is None
                 limits.append(LimitUsage(
                     limit="min-share-us", kind="min-share", scope="US", used_tpp=us,
-                    base_tpp=base, share=_fmt(share) if known else None,
+                    base_tpp=base, share=_fmt(share) if assessable else None,
                     limit_share=str(u.min_share_us_for_us_headquartered),
-                    breach=known and base > 0 and share < floor, assessable=known,
-                    source=src if known else src + "; not assessable: the entity's US "
+                    breach=assessable and base > 0 and share < floor, assessable=assessable,
+                    source=src if assessable else src + "; not assessable: the entity's US "
                     "compute is not recorded in the ledger (only shipments under the VEU)"))
     else:
         caps: list[tuple[dt.date | None, int, str]] = []
