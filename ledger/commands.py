@@ -54,23 +54,13 @@ class RecordShipment(_Command):
         return _country(v, "destination")
 
 
-class CorrectShipment(_Command):
+class CorrectShipment(ShipmentChanges, _Command):
+    """The fields to change (those of ``ShipmentChanges``) and whose shipment, and why."""
+
     type: Literal["shipment.corrected"] = "shipment.corrected"
     exporter_id: str = _ID
     shipment_ref: str = _ID
     reason: str = Field(min_length=1)
-    ship_date: dt.date | None = None
-    destination: str | None = None
-    consignee_id: str | None = Field(default=None, min_length=1, max_length=128)
-    product_id: str | None = Field(default=None, min_length=1, max_length=128)
-    quantity: int | None = Field(default=None, gt=0, le=MAX_QUANTITY)
-    tpp_per_unit: int | None = Field(default=None, gt=0, le=MAX_TPP_PER_UNIT)
-    authorization: Authorization | None = None
-
-    @field_validator("destination")
-    @classmethod
-    def _dest(cls, v: str | None) -> str | None:
-        return None if v is None else _country(v, "destination")
 
     def changes(self) -> ShipmentChanges:
         fields = {k: v for k, v in self if k in ShipmentChanges.model_fields and v is not None}
