@@ -22,8 +22,10 @@ construction, at a cost that follows the country's rows, not the log's length.
 
 Folding the log into rows works on the stored JSON (pydantic-core's ``from_json``, a
 faster ``json.loads``), not on pydantic events, because rebuild speed is bounded by
-decoding; an event with an upcast shape
-(``class_version`` > 1) goes through ``decode_event`` so upcasters still apply.
+decoding; an event stored in another shape than its class's current one (its
+stored ``class_version``, 1 when absent, differs) goes through ``decode_event`` so
+upcasters still apply. Current-version events, nearly all of them, are read as stored:
+their bytes were validated when written.
 """
 
 from __future__ import annotations
