@@ -69,6 +69,9 @@ Progress = Callable[[int, int], None]
 _SHIP_COLS = ("sid, recorded_from, recorded_to, first_position, corrections, voided, "
               "exporter_id, shipment_ref, ship_date, destination, consignee_id, product_id, "
               "quantity, tpp_per_unit, auth_kind, auth_ref")
+#: the columns of an allocation row, in the order _add_allocations unpacks them
+_ALLOC_SELECT = ("SELECT allocation_id, country, holder, valid_from, valid_to, position, "
+                 "reference, amount FROM rm_allocations")
 
 _TABLES = [
     "CREATE TABLE IF NOT EXISTS rm_position (name TEXT PRIMARY KEY, position BIGINT NOT NULL)",
@@ -380,31 +383,20 @@ class ReadModel:
                 f"AND auth_kind = 'lpp' AND {valid})",
                 (country, cut, cut, last_day, country, cut, cut, last_day)).fetchall()
             licenses = sorted({r[15] for r in ships if r[14] == "license"})
-            allocs = c.execute(
-                "SELECT allocation_id, country, holder, valid_from, valid_to, position, "
-                "reference, amount FROM rm_allocations WHERE country = ? AND position <= ?",
-                (country, cut)).fetchall()
+            allocs = c.execute(_ALLOC_SELECT + " WHERE country = ? AND position <= ?",
+                               (country, cut)).fetchall()
             have = {a[0] for a in allocs}
             missing = [a for a in licenses if a not in have]
             for chunk in _chunks(missing):
                 allocs += c.execute(
-                    "SELECT allocation_id, country, holder, valid_from, valid_to, position, "
-                    f"reference, amount FROM rm_allocations WHERE position <= ? AND "
+                    _ALLOC_SELECT + " WHERE position <= ? AND "
                     f"allocation_id IN ({','.join('?' * len(chunk))})",
                     (cut, *chunk)).fetchall()
             changes = self._allocation_changes(c, [a[0] for a in allocs], cut)
             veu_ids = sorted({r[15] for r in ships if r[14] == "veu"})
             veus, veu_changes = self._veus(c, veu_ids, cut)
             rules = self._rules(c, cut)
-        state = LedgerState(position=state_pos)
-        for r in ships:
-            _add_shipment(state, r)
-        for r in lpp:
-            _add_shipment(state, r)
-        _add_allocations(state, allocs, changes)
-        _add_veus(state, veus, veu_changes)
-        state.rules = rules
-        return state
+        return _assemble(state_pos, [*ships, *lpp], allocs, changes, veus, veu_changes, rules)
 
     def full_state(self, known_at: int | None = None) -> LedgerState:
         """Every row as known at ``known_at``: what ``quota_all`` needs. Costs the size
@@ -416,19 +408,11 @@ class ReadModel:
                 f"SELECT {_SHIP_COLS} FROM rm_shipment_versions WHERE recorded_from <= ? "
                 "AND (recorded_to IS NULL OR recorded_to > ?) AND voided = 0",
                 (cut, cut)).fetchall()
-            allocs = c.execute(
-                "SELECT allocation_id, country, holder, valid_from, valid_to, position, "
-                "reference, amount FROM rm_allocations WHERE position <= ?", (cut,)).fetchall()
+            allocs = c.execute(_ALLOC_SELECT + " WHERE position <= ?", (cut,)).fetchall()
             changes = self._allocation_changes(c, None, cut)
             veus, veu_changes = self._veus(c, None, cut)
             rules = self._rules(c, cut)
-        state = LedgerState(position=state_pos)
-        for r in ships:
-            _add_shipment(state, r)
-        _add_allocations(state, allocs, changes)
-        _add_veus(state, veus, veu_changes)
-        state.rules = rules
-        return state
+        return _assemble(state_pos, ships, allocs, changes, veus, veu_changes, rules)
 
     def _allocation_changes(self, c: _Cursor, ids: list[str] | None, cut: int
                             ) -> list[tuple[Any, ...]]:
@@ -462,6 +446,20 @@ class ReadModel:
         rows = c.execute("SELECT position, document FROM rm_rules WHERE position <= ? "
                          "ORDER BY position", (cut,)).fetchall()
         return [(int(p), _rulebook(doc)) for p, doc in rows]
+
+
+def _assemble(position: int, ships: Sequence[Sequence[Any]],
+              allocs: Sequence[Sequence[Any]], changes: Sequence[Sequence[Any]],
+              veus: Sequence[Sequence[Any]], veu_changes: Sequence[Sequence[Any]],
+              rules: list[tuple[int, RuleBook]]) -> LedgerState:
+    """A LedgerState from read-model rows (a country's subset or everything)."""
+    state = LedgerState(position=position)
+    for r in ships:
+        _add_shipment(state, r)
+    _add_allocations(state, allocs, changes)
+    _add_veus(state, veus, veu_changes)
+    state.rules = rules
+    return state
 
 
 _RULE_CACHE: dict[str, RuleBook] = {}
