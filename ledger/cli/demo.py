@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from ledger.cli.common import open_ledger
-from ledger.cli.output import console, h100, mtpp
+from ledger.cli.output import STATUS_STYLE, console, h100, mtpp
 
 AS_OF = dt.date(2025, 6, 30)
 COUNTERFACTUAL = "ai-diffusion-2025"
@@ -75,7 +75,7 @@ def print_demo_table(ledger: Any, on_time_head: int) -> None:
                           ("first breach", "left")]:
         table.add_column(name, justify=justify, no_wrap=True)  # type: ignore[arg-type]
     for p in sorted(what_if, key=lambda p: (p.remaining_tpp or 0)):
-        style = {"over-cap": "bold red", "within-cap": "green", "no-cap": "dim"}[p.status]
+        style = STATUS_STYLE[p.status]
         breach = ""
         if p.first_breach is not None:
             b = p.first_breach

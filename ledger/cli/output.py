@@ -16,6 +16,10 @@ import click
 from ledger.rulebook import H100_TPP
 
 
+#: how a position's status is shown in every table
+STATUS_STYLE = {"over-cap": "bold red", "within-cap": "green", "no-cap": "dim"}
+
+
 def tpp(value: int | None) -> str:
     return "—" if value is None else f"{value:,}"
 

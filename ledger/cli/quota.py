@@ -8,7 +8,15 @@ from typing import Any
 import click
 
 from ledger.cli.common import COUNTRY, DATE, open_ledger
-from ledger.cli.output import console, h100, mtpp, print_json, tpp, tpp_h100
+from ledger.cli.output import (
+    STATUS_STYLE,
+    console,
+    h100,
+    mtpp,
+    print_json,
+    tpp,
+    tpp_h100,
+)
 from ledger.countries import country_name
 
 #: above this many items, --explain sums shipments per exporter and consignee
@@ -168,7 +176,7 @@ def _print_position(p: Any) -> None:
     out.print(f"  cap        {tpp_h100(p.cap_tpp)}")
     out.print(f"  committed  {tpp_h100(p.committed_tpp)}")
     out.print(f"  remaining  {tpp_h100(p.remaining_tpp) if p.cap_tpp is not None else '—'}")
-    style = {"over-cap": "bold red", "within-cap": "green", "no-cap": "dim"}[p.status]
+    style = STATUS_STYLE[p.status]
     status = p.status
     if p.status == "over-cap":
         status += f" by {tpp(-p.remaining_tpp)} TPP"
@@ -210,7 +218,7 @@ def print_table(positions: list[Any], *, title: str) -> None:
         table.add_column(name, justify=justify,  # type: ignore[arg-type]
                          no_wrap=name != "flagged")
     for p in positions:
-        style = {"over-cap": "bold red", "within-cap": "green", "no-cap": "dim"}[p.status]
+        style = STATUS_STYLE[p.status]
         breach = ""
         if p.first_breach is not None:
             b = p.first_breach

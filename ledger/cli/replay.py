@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from ledger.cli.common import DATE, open_ledger
-from ledger.cli.output import console, echo_json_stream, progress, tpp
+from ledger.cli.output import STATUS_STYLE, console, echo_json_stream, progress, tpp
 
 
 @click.command()
@@ -159,12 +159,11 @@ def _blank(value: int | None) -> Any:
     return "" if value is None else value
 
 
-_STYLE = {"over-cap": "bold red", "within-cap": "green", "no-cap": "dim"}
 _WORD = {"over-cap": "OVER", "within-cap": "within", "no-cap": "no cap"}
 
 
 def _status(status: str) -> str:
-    return f"[{_STYLE[status]}]{_WORD[status]}[/{_STYLE[status]}]"
+    return f"[{STATUS_STYLE[status]}]{_WORD[status]}[/{STATUS_STYLE[status]}]"
 
 
 def _some(codes: list[str], most: int = 20) -> str:
