@@ -31,15 +31,14 @@ def _events_table(ledger: Any) -> tuple[str, str]:
 
 
 def step_import(url: str, path: str) -> dict[str, Any]:
-    """``ledger import`` as a library call: parse the file, decide, append in ONE
-    transaction (all or nothing)."""
+    """``ledger import`` as a library call: the file streamed chunk by chunk (parse,
+    decide, append) into ONE transaction (all or nothing)."""
     from ledger.application import Ledger
-    from ledger.cli.imports import read_commands
+    from ledger.cli.imports import import_file
 
     start = time.perf_counter()
-    items, _numbers = read_commands(Path(path))
     ledger = Ledger(url)
-    result = ledger.submit(items, actor="bench")
+    result = import_file(ledger, Path(path), actor="bench")
     took = time.perf_counter() - start
     ledger.close()
     return {"events": result.appended, "seconds": took, "rate": result.appended / took}

@@ -182,7 +182,15 @@ def parse_command(data: Any) -> Command:
 
 
 def parse_command_line(line: str | bytes) -> Command:
-    """Parse one JSON Lines line into a command."""
+    """Parse one JSON Lines line into a command.
+
+    Fast path: pydantic parses and validates the bytes in one step (a third cheaper
+    than ``json.loads`` plus validation). Any line it refuses is parsed again the
+    slow way, so a bad line's message is the same either way."""
+    try:
+        return COMMAND_ADAPTER.validate_json(line)
+    except PydanticError:
+        pass
     try:
         data = json.loads(line)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:

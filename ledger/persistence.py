@@ -18,12 +18,21 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-from collections.abc import Sequence
-from typing import Any
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, Protocol
 from urllib.parse import unquote, urlparse
 from uuid import UUID
 
-from eventsourcing.persistence import JSONTranscoder, Mapper, StoredEvent
+from eventsourcing.persistence import (
+    IntegrityError,
+    JSONTranscoder,
+    Mapper,
+    OperationalError,
+    PersistenceError,
+    StoredEvent,
+)
 from eventsourcing.sqlite import SQLiteCursor, SQLiteProcessRecorder
 from eventsourcing.utils import get_topic, resolve_topic
 
@@ -167,6 +176,79 @@ class SQLiteLedgerRecorder(SQLiteProcessRecorder):
         rows = chain_rows(head, positions, stored_events)
         c.executemany(f"INSERT INTO {CHAIN_TABLE} VALUES (?,?,?)", rows)
         return positions
+
+    @contextmanager
+    def bulk_session(self) -> Iterator[_SQLiteBulkSession]:
+        """One write transaction for a streamed import. ``BEGIN IMMEDIATE`` takes the
+        write lock before the first history read, so no other writer can change a
+        history between the read and the append (no race, nothing to decide again)."""
+        with self.datastore.get_connection(commit=True) as conn:
+            cursor = conn.cursor()
+            try:
+                cursor.execute("BEGIN IMMEDIATE")
+                try:
+                    yield _SQLiteBulkSession(self, cursor)
+                except BaseException:
+                    conn.rollback()
+                    raise
+                conn.commit()
+            except sqlite3.IntegrityError as e:
+                raise IntegrityError(e) from e
+            except sqlite3.OperationalError as e:
+                raise OperationalError(e) from e
+            except sqlite3.Error as e:
+                raise PersistenceError(e) from e
+            finally:
+                cursor.sqlite_cursor.close()
+
+
+# --- bulk sessions: one transaction, many chunks -------------------------------------
+
+
+#: a stored event row as a history query returns it: (originator id as the store
+#: gives it, version, topic, state bytes)
+HistoryRow = tuple[Any, int, str, bytes]
+
+
+class BulkSession(Protocol):
+    """One open write transaction of a streamed import: the histories it reads include
+    what it has appended so far; nothing is visible to others until it commits."""
+
+    def history_rows(self, aggregate_ids: Sequence[UUID]) -> list[HistoryRow]:
+        """The stored events of these aggregates, ordered by aggregate and version."""
+        ...
+
+    def insert(self, stored_events: Sequence[StoredEvent]) -> list[int]:
+        """Append events and their chain links; return their recorded positions."""
+        ...
+
+
+class BulkRecorder(Protocol):
+    def bulk_session(self) -> Any:
+        """A context manager giving a ``BulkSession``; commits when the block ends,
+        rolls back if it raises."""
+        ...
+
+
+class _SQLiteBulkSession:
+    def __init__(self, recorder: SQLiteLedgerRecorder, cursor: SQLiteCursor) -> None:
+        self.recorder = recorder
+        self.cursor = cursor
+
+    def history_rows(self, aggregate_ids: Sequence[UUID]) -> list[HistoryRow]:
+        if not aggregate_ids:
+            return []
+        self.cursor.execute(
+            "SELECT originator_id, originator_version, topic, state "
+            f"FROM {self.recorder.events_table_name} "
+            f"WHERE originator_id IN ({','.join('?' * len(aggregate_ids))}) "
+            "ORDER BY originator_id, originator_version", [a.hex for a in aggregate_ids])
+        return [(UUID(r[0]), int(r[1]), r[2], bytes(r[3])) for r in self.cursor.fetchall()]
+
+    def insert(self, stored_events: Sequence[StoredEvent]) -> list[int]:
+        if not stored_events:
+            return []
+        return list(self.recorder._insert_events(self.cursor, stored_events) or [])
 
 
 # --- configuration ------------------------------------------------------------------

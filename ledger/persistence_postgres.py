@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
+from uuid import UUID
 
 from eventsourcing.persistence import PersistenceError, StoredEvent
 from eventsourcing.postgres import PostgresAggregateRecorder, PostgresProcessRecorder
@@ -20,7 +22,7 @@ from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
 
-from ledger.persistence import CHAIN_TABLE, chain_rows
+from ledger.persistence import CHAIN_TABLE, HistoryRow, chain_rows
 
 #: tries at creating the tables when other processes race to create them too
 CREATE_ATTEMPTS = 8
@@ -46,6 +48,12 @@ class PostgresLedgerRecorder(PostgresProcessRecorder):
             "SELECT position, recorded_at, hash FROM {0}.{1} ORDER BY position DESC LIMIT 1"
         ).format(schema, table)
         self._insert_links = SQL("INSERT INTO {0}.{1} VALUES (%s, %s, %s)").format(schema, table)
+        events = Identifier(self.events_table_name)
+        self._select_histories = SQL(
+            "SELECT originator_id, originator_version, topic, state FROM {0}.{1} "
+            "WHERE originator_id = ANY(%s) ORDER BY originator_id, originator_version"
+        ).format(schema, events)
+        self._analyze = [SQL("ANALYZE {0}.{1}").format(schema, t) for t in (events, table)]
 
     def create_table(self) -> None:
         """Create the tables, retrying when another process creates them at the same
@@ -77,21 +85,50 @@ class PostgresLedgerRecorder(PostgresProcessRecorder):
             self._insert_events(curs, stored_events, **kwargs)  # the tracking row
             self._lock_table(curs)
             self._notify_channel(curs)
-            curs.execute(self._select_head)
-            row = curs.fetchone()
-            head = None if row is None else (row["recorded_at"], row["hash"])
-            positions: list[int] = []
-            # events and their links chunk by chunk, so the connection is never idle
-            # in the transaction for long (eventsourcing's idle timeout ends it)
-            for start in range(0, len(stored_events), INSERT_CHUNK):
-                chunk = stored_events[start:start + INSERT_CHUNK]
-                PostgresAggregateRecorder._insert_stored_events(self, curs, chunk)
-                ids = [row["notification_id"] for row in curs.fetchall()]
-                links = chain_rows(head, ids, chunk)
-                curs.executemany(self._insert_links, links)
-                head = (links[-1][1], links[-1][2])
-                positions += ids
+            positions, _head = self._insert_chunks(curs, self._read_head(curs), stored_events)
         return positions
+
+    def _read_head(self, curs: Cursor[DictRow]) -> tuple[str, str] | None:
+        curs.execute(self._select_head)
+        row = curs.fetchone()
+        return None if row is None else (row["recorded_at"], row["hash"])
+
+    def _insert_chunks(self, curs: Cursor[DictRow], head: tuple[str, str] | None,
+                       stored_events: Sequence[StoredEvent]
+                       ) -> tuple[list[int], tuple[str, str] | None]:
+        """Insert events and their links INSERT_CHUNK at a time, after ``head``, in the
+        caller's transaction (which holds the table lock). Returns (positions, new head).
+        Chunk by chunk, so the connection is never idle in the transaction for long
+        (eventsourcing's idle timeout ends it)."""
+        positions: list[int] = []
+        for start in range(0, len(stored_events), INSERT_CHUNK):
+            chunk = stored_events[start:start + INSERT_CHUNK]
+            PostgresAggregateRecorder._insert_stored_events(self, curs, chunk)
+            ids = [row["notification_id"] for row in curs.fetchall()]
+            links = chain_rows(head, ids, chunk)
+            curs.executemany(self._insert_links, links)
+            head = (links[-1][1], links[-1][2])
+            positions += ids
+        return positions, head
+
+    @contextmanager
+    def bulk_session(self) -> Iterator[_PostgresBulkSession]:
+        """One write transaction for a streamed import, holding the events table's
+        EXCLUSIVE lock from the start (readers are not blocked), so no other writer can
+        change a history between the read and the append. Commits when the block ends,
+        rolls back if it raises."""
+        with self.datastore.get_connection() as conn, conn.transaction(), \
+                conn.cursor() as curs:
+            self._lock_table(curs)
+            self._notify_channel(curs)
+            yield _PostgresBulkSession(self, curs)
+
+    def analyze(self) -> None:
+        """Refresh the planner's statistics of the event and chain tables (after a
+        large import; a freshly loaded table has none and gets sequential scans)."""
+        with self.datastore.get_connection() as conn:
+            for statement in self._analyze:
+                conn.execute(statement)
 
     def _append_links(self, curs: Cursor[DictRow], positions: Sequence[int],
                       stored_events: Sequence[StoredEvent]) -> None:
@@ -111,4 +148,25 @@ class PostgresLedgerRecorder(PostgresProcessRecorder):
             return positions
         assert positions is not None
         self._append_links(curs, positions, stored_events)
+        return positions
+
+
+class _PostgresBulkSession:
+    def __init__(self, recorder: PostgresLedgerRecorder, curs: Cursor[DictRow]) -> None:
+        self.recorder = recorder
+        self.curs = curs
+        self.head = recorder._read_head(curs)
+
+    def history_rows(self, aggregate_ids: Sequence[UUID]) -> list[HistoryRow]:
+        if not aggregate_ids:
+            return []
+        self.curs.execute(self.recorder._select_histories, [list(aggregate_ids)])
+        return [(r["originator_id"], int(r["originator_version"]), r["topic"],
+                 bytes(r["state"])) for r in self.curs.fetchall()]
+
+    def insert(self, stored_events: Sequence[StoredEvent]) -> list[int]:
+        if not stored_events:
+            return []
+        positions, self.head = self.recorder._insert_chunks(self.curs, self.head,
+                                                            stored_events)
         return positions

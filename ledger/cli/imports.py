@@ -2,40 +2,58 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from ledger.cli.common import open_ledger
 from ledger.cli.output import print_json
 
+if TYPE_CHECKING:
+    from ledger.application import ImportLine, ImportResult, Ledger
+
 #: exit code when --skip-bad appended the good lines but some were refused
 EXIT_SKIPPED = 3
 
 
-def read_commands(path: Path) -> tuple[list[Any], list[int]]:
-    """Parse every non-blank line; a bad line becomes its ValidationError, prefixed with
-    its line number. Returns (commands or errors, line numbers)."""
+def read_chunks(path: Path, size: int | None = None) -> Iterator[list[ImportLine]]:
+    """Read and validate the file line by line, ``size`` lines at a time: each
+    non-blank line becomes (line number, its command, or its ValidationError naming
+    field and value). Only one chunk is in memory. A file without any non-blank line
+    is refused before anything is yielded."""
+    from ledger.application import IMPORT_CHUNK
     from ledger.commands import parse_command_line
     from ledger.errors import LedgerError, ValidationError
 
-    items: list[Any] = []
-    line_numbers: list[int] = []
+    size = size or IMPORT_CHUNK
+    chunk: list[ImportLine] = []
+    seen = False
     with path.open("rb") as f:
         for number, raw in enumerate(f, start=1):
             if not raw.strip():
                 continue
             try:
-                items.append(parse_command_line(raw))
+                item: Any = parse_command_line(raw)
             except LedgerError as e:
                 field = getattr(e, "field", None)
-                err = ValidationError(str(e), field=field, value=getattr(e, "value", None))
-                items.append(err)
-            line_numbers.append(number)
-    if not items:
+                item = ValidationError(str(e), field=field, value=getattr(e, "value", None))
+            chunk.append((number, item))
+            if len(chunk) >= size:
+                seen = True
+                yield chunk
+                chunk = []
+    if not chunk and not seen:
         raise ValidationError(f"{path}: no events in the file", field="FILE", value=str(path))
-    return items, line_numbers
+    if chunk:
+        yield chunk
+
+
+def import_file(ledger: Ledger, path: Path, *, actor: str | None = None,
+                skip_bad: bool = False, chunk_size: int | None = None) -> ImportResult:
+    """``ledger import`` as a library call: the file streamed into one transaction."""
+    return ledger.import_stream(read_chunks(path, chunk_size), actor=actor, skip_bad=skip_bad)
 
 
 @click.command("import")
@@ -56,41 +74,39 @@ def import_(ctx: click.Context, file: Path, skip_bad: bool, as_json: bool) -> No
     bad line is listed with its line number, field and value (exit code 1).
     Re-importing the same file is a no-op.
     """
-    from ledger.application import BatchRejected
+    from ledger.application import ImportRejected
 
-    items, numbers = read_commands(file)
     ledger = open_ledger(ctx)
     try:
-        result = ledger.submit(items, skip_bad=skip_bad)
-    except BatchRejected as e:
-        e.details = [f"line {numbers[o.index]}: {o.error}"  # type: ignore[attr-defined]
-                     for o in e.errors_only()]
+        result = import_file(ledger, file, skip_bad=skip_bad)
+    except ImportRejected as e:
+        e.details = [f"line {number}: {error}"  # type: ignore[attr-defined]
+                     for number, error in e.result.errors]
         if as_json:
-            print_json(_summary(e.outcomes, numbers, appended=0))
+            print_json(_summary(e.result, appended=0))
         raise
-    summary = _summary(result.outcomes, numbers, appended=result.appended,
-                       positions=result.positions)
     if as_json:
-        print_json(summary)
+        print_json(_summary(result, appended=result.appended))
     else:
-        first_last = (f" at positions {result.positions[0]}..{result.positions[-1]}"
-                      if result.positions else "")
+        first_last = (f" at positions {result.first_position}..{result.last_position}"
+                      if result.first_position is not None else "")
         click.echo(f"{file}: {result.appended} events appended{first_last}, "
                    f"{result.duplicates} already recorded (no-op), "
                    f"{len(result.errors)} refused")
-        for o in result.errors:
-            click.secho(f"  line {numbers[o.index]}: {o.error}", fg="yellow", err=True)
+        for number, error in result.errors:
+            click.secho(f"  line {number}: {error}", fg="yellow", err=True)
     if result.errors:
         ctx.exit(EXIT_SKIPPED)
 
 
-def _summary(outcomes: list[Any], numbers: list[int], *, appended: int,
-             positions: list[int] | None = None) -> dict[str, Any]:
+def _summary(result: ImportResult, *, appended: int) -> dict[str, Any]:
+    positions = ([result.first_position, result.last_position]
+                 if appended and result.first_position is not None else None)
     return {
         "appended": appended,
-        "positions": [positions[0], positions[-1]] if positions else None,
-        "duplicates": sum(1 for o in outcomes if o.duplicate),
-        "refused": [{"line": numbers[o.index], "reason": getattr(o.error, "code", "invalid"),
-                     "field": getattr(o.error, "field", None), "message": str(o.error)}
-                    for o in outcomes if not o.ok],
+        "positions": positions,
+        "duplicates": result.duplicates,
+        "refused": [{"line": number, "reason": getattr(error, "code", "invalid"),
+                     "field": getattr(error, "field", None), "message": str(error)}
+                    for number, error in result.errors],
     }
