@@ -39,6 +39,7 @@ from consumers.settings import Connection
 from consumers.signing import Keyring
 from ledger.application import Ledger
 from ledger.commands import Command
+from ledger.decide import message_key
 from ledger.errors import LedgerError, StorageError
 from ledger.events import LedgerEvent
 
@@ -47,6 +48,8 @@ BACKOFF_FIRST_S = 0.2
 BACKOFF_MAX_S = 10.0
 #: after a stop request, how many more attempts a failing batch gets before giving up
 ATTEMPTS_AFTER_STOP = 3
+#: default of ``--max-message-age``
+DEFAULT_MAX_MESSAGE_AGE = dt.timedelta(days=7)
 
 
 def tracking_name(topic: str, partition: int) -> str:
@@ -93,6 +96,9 @@ class ConsumerSettings:
     max_poll_interval_ms: int = 300_000
     session_timeout_ms: int = 45_000
     heartbeat_interval_ms: int = 3_000
+    #: a message sent longer ago than this is refused (dead letter ``stale-message``):
+    #: a replayed old message is refused even where its message id is not remembered
+    max_message_age: dt.timedelta | None = DEFAULT_MAX_MESSAGE_AGE
 
     @property
     def dlq_topic(self) -> str:
@@ -300,17 +306,21 @@ class IngestConsumer:
             return
         now = self._clock()
         items: list[Command | LedgerError] = []
+        keys: list[str | None] = []
         for r in fresh:
             try:
                 envelope = decode_message(r.value, r.headers or [], self.keyring, key=r.key,
-                                          catalog=self.ledger.catalog, now=now)
+                                          catalog=self.ledger.catalog, now=now,
+                                          max_age=self.settings.max_message_age)
                 items.append(envelope.payload)
+                keys.append(message_key(envelope.message_id))
             except Rejected as e:
                 items.append(e)
+                keys.append(None)
         last = fresh[-1].offset
         tracking = Tracking(tracking_name(tp.topic, tp.partition), last)
         try:
-            outcomes = self.ledger.plan(items, actor="kafka:pending", now=now)
+            outcomes = self.ledger.plan(items, actor="kafka:pending", now=now, keys=keys)
         except PersistenceError as e:
             raise _Transient(f"cannot read the ledger: {e}") from e
         refused = [(fresh[o.index], o.error) for o in outcomes if o.error is not None]
@@ -322,8 +332,10 @@ class IngestConsumer:
                 # each event names the exact message it came from
                 actor = actor_of(r.topic, r.partition, r.offset)
                 events.extend(e.model_copy(update={"actor": actor}) for e in o.events)
+        # the applied message ids are stored in the transaction of their events
+        applied = [k for o in outcomes for k in o.applied_keys()]
         try:
-            self.ledger.append(events, tracking=tracking)
+            self.ledger.append(events, tracking=tracking, keys=applied)
         except IntegrityError as e:
             again = self.stored_position(tp.topic, tp.partition)
             if again is not None and again >= last:
