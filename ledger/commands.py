@@ -169,18 +169,21 @@ def describe_pydantic_error(e: PydanticError) -> tuple[str, str, Any]:
     kind = first["type"]
     if kind == "json_invalid":
         return f"malformed JSON: {msg.removeprefix('Invalid JSON: ')}", "(line)", None
-    if kind in ("model_attributes_type", "model_type", "dict_type"):
+    if kind in ("model_attributes_type", "model_type", "dict_type") and not loc:
         return (f"expected a JSON object, got {_json_type(value)}", "(line)",
                 _short(value))
+    if kind in ("model_attributes_type", "model_type", "dict_type"):
+        return (f"field {field!r} must be a JSON object, got {_json_type(value)} "
+                f"(value: {_quoted(value)})", field, value)
     if kind == "missing":
         return f"field {field!r} is required", field, None
     if kind == "extra_forbidden":
-        return f"field {field!r} is not allowed here (value: {_short(value)!r})", field, value
+        return f"field {field!r} is not allowed here (value: {_quoted(value)})", field, value
     if kind == "union_tag_invalid" or kind == "union_tag_not_found":
         tag = value.get("type") if isinstance(value, dict) else None
         return (f"field 'type' must be one of {', '.join(COMMAND_TYPES)}, got {tag!r}",
                 "type", tag)
-    return f"field {field!r}: {msg} (value: {_short(value)!r})", field, value
+    return f"field {field!r}: {msg} (value: {_quoted(value)})", field, value
 
 
 #: longest value text an error message quotes (a refused 1 MB string is not echoed)
@@ -191,6 +194,12 @@ def _short(value: Any) -> Any:
     if isinstance(value, str) and len(value) > MAX_QUOTED:
         return value[:MAX_QUOTED] + "..."
     return value
+
+
+def _quoted(value: Any) -> str:
+    """The value as Python writes it, cut to MAX_QUOTED characters."""
+    text = repr(value)
+    return text if len(text) <= MAX_QUOTED else text[:MAX_QUOTED] + "..."
 
 
 def _json_type(value: Any) -> str:
@@ -225,6 +234,6 @@ def parse_command_line(line: str | bytes) -> Command:
     if duplicate is not None:
         key, first, second = duplicate
         raise ValidationError(
-            f"field {key!r} is given twice ({_short(first)!r} then {_short(second)!r}); "
+            f"field {key!r} is given twice ({_quoted(first)} then {_quoted(second)}); "
             "a line names each field once", field=key, value=second)
     return command
