@@ -41,6 +41,9 @@ from ledger.errors import ConfigurationError, ValidationError
 from ledger.events import LedgerEvent
 
 CHAIN_TABLE = "ledger_chain"
+#: the explicit idempotency keys (Kafka message ids, import command ids) applied to
+#: each aggregate, written in the transaction that appends the command's events
+APPLIED_KEYS_TABLE = "ledger_applied_keys"
 EVENTS_TABLE = "stored_events"
 DEFAULT_DB = "ledger.db"
 
@@ -142,6 +145,13 @@ class SQLiteLedgerRecorder(SQLiteProcessRecorder):
             f"CREATE INDEX IF NOT EXISTS {CHAIN_TABLE}_recorded_at "
             f"ON {CHAIN_TABLE} (recorded_at)"
         )
+        statements.append(
+            f"CREATE TABLE IF NOT EXISTS {APPLIED_KEYS_TABLE} ("
+            "originator_id TEXT NOT NULL, "
+            "key TEXT NOT NULL, "
+            "originator_version INTEGER NOT NULL, "
+            "PRIMARY KEY (originator_id, key))"
+        )
         return statements
 
     def _insert_events(
@@ -175,6 +185,10 @@ class SQLiteLedgerRecorder(SQLiteProcessRecorder):
         head = None if row is None else (row["recorded_at"], row["hash"])
         rows = chain_rows(head, positions, stored_events)
         c.executemany(f"INSERT INTO {CHAIN_TABLE} VALUES (?,?,?)", rows)
+        keys: Sequence[tuple[UUID, str, int]] = kwargs.get("applied_keys") or ()
+        if keys:
+            c.executemany(f"INSERT INTO {APPLIED_KEYS_TABLE} VALUES (?,?,?)",
+                          [(agg.hex, key, version) for agg, key, version in keys])
         return positions
 
     @contextmanager
@@ -218,8 +232,14 @@ class BulkSession(Protocol):
         """The stored events of these aggregates, ordered by aggregate and version."""
         ...
 
-    def insert(self, stored_events: Sequence[StoredEvent]) -> list[int]:
-        """Append events and their chain links; return their recorded positions."""
+    def applied_key_rows(self, aggregate_ids: Sequence[UUID]) -> list[tuple[UUID, str]]:
+        """(aggregate id, idempotency key) of the keys applied to these aggregates."""
+        ...
+
+    def insert(self, stored_events: Sequence[StoredEvent],
+               applied_keys: Sequence[tuple[UUID, str, int]] = ()) -> list[int]:
+        """Append events, their chain links and the idempotency keys of the commands
+        that made them; return their recorded positions."""
         ...
 
 
@@ -245,10 +265,21 @@ class _SQLiteBulkSession:
             "ORDER BY originator_id, originator_version", [a.hex for a in aggregate_ids])
         return [(UUID(r[0]), int(r[1]), r[2], bytes(r[3])) for r in self.cursor.fetchall()]
 
-    def insert(self, stored_events: Sequence[StoredEvent]) -> list[int]:
+    def applied_key_rows(self, aggregate_ids: Sequence[UUID]) -> list[tuple[UUID, str]]:
+        if not aggregate_ids:
+            return []
+        self.cursor.execute(
+            f"SELECT originator_id, key FROM {APPLIED_KEYS_TABLE} "
+            f"WHERE originator_id IN ({','.join('?' * len(aggregate_ids))})",
+            [a.hex for a in aggregate_ids])
+        return [(UUID(r[0]), r[1]) for r in self.cursor.fetchall()]
+
+    def insert(self, stored_events: Sequence[StoredEvent],
+               applied_keys: Sequence[tuple[UUID, str, int]] = ()) -> list[int]:
         if not stored_events:
             return []
-        return list(self.recorder._insert_events(self.cursor, stored_events) or [])
+        return list(self.recorder._insert_events(self.cursor, stored_events,
+                                                 applied_keys=applied_keys) or [])
 
 
 # --- configuration ------------------------------------------------------------------

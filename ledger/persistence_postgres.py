@@ -22,7 +22,7 @@ from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
 
-from ledger.persistence import CHAIN_TABLE, HistoryRow, chain_rows
+from ledger.persistence import APPLIED_KEYS_TABLE, CHAIN_TABLE, HistoryRow, chain_rows
 
 #: tries at creating the tables when other processes race to create them too
 CREATE_ATTEMPTS = 8
@@ -48,12 +48,24 @@ class PostgresLedgerRecorder(PostgresProcessRecorder):
             "SELECT position, recorded_at, hash FROM {0}.{1} ORDER BY position DESC LIMIT 1"
         ).format(schema, table)
         self._insert_links = SQL("INSERT INTO {0}.{1} VALUES (%s, %s, %s)").format(schema, table)
+        keys = Identifier(APPLIED_KEYS_TABLE)
+        self.sql_create_statements.append(SQL(
+            "CREATE TABLE IF NOT EXISTS {0}.{1} ("
+            "originator_id uuid NOT NULL, "
+            "key text NOT NULL, "
+            "originator_version bigint NOT NULL, "
+            "PRIMARY KEY (originator_id, key))"
+        ).format(schema, keys))
+        self._insert_keys = SQL("INSERT INTO {0}.{1} VALUES (%s, %s, %s)").format(schema, keys)
         events = Identifier(self.events_table_name)
         self._select_histories = SQL(
             "SELECT originator_id, originator_version, topic, state FROM {0}.{1} "
             "WHERE originator_id = ANY(%s) ORDER BY originator_id, originator_version"
         ).format(schema, events)
         self._analyze = [SQL("ANALYZE {0}.{1}").format(schema, t) for t in (events, table)]
+        self._select_keys = SQL(
+            "SELECT originator_id, key FROM {0}.{1} WHERE originator_id = ANY(%s)"
+        ).format(schema, keys)
 
     def create_table(self) -> None:
         """Create the tables, retrying when another process creates them at the same
@@ -86,7 +98,14 @@ class PostgresLedgerRecorder(PostgresProcessRecorder):
             self._lock_table(curs)
             self._notify_channel(curs)
             positions, _head = self._insert_chunks(curs, self._read_head(curs), stored_events)
+            self._append_keys(curs, **kwargs)
         return positions
+
+    def _append_keys(self, curs: Cursor[DictRow], **kwargs: Any) -> None:
+        """The idempotency keys of the commands whose events are being appended."""
+        keys: Sequence[tuple[Any, str, int]] = kwargs.get("applied_keys") or ()
+        if keys:
+            curs.executemany(self._insert_keys, list(keys))
 
     def _read_head(self, curs: Cursor[DictRow]) -> tuple[str, str] | None:
         curs.execute(self._select_head)
@@ -148,6 +167,7 @@ class PostgresLedgerRecorder(PostgresProcessRecorder):
             return positions
         assert positions is not None
         self._append_links(curs, positions, stored_events)
+        self._append_keys(curs, **kwargs)
         return positions
 
 
@@ -164,9 +184,17 @@ class _PostgresBulkSession:
         return [(r["originator_id"], int(r["originator_version"]), r["topic"],
                  bytes(r["state"])) for r in self.curs.fetchall()]
 
-    def insert(self, stored_events: Sequence[StoredEvent]) -> list[int]:
+    def applied_key_rows(self, aggregate_ids: Sequence[UUID]) -> list[tuple[UUID, str]]:
+        if not aggregate_ids:
+            return []
+        self.curs.execute(self.recorder._select_keys, [list(aggregate_ids)])
+        return [(r["originator_id"], r["key"]) for r in self.curs.fetchall()]
+
+    def insert(self, stored_events: Sequence[StoredEvent],
+               applied_keys: Sequence[tuple[UUID, str, int]] = ()) -> list[int]:
         if not stored_events:
             return []
         positions, self.head = self.recorder._insert_chunks(self.curs, self.head,
                                                             stored_events)
+        self.recorder._append_keys(self.curs, applied_keys=applied_keys)
         return positions
