@@ -4,9 +4,12 @@ One run, one broker, the same messages: publishes N signed shipments (6 exporter
 3 partitions), then
 
 1. **raw**: a plain kafka-python consumer reads all N messages (no checks, no store);
-2. **ingest**: ``consumers.consumer.IngestConsumer`` reads the same N messages,
-   verifies each signature, decides each shipment and appends the events with the
-   Kafka position in one transaction per partition batch (SQLite file).
+2. **raw + verify** (the baseline of the target): the same, and it checks each
+   message's Ed25519 signature in the same process (JSON, key lookup, verify);
+3. **ingest**: ``consumers.consumer.IngestConsumer`` reads the same N messages,
+   verifies each signature (on every core, ``consumers.verify``), decides each
+   shipment and appends the events with the Kafka position in one transaction per
+   partition batch (SQLite file).
 
 Both rates are measured from the first poll after partitions are assigned to the
 last message handled, so the group join (seconds on Tansu) is not counted. Prints
@@ -82,9 +85,12 @@ def publish(bootstrap: str, topic: str, n: int) -> tuple[Keyring, float]:
     return ring, elapsed
 
 
-def raw_consume(bootstrap: str, topic: str, n: int) -> float:
-    """Seconds for a plain consumer (assigned partitions, no group) to read n messages."""
+def raw_consume(bootstrap: str, topic: str, n: int, ring: Keyring | None = None) -> float:
+    """Seconds for a plain consumer (assigned partitions, no group) to read n messages;
+    with ``ring``, also checking each message's signature (and failing if one fails)."""
     from kafka import KafkaConsumer, TopicPartition
+
+    from consumers.envelope import signature_of
 
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
                              max_poll_records=500)
@@ -97,9 +103,20 @@ def raw_consume(bootstrap: str, topic: str, n: int) -> float:
         while seen < n:
             for records in consumer.poll(timeout_ms=1000).values():
                 seen += len(records)
+                if ring is not None:
+                    for r in records:
+                        _verify(ring, r.value, signature_of(r.headers or []))
         return time.perf_counter() - start
     finally:
         consumer.close()
+
+
+def _verify(ring: Keyring, value: bytes, signature: bytes | None) -> None:
+    import base64
+
+    key = ring.get(json.loads(value)["auth"]["key_id"])
+    if key is None or signature is None or not key.verify(base64.b64decode(signature), value):
+        raise SystemExit("raw consume: a signature did not verify")
 
 
 def ingest(bootstrap: str, topic: str, ring: Keyring, n: int, batch: int, db: str
@@ -125,6 +142,12 @@ def ingest(bootstrap: str, topic: str, ring: Keyring, n: int, batch: int, db: st
     return log.last_batch_at - log.assigned_at, stats
 
 
+def _crc32c_compiled() -> bool:
+    from kafka.record import util
+
+    return util.crc32c_c is not None  # type: ignore[attr-defined]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--messages", type=int, default=20_000)
@@ -139,6 +162,7 @@ def main() -> None:
         create_topic(bootstrap, topic, 3)
         ring, produce_s = publish(bootstrap, topic, n)
         raw_s = raw_consume(bootstrap, topic, n)
+        raw_verify_s = raw_consume(bootstrap, topic, n, ring)
         ingest_s, stats = ingest(bootstrap, topic, ring, n, args.batch,
                                  str(Path(tmp) / "bench.db"))
     result = {
@@ -149,8 +173,12 @@ def main() -> None:
         "broker": broker_name,
         "produce_msgs_per_s": round(n / produce_s),
         "raw_consume_msgs_per_s": round(n / raw_s),
+        "raw_consume_verify_msgs_per_s": round(n / raw_verify_s),
         "ingest_exactly_once_msgs_per_s": round(n / ingest_s),
         "ingest_to_raw_ratio": round((n / ingest_s) / (n / raw_s), 4),
+        "ingest_to_raw_verify_ratio": round((n / ingest_s) / (n / raw_verify_s), 4),
+        "verify_workers": os.cpu_count(),
+        "crc32c_compiled": _crc32c_compiled(),
         "ingest_batches": stats.batches,
         "measured_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
@@ -161,9 +189,11 @@ def main() -> None:
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"messages:                 {n:,} (3 partitions, batch {args.batch})")
     print(f"raw kafka-python consume: {result['raw_consume_msgs_per_s']:>8,} msgs/s")
+    print(f"raw consume + verify:     {result['raw_consume_verify_msgs_per_s']:>8,} msgs/s")
     print(f"exactly-once ingestion:   {result['ingest_exactly_once_msgs_per_s']:>8,} msgs/s "
           "(verify, decide, append + position in one transaction)")
     print(f"ratio ingest/raw:         {result['ingest_to_raw_ratio']:.2%}")
+    print(f"ratio ingest/raw+verify:  {result['ingest_to_raw_verify_ratio']:.2%} (target >= 50%)")
     print(f"written {args.out}")
 
 

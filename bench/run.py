@@ -12,9 +12,12 @@ own:
 2. projection rebuild beside a raw SELECT of the event rows plus ``json.loads``;
 3. ``ledger quota`` latency, p50/p99, as a library call and as a whole CLI process,
    beside a full replay of the log for the same answers (checked equal);
-4. the replay of ``ai-diffusion-2025`` over all shipments (see RESULTS.md for what
-   that means on this branch), and ``ledger replay`` itself when it is installed;
+4. ``ledger replay --rule ai-diffusion-2025`` as whole processes, the table and
+   ``--json`` (output to a file), with their peak memory;
 5. peak memory (max RSS) of each.
+
+``--workdir DIR`` keeps the SQLite files there (with ``--keep``, steps can be run
+again on them later: ``python -m bench.steps STEP DB``).
 
 Results go to bench/results/<size>-<backend>.json; ``bench.report`` renders them
 as bench/RESULTS.md (run automatically at the end). PostgreSQL uses the server at
@@ -110,20 +113,29 @@ def quota_cli(url: str, count: int) -> dict[str, Any]:
     return result
 
 
-def replay_cli(url: str) -> dict[str, Any] | None:
-    """``ledger replay --rule ai-diffusion-2025`` if this install has it (another
-    branch builds it); None when it does not."""
-    from ledger.cli import LAZY_COMMANDS
-
-    if "replay" not in LAZY_COMMANDS:
-        return None
-    argv = [*ledger_cli(), "--db", url, "replay", "--rule", "ai-diffusion-2025", "--json",
-            "--quiet"]
-    try:
-        _out, wall, peak = run_measured(argv)
-    except RuntimeError as e:
-        return {"error": str(e)[:300]}
-    return {"seconds": round(wall, 3), "peak_rss_mb": round(peak, 1)}
+def replay_cli(url: str, as_json: bool) -> dict[str, Any]:
+    """A whole ``ledger replay --rule ai-diffusion-2025`` process (the read model is
+    caught up before, by the rebuild step), its output written to a file as a user's
+    redirect would; ``--json`` or the table."""
+    out_path = Path(tempfile.gettempdir()) / f"bench-replay-{os.getpid()}.out"
+    argv = [*ledger_cli(), "--db", url, "replay", "--rule", "ai-diffusion-2025", "--quiet"]
+    if as_json:
+        argv.append("--json")
+    start = time.perf_counter()
+    with out_path.open("wb") as out:
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.PIPE, env=_env(), cwd=ROOT)
+        _pid, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    code = os.waitstatus_to_exitcode(status)
+    size = out_path.stat().st_size
+    out_path.unlink(missing_ok=True)
+    err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+    if code != 0:
+        return {"error": f"exit {code}: {err[-300:]}"}
+    result = {"seconds": round(wall, 3), "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
+              "output_bytes": size}
+    print(f"    replay_cli{' --json' if as_json else ''}: {json.dumps(result)}", flush=True)
+    return result
 
 
 def pg_base(arg: str | None) -> str:
@@ -131,6 +143,7 @@ def pg_base(arg: str | None) -> str:
 
 
 def new_db(backend: str, size: int, base: str, prefix: str, tmp: Path) -> str:
+    """A fresh database: a SQLite file in ``tmp`` or a PostgreSQL database."""
     if backend == "sqlite":
         path = tmp / f"bench-{size}.db"
         path.unlink(missing_ok=True)
@@ -207,9 +220,8 @@ def bench_one(size: int, backend: str, args: argparse.Namespace, tmp: Path) -> d
         result["quota_cli"] = quota_cli(url, args.cli_queries)
         replays = args.replays if size < 1_000_000 else max(1, args.replays // 2)
         result["quota_replay"] = step("quota_replay", url, str(replays))
-        result["replay"] = step("replay", url)
-        result["replay_readmodel"] = step("replay_readmodel", url)
-        result["replay_cli"] = replay_cli(url)
+        result["replay_cli"] = replay_cli(url, as_json=False)
+        result["replay_cli_json"] = replay_cli(url, as_json=True)
     finally:
         if not args.keep:
             drop_db(backend, url, base)
@@ -233,6 +245,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--postgres", help="server URL without database name")
     parser.add_argument("--pg-prefix", default="ql_bench", help="database name prefix")
     parser.add_argument("--keep", action="store_true", help="keep the databases")
+    parser.add_argument("--workdir", type=Path,
+                        help="folder for the SQLite files (default: a temporary one)")
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",") if s]
     backends = [b for b in args.backends.split(",") if b]
@@ -240,9 +254,11 @@ def main(argv: list[str] | None = None) -> None:
         if b not in ("sqlite", "postgres"):
             parser.error(f"--backends: unknown backend {b!r} (sqlite, postgres)")
     with tempfile.TemporaryDirectory(prefix="ledger-bench-") as tmp:
+        work = args.workdir or Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
         for size in sizes:
             for backend in backends:
-                bench_one(size, backend, args, Path(tmp))
+                bench_one(size, backend, args, work)
     from bench.report import write_report
 
     print(f"wrote {write_report()}")

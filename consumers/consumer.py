@@ -34,9 +34,10 @@ from eventsourcing.persistence import IntegrityError, PersistenceError, Tracking
 from kafka import ConsumerRebalanceListener
 
 from consumers.deadletter import dead_letter_record
-from consumers.envelope import Rejected, decode_message, reason_of
+from consumers.envelope import Rejected, decode_message, reason_of, signature_of
 from consumers.settings import Connection
 from consumers.signing import Keyring
+from consumers.verify import SignatureChecker
 from ledger.application import Ledger
 from ledger.commands import Command
 from ledger.decide import message_key
@@ -101,6 +102,9 @@ class ConsumerSettings:
     #: a message sent longer ago than this is refused (dead letter ``stale-message``):
     #: a replayed old message is refused even where its message id is not remembered
     max_message_age: dt.timedelta | None = DEFAULT_MAX_MESSAGE_AGE
+    #: processes checking a batch's signatures in parallel (None: one per core; 0: the
+    #: consumer checks each message itself). See ``consumers.verify``.
+    verify_workers: int | None = None
 
     @property
     def dlq_topic(self) -> str:
@@ -171,6 +175,7 @@ class IngestConsumer:
         self._abandoned: set[Any] = set()
         #: the loop ended normally (stopped or idle): every polled record was handled
         self._clean_exit = False
+        self._checker = SignatureChecker.for_keyring(keyring, settings.verify_workers)
 
     # --- lifecycle -----------------------------------------------------------------
 
@@ -231,6 +236,7 @@ class IngestConsumer:
                  batch=s.batch)
 
     def _close(self) -> None:
+        self._checker.close()
         if self._consumer is not None:
             self._commit_on_exit()
             try:
@@ -325,11 +331,15 @@ class IngestConsumer:
         now = self._clock()
         items: list[Command | LedgerError] = []
         keys: list[str | None] = []
-        for r in fresh:
+        # the signatures, checked on every core (None: a small batch, checked below)
+        verified = self._checker.check(
+            [(r.value, signature_of(r.headers or [])) for r in fresh])
+        for i, r in enumerate(fresh):
             try:
                 envelope = decode_message(r.value, r.headers or [], self.keyring, key=r.key,
                                           catalog=self.ledger.catalog, now=now,
-                                          max_age=self.settings.max_message_age)
+                                          max_age=self.settings.max_message_age,
+                                          verified_key_id=verified[i] if verified else None)
                 items.append(envelope.payload)
                 keys.append(message_key(envelope.message_id))
             except Rejected as e:

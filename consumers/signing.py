@@ -61,6 +61,9 @@ class Keyring:
     def __len__(self) -> int:
         return len(self._by_id)
 
+    def keys(self) -> list[PublicKey]:
+        return list(self._by_id.values())
+
     @classmethod
     def load(cls, path: Path) -> Keyring:
         """Read a keyring file. Raises ConfigurationError naming the file and entry."""

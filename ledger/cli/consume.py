@@ -43,11 +43,14 @@ from ledger.cli.output import print_json
                    "'stale-message'), so an old signed message cannot be replayed.")
 @click.option("--session-timeout-ms", type=click.IntRange(min=1000), default=45_000,
               show_default=True, help="kafka-python session_timeout_ms.")
+@click.option("--verify-workers", type=click.IntRange(min=0),
+              help="Processes checking a batch's signatures in parallel [default: one "
+                   "per core; 0: the consumer checks them itself].")
 @click.pass_context
 def consume(ctx: click.Context, /, topic: str, group: str, dead_letter_topic: str | None,
             keyring: Path, batch: int, print_stats: bool, stats_interval: float,
             idle_exit: float | None, max_poll_interval_ms: int, max_message_age: float,
-            session_timeout_ms: int, **kwargs: Any) -> None:
+            session_timeout_ms: int, verify_workers: int | None, **kwargs: Any) -> None:
     """Append exporters' shipments from Kafka to the ledger, exactly once.
 
     Each message is checked (signature, exporter, shipment only, shape, product,
@@ -70,6 +73,7 @@ def consume(ctx: click.Context, /, topic: str, group: str, dead_letter_topic: st
         max_poll_interval_ms=max_poll_interval_ms, session_timeout_ms=session_timeout_ms,
         heartbeat_interval_ms=max(300, min(3000, session_timeout_ms // 3)),
         max_message_age=dt.timedelta(hours=max_message_age),
+        verify_workers=verify_workers,
     )
     ledger = open_ledger(ctx)
     try:

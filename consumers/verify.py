@@ -1,0 +1,107 @@
+"""Signature checks of a batch on every core: a pool of worker processes.
+
+With kafka-python's checksums compiled (``crc32c``), checking each message's Ed25519
+signature (~185 µs) is the main cost of ingesting it, and one Python process checks
+one at a time. ``SignatureChecker`` sends a batch's (value, signature header) pairs
+to worker processes, which verify them in parallel and answer, per message, the key
+id whose signature they verified (None when they could not: no JSON, no key id, an
+unknown key, a bad signature). The consumer then decodes each message as before and
+skips only the one ``verify`` call of a message a worker verified with the same key
+id for the same bytes; every other message is checked in full in the consumer, so a
+refused message gets exactly the reason it got before.
+
+Workers are started with ``spawn`` (the consumer runs Kafka client threads, which a
+forked child must not inherit) and import only this module's few dependencies.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import multiprocessing
+import os
+from collections.abc import Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+#: a batch smaller than this is checked in the consumer (the round trip costs more)
+MIN_POOL_BATCH = 64
+
+#: (message value, its signature header) as the consumer read them
+Signed = tuple[bytes | None, bytes | None]
+
+_keys: dict[str, Ed25519PublicKey] = {}
+
+
+def _init_worker(raw_keys: dict[str, bytes]) -> None:
+    _keys.clear()
+    _keys.update({k: Ed25519PublicKey.from_public_bytes(v) for k, v in raw_keys.items()})
+
+
+def verified_key_ids(items: Sequence[Signed]) -> list[str | None]:
+    """Per message, the key id whose signature verifies it, else None (in a worker)."""
+    return [_verified_key_id(value, signature, _keys) for value, signature in items]
+
+
+def _verified_key_id(value: bytes | None, signature: bytes | None,
+                     keys: dict[str, Ed25519PublicKey]) -> str | None:
+    if not value or not signature:
+        return None
+    try:
+        auth = json.loads(value).get("auth")
+        key_id = auth.get("key_id")
+        key = keys.get(key_id)
+        if key is None:
+            return None
+        key.verify(base64.b64decode(signature, validate=True), value)
+    except (InvalidSignature, ValueError, TypeError, AttributeError, RecursionError):
+        return None
+    return str(key_id)
+
+
+class SignatureChecker:
+    """A pool of ``workers`` processes checking signatures against a fixed keyring."""
+
+    def __init__(self, raw_keys: dict[str, bytes], workers: int | None = None) -> None:
+        self.raw_keys = dict(raw_keys)
+        self.workers = (os.cpu_count() or 1) if workers is None else workers
+        self._pool: Executor | None = None
+
+    @classmethod
+    def for_keyring(cls, keyring: Any, workers: int | None = None) -> SignatureChecker:
+        raw = {k.key_id: k.key.public_bytes(serialization.Encoding.Raw,
+                                            serialization.PublicFormat.Raw)
+               for k in keyring.keys()}
+        return cls(raw, workers)
+
+    def check(self, items: Sequence[Signed]) -> list[str | None] | None:
+        """The verified key id of each message, or None when the batch is too small
+        to be worth the pool (the consumer then verifies each message itself)."""
+        if self.workers < 1 or len(items) < MIN_POOL_BATCH:
+            return None
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(
+                self.workers, mp_context=multiprocessing.get_context("spawn"),
+                initializer=_init_worker, initargs=(self.raw_keys,))
+        size = -(-len(items) // self.workers)
+        parts = [items[i:i + size] for i in range(0, len(items), size)]
+        out: list[str | None] = []
+        try:
+            for answer in self._pool.map(verified_key_ids, parts):
+                out.extend(answer)
+        except (BrokenProcessPool, OSError):
+            # a worker died (killed, out of memory): check in the consumer from now on
+            self.close()
+            self.workers = 0
+            return None
+        return out
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None

@@ -1,0 +1,100 @@
+"""Signature checks on every core (``consumers.verify``): the workers' answers and how
+the decoder uses them. Real worker processes, no broker."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+
+from consumers.envelope import Rejected, decode_message, signature_of
+from consumers.producer import MessageSigner
+from consumers.signing import Keyring, PublicKey, generate_private_key
+from consumers.verify import MIN_POOL_BATCH, SignatureChecker, verified_key_ids
+from ledger.catalog import bundled_catalog
+
+ACME = generate_private_key()
+GLOBEX = generate_private_key()
+STRANGER = generate_private_key()
+KEYRING = Keyring([PublicKey("acme", "acme", ACME.public_key()),
+                   PublicKey("globex", "globex", GLOBEX.public_key())])
+NOW = dt.datetime(2025, 9, 1, 12, tzinfo=dt.UTC)
+
+
+def _message(ref: str, key: Any = ACME, exporter: str = "acme") -> tuple[bytes, list[Any]]:
+    shipment = {"type": "shipment.recorded", "exporter_id": exporter, "shipment_ref": ref,
+                "ship_date": "2025-06-02", "destination": "MX", "consignee_id": "c-1",
+                "product_id": "nvidia-h100-sxm", "quantity": 10,
+                "authorization": {"kind": "none"}}
+    _key, value, headers = MessageSigner(exporter, key).message(shipment)
+    return value, headers
+
+
+def _batch() -> tuple[list[tuple[bytes, list[Any]]], list[str | None]]:
+    """A batch with good messages of two exporters and every kind of bad one."""
+    good_acme = [_message(f"A-{i}") for i in range(MIN_POOL_BATCH)]
+    good_globex = [_message(f"G-{i}", GLOBEX, "globex") for i in range(3)]
+    value, headers = _message("X-1")
+    altered = (value.replace(b'"quantity":10', b'"quantity":11'), headers)
+    unknown = _message("U-1", STRANGER, "stranger")
+    wrong_key = _message("W-1", GLOBEX, "acme")  # claims acme, signed by globex's key
+    unsigned = (_message("N-1")[0], [])
+    messages = [*good_acme, *good_globex, altered, unknown, wrong_key, unsigned,
+                (b"not json", headers)]
+    want: list[str | None] = ["acme"] * MIN_POOL_BATCH + ["globex"] * 3 + [None] * 5
+    return messages, want
+
+
+def test_the_pool_answers_the_verified_key_id_of_each_message() -> None:
+    messages, want = _batch()
+    checker = SignatureChecker.for_keyring(KEYRING, workers=2)
+    try:
+        got = checker.check([(v, signature_of(h)) for v, h in messages])
+    finally:
+        checker.close()
+    assert got == want
+
+
+def test_a_small_batch_or_no_workers_is_left_to_the_consumer() -> None:
+    messages, _ = _batch()
+    items = [(v, signature_of(h)) for v, h in messages]
+    assert SignatureChecker.for_keyring(KEYRING, workers=2).check(items[:3]) is None
+    assert SignatureChecker.for_keyring(KEYRING, workers=0).check(items) is None
+
+
+def test_verified_messages_decode_as_before_and_bad_ones_keep_their_reason() -> None:
+    from consumers import verify
+
+    messages, _ = _batch()
+    verify._init_worker({k.key_id: k.key.public_bytes_raw() for k in KEYRING.keys()})
+    answers = verified_key_ids([(v, signature_of(h)) for v, h in messages])
+    for (value, headers), answer in zip(messages, answers, strict=True):
+        plain = _decode(value, headers, None)
+        helped = _decode(value, headers, answer)
+        assert plain == helped  # same envelope, or the same refusal
+
+
+def test_a_verified_key_id_skips_the_check_only_for_that_key() -> None:
+    value, headers = _message("A-1")
+    altered = value.replace(b'"quantity":10', b'"quantity":11')
+    # a worker's answer for other bytes or another key never lets a forgery through
+    assert _decode(altered, headers, "globex")[0] == "bad-signature"
+    assert _decode(altered, headers, None)[0] == "bad-signature"
+
+
+def _decode(value: bytes, headers: list[Any], verified: str | None) -> tuple[str, Any]:
+    try:
+        envelope = decode_message(value, headers, KEYRING, catalog=bundled_catalog(), now=NOW,
+                                  verified_key_id=verified)
+    except Rejected as e:
+        return e.code, str(e)
+    return "ok", envelope
+
+
+@pytest.fixture(autouse=True)
+def _clean_worker_keys() -> Any:
+    from consumers import verify
+
+    yield
+    verify._keys.clear()
