@@ -11,7 +11,10 @@ id for the same bytes; every other message is checked in full in the consumer, s
 refused message gets exactly the reason it got before.
 
 Workers are started with ``spawn`` (the consumer runs Kafka client threads, which a
-forked child must not inherit) and import only this module's few dependencies.
+forked child must not inherit) and import only this module's few dependencies. They
+start in the background when the first large batch arrives; until they are ready
+(seconds on a busy machine) the consumer checks signatures itself, so a slow start
+never holds a batch past the group's poll interval.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import base64
 import json
 import multiprocessing
 import os
+import threading
 from collections.abc import Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -41,6 +45,10 @@ _keys: dict[str, Ed25519PublicKey] = {}
 def _init_worker(raw_keys: dict[str, bytes]) -> None:
     _keys.clear()
     _keys.update({k: Ed25519PublicKey.from_public_bytes(v) for k, v in raw_keys.items()})
+
+
+def _ready() -> bool:
+    return True
 
 
 def verified_key_ids(items: Sequence[Signed]) -> list[str | None]:
@@ -71,6 +79,9 @@ class SignatureChecker:
         self.raw_keys = dict(raw_keys)
         self.workers = (os.cpu_count() or 1) if workers is None else workers
         self._pool: Executor | None = None
+        self._ready = threading.Event()
+        self._starter: threading.Thread | None = None
+        self._lock = threading.Lock()
 
     @classmethod
     def for_keyring(cls, keyring: Any, workers: int | None = None) -> SignatureChecker:
@@ -84,10 +95,10 @@ class SignatureChecker:
         to be worth the pool (the consumer then verifies each message itself)."""
         if self.workers < 1 or len(items) < MIN_POOL_BATCH:
             return None
-        if self._pool is None:
-            self._pool = ProcessPoolExecutor(
-                self.workers, mp_context=multiprocessing.get_context("spawn"),
-                initializer=_init_worker, initargs=(self.raw_keys,))
+        if not self._ready.is_set():
+            self._start()
+            return None
+        assert self._pool is not None
         size = -(-len(items) // self.workers)
         parts = [items[i:i + size] for i in range(0, len(items), size)]
         out: list[str | None] = []
@@ -96,12 +107,43 @@ class SignatureChecker:
                 out.extend(answer)
         except (BrokenProcessPool, OSError):
             # a worker died (killed, out of memory): check in the consumer from now on
-            self.close()
             self.workers = 0
+            self.close()
             return None
         return out
 
+    def _start(self) -> None:
+        """Start the workers in the background (once); ``_ready`` is set when each has
+        started and loaded the keys."""
+        with self._lock:
+            if self._starter is not None:
+                return
+            self._starter = threading.Thread(target=self._start_pool, daemon=True,
+                                             name="signature-workers")
+            self._starter.start()
+
+    def _start_pool(self) -> None:
+        try:
+            pool = ProcessPoolExecutor(
+                self.workers, mp_context=multiprocessing.get_context("spawn"),
+                initializer=_init_worker, initargs=(self.raw_keys,))
+            futures = [pool.submit(_ready) for _ in range(self.workers)]
+            for f in futures:
+                f.result()
+        except (BrokenProcessPool, OSError):
+            self.workers = 0  # no workers here: the consumer checks every message
+            return
+        with self._lock:
+            self._pool = pool
+        self._ready.set()
+
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+        starter = self._starter
+        if starter is not None:
+            starter.join()
+        with self._lock:
+            pool, self._pool = self._pool, None
+            self._ready.clear()
+            self._starter = None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
