@@ -48,6 +48,11 @@ def _num(v: Any) -> float | None:
     return float(v) if isinstance(v, (int, float)) else None
 
 
+def _fmt(r: dict[str, Any], *path: str, fmt: str = ",.1f") -> str:
+    v = _num(_g(r, *path))
+    return "—" if v is None else format(v, fmt)
+
+
 def _replay(r: dict[str, Any], key: str) -> dict[str, Any]:
     v = r.get(key)
     return v if isinstance(v, dict) and "seconds" in v else {}
@@ -60,18 +65,29 @@ def rows(runs: list[dict[str, Any]]) -> list[str]:
         "full replay (same answer) | `ledger replay` table / --json |",
         "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
+    def rate(r: dict[str, Any], step: str) -> str:
+        v = _num(_g(r, step, "rate"))
+        return "—" if v is None else _k(v)
+
+    def ratio(r: dict[str, Any], a: str, b: str, digits: int) -> str:
+        x, y = _num(_g(r, a, "rate")), _num(_g(r, b, "rate"))
+        return "—" if not x or not y else f"{x / y:.{digits}f}"
+
+    def pcts(r: dict[str, Any], step: str) -> str:
+        p50, p99 = _num(_g(r, step, "p50_ms")), _num(_g(r, step, "p99_ms"))
+        return "—" if p50 is None or p99 is None else f"{_ms(p50)} / {_ms(p99)}"
+
     for r in runs:
-        imp, raw = r["import"]["rate"], r["raw_insert"]["rate"]
-        reb, sel = r["rebuild"]["rate"], r["raw_select"]["rate"]
-        lib, cli, rep = r["quota_lib"], r["quota_cli"], r["quota_replay"]
+        rep = _num(_g(r, "quota_replay", "p50_ms"))
         table, js = _replay(r, "replay_cli"), _replay(r, "replay_cli_json")
         replay_text = " / ".join(f"{x['seconds']:.1f} s" if x else "—" for x in (table, js))
         out.append(
-            f"| {r['size']:,} | {r['backend']} | {_k(imp)} | {_k(raw)} | {imp / raw:.3f} | "
-            f"{_k(reb)} | {_k(sel)} | {reb / sel:.2f} | "
-            f"{_ms(lib['p50_ms'])} / {_ms(lib['p99_ms'])} | "
-            f"{_ms(cli['p50_ms'])} / {_ms(cli['p99_ms'])} | {_ms(rep['p50_ms'])} | "
-            f"{replay_text} |")
+            f"| {r['size']:,} | {r['backend']} | {rate(r, 'import')} | "
+            f"{rate(r, 'raw_insert')} | {ratio(r, 'import', 'raw_insert', 3)} | "
+            f"{rate(r, 'rebuild')} | {rate(r, 'raw_select')} | "
+            f"{ratio(r, 'rebuild', 'raw_select', 2)} | {pcts(r, 'quota_lib')} | "
+            f"{pcts(r, 'quota_cli')} | "
+            f"{'—' if rep is None else _ms(rep)} | {replay_text} |")
     return out
 
 
@@ -162,10 +178,10 @@ def extra(runs: list[dict[str, Any]]) -> list[str]:
                 f"{v['seconds']:.1f} s, {v['peak_rss_mb']:,.0f} MB" if "seconds" in v
                 else "failed: " + v.get("error", "")[:60].replace("|", "/")))
         out.append(
-            f"| {r['size']:,} | {r['backend']} | {r['import']['events']:,} | "
-            f"{r['import']['seconds']:.1f} | {r['rebuild']['seconds']:.1f} | "
+            f"| {r['size']:,} | {r['backend']} | {_fmt(r, 'import', 'events', fmt=',.0f')} | "
+            f"{_fmt(r, 'import', 'seconds')} | {_fmt(r, 'rebuild', 'seconds')} | "
             f"{cells[0]} | {cells[1]} | "
-            f"{r['quota_replay'].get('equal_to_read_model', '?')} |")
+            f"{_g(r, 'quota_replay', 'equal_to_read_model') or 'not measured'} |")
     return out
 
 

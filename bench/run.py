@@ -211,23 +211,30 @@ def bench_one(size: int, backend: str, args: argparse.Namespace, tmp: Path) -> d
     result: dict[str, Any] = {"size": size, "backend": backend, "seed": args.seed,
                               "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
                               "machine": machine()}
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = RESULTS / f"{size}-{backend}.json"
+    replays = args.replays if size < 1_000_000 else max(1, args.replays // 2)
+    plan: list[tuple[str, Any]] = [
+        ("import", lambda: step("import", url, str(path))),
+        ("raw_insert", lambda: step("raw_insert", url)),
+        ("rebuild", lambda: step("rebuild", url)),
+        ("raw_select", lambda: step("raw_select", url)),
+        ("quota_lib", lambda: step("quota_lib", url, str(args.queries))),
+        ("quota_cli", lambda: quota_cli(url, args.cli_queries)),
+        ("quota_replay", lambda: step("quota_replay", url, str(replays))),
+        ("replay_cli", lambda: replay_cli(url, as_json=False)),
+        ("replay_cli_json", lambda: replay_cli(url, as_json=True)),
+    ]
     try:
-        result["import"] = step("import", url, str(path))
-        result["raw_insert"] = step("raw_insert", url)
-        result["rebuild"] = step("rebuild", url)
-        result["raw_select"] = step("raw_select", url)
-        result["quota_lib"] = step("quota_lib", url, str(args.queries))
-        result["quota_cli"] = quota_cli(url, args.cli_queries)
-        replays = args.replays if size < 1_000_000 else max(1, args.replays // 2)
-        result["quota_replay"] = step("quota_replay", url, str(replays))
-        result["replay_cli"] = replay_cli(url, as_json=False)
-        result["replay_cli_json"] = replay_cli(url, as_json=True)
+        for name, run in plan:
+            if name in args.skip:
+                continue
+            result[name] = run()
+            # written after every step: a long run that is stopped keeps what it measured
+            out.write_text(json.dumps(result, indent=2) + "\n")
     finally:
         if not args.keep:
             drop_db(backend, url, base)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / f"{size}-{backend}.json"
-    out.write_text(json.dumps(result, indent=2) + "\n")
     return result
 
 
@@ -245,6 +252,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--postgres", help="server URL without database name")
     parser.add_argument("--pg-prefix", default="ql_bench", help="database name prefix")
     parser.add_argument("--keep", action="store_true", help="keep the databases")
+    parser.add_argument("--skip", type=lambda v: set(filter(None, v.split(","))),
+                        default=set(), help="steps to leave out, comma-separated")
     parser.add_argument("--workdir", type=Path,
                         help="folder for the SQLite files (default: a temporary one)")
     args = parser.parse_args(argv)
