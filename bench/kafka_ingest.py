@@ -132,8 +132,12 @@ def ingest(bootstrap: str, topic: str, ring: Keyring, n: int, batch: int, db: st
         log = TimingLog()
         settings = ConsumerSettings(connection=Connection(bootstrap), topic=topic,
                                     group=f"bench-{topic}", batch=batch, idle_exit_s=2.0,
-                                    max_poll_interval_ms=5000, session_timeout_ms=6000,
-                                    heartbeat_interval_ms=1000)
+                                    # generous: on a busy machine one batch can take
+                                    # seconds, and a member that exceeds the poll interval
+                                    # is put out of the group (the join, which takes about
+                                    # this long on Tansu, is not counted)
+                                    max_poll_interval_ms=30_000, session_timeout_ms=30_000,
+                                    heartbeat_interval_ms=3000)
         stats = IngestConsumer(ledger, ring, settings, log=log).run()
     finally:
         ledger.close()

@@ -189,6 +189,7 @@ class IngestConsumer:
         failures are retried."""
         previous = self._install_signals()
         try:
+            self._checker.start()  # in the background, while the group is joined
             self._connect()
             self._loop()
             self._clean_exit = True

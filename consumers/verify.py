@@ -12,9 +12,9 @@ refused message gets exactly the reason it got before.
 
 Workers are started with ``spawn`` (the consumer runs Kafka client threads, which a
 forked child must not inherit) and import only this module's few dependencies. They
-start in the background when the first large batch arrives; until they are ready
-(seconds on a busy machine) the consumer checks signatures itself, so a slow start
-never holds a batch past the group's poll interval.
+start in the background when the consumer starts (while it joins its group); until
+they are ready (seconds on a busy machine) the consumer checks signatures itself, so
+a slow start never holds a batch past the group's poll interval.
 """
 
 from __future__ import annotations
@@ -96,7 +96,7 @@ class SignatureChecker:
         if self.workers < 1 or len(items) < MIN_POOL_BATCH:
             return None
         if not self._ready.is_set():
-            self._start()
+            self.start()
             return None
         assert self._pool is not None
         size = -(-len(items) // self.workers)
@@ -112,9 +112,11 @@ class SignatureChecker:
             return None
         return out
 
-    def _start(self) -> None:
-        """Start the workers in the background (once); ``_ready`` is set when each has
-        started and loaded the keys."""
+    def start(self) -> None:
+        """Start the workers in the background (once; nothing with no workers);
+        ``_ready`` is set when each has started and loaded the keys."""
+        if self.workers < 1:
+            return
         with self._lock:
             if self._starter is not None:
                 return

@@ -2,4 +2,7 @@
 
 from ledger.cli import main
 
-main()
+# guarded: `ledger consume` starts its signature workers with multiprocessing's
+# "spawn", which imports the main module again in each worker
+if __name__ == "__main__":
+    main()
