@@ -216,7 +216,8 @@ def classify_all(rows: list[ShipmentRow], rule_at: RuleAt, checks: Checks
     ``positions.treat``, with the classification memoized.
 
     ``classify`` reads only the destination, the product and its TPP per unit, the
-    authorization kind and the license/VEU checks, so shipments alike in these get the
+    authorization kind, the license/VEU checks and the rule's dated period of the ship
+    date (group changes, product-rule start dates), so shipments alike in these get the
     same Treatment; a large ledger has far fewer such combinations than shipments."""
     memo: dict[tuple[object, ...], Treatment] = {}
     out: dict[tuple[str, str], Treatment] = {}
@@ -228,8 +229,8 @@ def classify_all(rows: list[ShipmentRow], rule_at: RuleAt, checks: Checks
             out[key] = no_rule_treatment(f.ship_date)
             continue
         lic, veu = checks[key]
-        memo_key = (id(rule), f.destination, f.authorization.kind, f.product_id,
-                    f.tpp_per_unit, lic, veu)
+        memo_key = (id(rule), rule.dated_period(f.ship_date), f.destination,
+                    f.authorization.kind, f.product_id, f.tpp_per_unit, lic, veu)
         t = memo.get(memo_key)
         if t is None:
             t = memo[memo_key] = classify(f, rule, license=lic, veu=veu)

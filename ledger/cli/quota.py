@@ -124,7 +124,8 @@ def explain_items(contributions: list[Any], *, full: bool) -> list[dict[str, Any
             g = groups[key] = {
                 "kind": "shipments", "exporter_id": r["exporter_id"],
                 "consignee_id": r["consignee_id"], "bucket": r["bucket"], "flag": r["flag"],
-                "clause": r["clause"], "citation": r["citation"], "count": 0, "tpp": 0,
+                "clause": r["clause"], "citation": r["citation"],
+                "instrument": r.get("instrument"), "count": 0, "tpp": 0,
                 "committed_delta": 0, "first_date": r["date"], "last_date": r["date"],
             }
             out.append(g)
@@ -145,7 +146,7 @@ def _print_lineage(rows: list[dict[str, Any]]) -> None:
     for name, justify in [("date", "left"), ("item", "left"), ("TPP", "right"),
                           ("adds to committed", "right"), ("clause", "left")]:
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
-    cited: dict[str, str] = {}
+    cited: dict[str, tuple[str, str | None]] = {}
     for r in rows:
         if r["kind"] == "shipments":
             when = (r["first_date"] if r["first_date"] == r["last_date"]
@@ -157,14 +158,15 @@ def _print_lineage(rows: list[dict[str, Any]]) -> None:
             if r.get("cap_delta"):
                 item += f" (cap {r['cap_delta']:+,})"
         clause = r["clause"] + (f" ({r['flag']})" if r["flag"] else "")
-        cited[r["clause"]] = r["citation"]
+        cited[r["clause"]] = (r["citation"], r.get("instrument"))
         table.add_row(str(when), item, tpp(r["tpp"]), f"{r['committed_delta']:+,}",
                       clause)
     out.print(table)
     if not rows:
         out.print("  nothing contributes to this position")
-    for clause, citation in sorted(cited.items()):
-        out.print(f"  {clause}: {citation}", soft_wrap=True)
+    for clause, (citation, instrument) in sorted(cited.items()):
+        by = f" [instrument {instrument}]" if instrument else ""
+        out.print(f"  {clause}{by}: {citation}", soft_wrap=True)
 
 
 def _print_position(p: Any) -> None:
