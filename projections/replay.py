@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -60,11 +60,16 @@ class Lane:
     timeline: bool
 
 
-def make_lane(state: LedgerState, spec: str, to: dt.date) -> Lane:
-    """The lane for ``spec``: a rule id in the ledger, ``in-force`` or ``on-the-books``.
+def make_lane(state: LedgerState, spec: str, to: dt.date,
+              drafts: Mapping[str, RuleBook] | None = None) -> Lane:
+    """The lane for ``spec``: a rule id in the ledger (or in ``drafts``: rule books not
+    in the ledger, e.g. ``--rule-file``), ``in-force`` or ``on-the-books``.
 
     Raises UnknownRule naming the id and the revisions the ledger knows."""
     books = state.rule_books()
+    if drafts and spec in drafts:
+        draft = drafts[spec]
+        return Lane(draft.id, lambda _day: draft, draft, False)
     if spec in TIMELINES:
         pick = in_force if spec == "in-force" else on_the_books
         cache: dict[dt.date, RuleBook | None] = {}
@@ -338,11 +343,14 @@ def replay(
     window_to: dt.date | None = None,
     known_at: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    drafts: Mapping[str, RuleBook] | None = None,
 ) -> ReplayResult:
     """Replay ``rule_id`` against ``against`` over the shipments of ``state``.
 
     ``window_from``/``window_to`` default to the first and last ship dates in the
     ledger. ``progress(total, advanced)`` is called as shipments are processed.
+    ``drafts``: rule books that are not in the ledger, by id (``--rule-file``); they
+    never join the in-force or on-the-books timelines.
     Raises UnknownRule for an unknown revision, ValidationError for a bad window."""
     if window_from is not None and window_to is not None and window_from > window_to:
         raise ValidationError(f"--from {window_from} is after --to {window_to}",
@@ -353,8 +361,8 @@ def replay(
     if window_from is None and live:
         window_from = min(r.fields.ship_date for r in live)
     to = window_to or dt.date.min
-    lane_a = make_lane(state, rule_id, to)
-    lane_b = make_lane(state, against, to)
+    lane_a = make_lane(state, rule_id, to, drafts)
+    lane_b = make_lane(state, against, to, drafts)
     rows = sorted((r for r in live if r.fields.ship_date <= to),
                   key=lambda r: (r.fields.ship_date, r.position))
     # no shipments and no --to: there is no date to take positions on

@@ -245,7 +245,7 @@ def print_instruments(result: dict[str, Any], *, width: int | None) -> None:
             for c in range(col(enforced["from"]), col(enforced["to"]) + 1):
                 bar[c] = "█"
         until = "…" if books["open_ended"] else str(books["to"])
-        when = f"{books['from']} → {until}"
+        when = f"{i['lifecycle']['effective']} → {until}"
         out.print(f"  {i['instrument']:<{label_w}}  {when:<24}  [cyan]{''.join(bar)}[/cyan]")
     for i in rows:
         life = i["lifecycle"]
@@ -315,6 +315,52 @@ def print_timeline(result: dict[str, Any], *, width: int | None) -> None:
             style = colour[rid] if rid else "dim"
             out.print(f"  {when:<23}  [{style}]{label:<{label_w}}[/{style}]  "
                       f"[{style}]{bar}[/{style}]")
+
+
+@rules.command("check")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the check as JSON.")
+@click.pass_context
+def check(ctx: click.Context, file: Path, as_json: bool) -> None:
+    """Validate a draft rule FILE and show what it would change; writes nothing.
+
+    \b
+    FILE is a draft instrument (kind: draft, layered on the revision in force on
+    its effective date, or on 'layers_on') or a whole rule book. It is validated
+    exactly like 'ledger rules load' and against this ledger (the revisions it names
+    in supersedes must be here). Then the changes against the revision in force on
+    its effective date are listed, as 'ledger rules diff' would. Exit 0: valid;
+    1: refused, with the field and the value.
+
+    \b
+    ledger rules check draft.yaml
+    ledger replay --rule-file draft.yaml        # then replay it
+    """
+    from ledger.drafts import load_draft
+    from ledger.rulebook import in_force
+    from projections.rules import diff as compute
+    from projections.views import load_state
+
+    state = load_state(open_ledger(ctx))
+    draft = load_draft(file.read_bytes(), str(file), state.rule_books())
+    base_id = draft.layers_on
+    base = state.rule(base_id) if base_id else in_force(state.rule_books(),
+                                                         draft.book.effective)
+    result = None if base is None else compute(base, draft.book)
+    if as_json:
+        print_json({"valid": True, "draft": draft.describe(),
+                    "instruments": [i.id for i in draft.book.instruments],
+                    "against": None if base is None else base.id, "diff": result})
+        return
+    click.echo(f"OK: {draft.line()}")
+    if draft.book.instruments:
+        click.echo("  instruments: " + ", ".join(i.id for i in draft.book.instruments))
+    if result is None:
+        click.echo(f"  no revision is in force on {draft.book.effective} to compare with")
+        return
+    click.echo(f"  what it would change against {base.id}, the revision in force on "  # type: ignore[union-attr]
+               f"{draft.book.effective}:")
+    print_diff(result)
 
 
 @rules.command("diff")
