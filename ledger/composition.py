@@ -23,15 +23,20 @@ Pure, except for the ``bundled_*`` loaders, which read the package's data files.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Iterable, Mapping
+from decimal import Decimal
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
 
 from ledger.errors import UnknownRule
 from ledger.groups import CountryGroup, bundled_groups
 from ledger.rulebook import (
     PART_NAMES,
+    _strict_loader,
     Caps,
     Clause,
     Control,
@@ -41,6 +46,19 @@ from ledger.rulebook import (
     RuleBook,
     Source,
 )
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def load_instrument(text: str) -> Instrument:
+    """An instrument document (YAML or JSON), validated strictly like a rule book."""
+    import yaml  # here, not at the top: a query parses no YAML
+
+    data = yaml.load(text, Loader=_strict_loader())  # a SafeLoader
+    if not isinstance(data, dict):
+        raise ValueError(f"an instrument must be a mapping, got {type(data).__name__}")
+    return strict_model(Instrument, {k: v for k, v in data.items()})
 
 
 def ordered(instruments: Iterable[Instrument]) -> list[Instrument]:
@@ -130,7 +148,7 @@ def compose(header: Mapping[str, Any], instruments: list[Instrument],
     notes += [f"[{i.id}] {n}" for i in layers for n in i.notes]
     data = {k: v for k, v in header.items() if k not in ("instruments", "notes")}
     data.setdefault("sources", _sources(layers))
-    return RuleBook.model_validate({
+    return strict_model(RuleBook, {
         **data,
         "tiers": parts.get("tiers"),
         "caps": parts.get("caps") or Caps(),
@@ -142,6 +160,21 @@ def compose(header: Mapping[str, Any], instruments: list[Instrument],
         "instruments": layers,
         "groups": {g: groups[g] for g in sorted(_groups_named(parts, product_rules))},
     })
+
+
+def _json_value(value: object) -> object:
+    """JSON of what a composed document holds beyond JSON: models, dates, decimals."""
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, (dt.date, dt.datetime, Decimal)):
+        return value.isoformat() if not isinstance(value, Decimal) else str(value)
+    raise TypeError(f"{type(value).__name__} is not a rule-book value")
+
+
+def strict_model(model: type[M], data: Mapping[str, Any]) -> M:
+    """``model`` validated strictly through JSON, as ``rules load`` validates every
+    document: dates must be YYYY-MM-DD strings, integers integers."""
+    return model.model_validate_json(json.dumps(data, default=_json_value), strict=True)
 
 
 # --- on the books ---------------------------------------------------------------------
@@ -214,13 +247,11 @@ def on_the_books_book(books: Iterable[RuleBook], day: dt.date) -> RuleBook | Non
 @cache
 def bundled_instruments() -> dict[str, Instrument]:
     """The instruments shipped with the ledger (``ledger/data/instruments/``), by id."""
-    import yaml  # here, not at the top: a query parses no YAML
-
     folder = resources.files("ledger.data") / "instruments"
     out: dict[str, Instrument] = {}
     for p in sorted(folder.iterdir(), key=lambda p: p.name):
         if p.name.endswith((".yaml", ".yml")):
-            inst = Instrument.model_validate(yaml.safe_load(p.read_text(encoding="utf-8")))
+            inst = load_instrument(p.read_text(encoding="utf-8"))
             out[inst.id] = inst
     return out
 

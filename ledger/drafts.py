@@ -56,13 +56,15 @@ def load_draft(data: bytes, path: str, books: Sequence[RuleBook]) -> Draft:
     ledger's revisions, in recorded order). Raises ValidationError or UnknownRule."""
     import yaml
 
+    from ledger.rulebook import _strict_loader
+
     sha = hashlib.sha256(data).hexdigest()
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
         raise ValidationError(f"{path}: not UTF-8 text ({e})", field="file", value=path) from e
     try:
-        doc = yaml.safe_load(text)
+        doc = yaml.load(text, Loader=_strict_loader())  # a SafeLoader
     except yaml.YAMLError as e:
         raise ValidationError(f"{path}: not valid YAML/JSON: {e}", field="file",
                               value=path) from e
@@ -86,12 +88,12 @@ def _layered(doc: dict[str, Any], path: str, books: Sequence[RuleBook]) -> RuleB
     """A draft instrument composed on the instruments of the revision it layers on."""
     from pydantic import ValidationError as PydanticError
 
-    from ledger.composition import compose
+    from ledger.composition import compose, strict_model
 
     header_keys = ("layers_on", "supersedes")
     body = {k: v for k, v in doc.items() if k not in header_keys}
     try:
-        draft = Instrument.model_validate(body)
+        draft = strict_model(Instrument, body)
     except PydanticError as e:
         first = e.errors()[0]
         field = ".".join(str(p) for p in first["loc"])

@@ -97,10 +97,17 @@ class CountryGroup(BaseModel):
 @cache
 def bundled_groups() -> dict[str, CountryGroup]:
     """The groups shipped with the ledger (``ledger/data/groups/*.yaml``), by id."""
+    import json
+
     import yaml  # here, not at the top: a query parses no YAML
 
+    def strict(text: str) -> CountryGroup:
+        data = yaml.safe_load(text)
+        return CountryGroup.model_validate_json(
+            json.dumps(data, default=lambda d: d.isoformat()), strict=True)
+
     folder = resources.files("ledger.data") / "groups"
-    groups = [CountryGroup.model_validate(yaml.safe_load(p.read_text(encoding="utf-8")))
+    groups = [strict(p.read_text(encoding="utf-8"))
               for p in sorted(folder.iterdir(), key=lambda p: p.name)
               if p.name.endswith((".yaml", ".yml"))]
     return {g.id: g for g in groups}
