@@ -154,14 +154,30 @@ _FACTS: dict[str, ProductFacts | None] = {}
 
 
 def product_facts(product_id: str) -> ProductFacts | None:
-    """The catalog's facts about ``product_id`` (None: not in the catalog)."""
-    if product_id not in _FACTS:
-        from ledger.catalog import bundled_catalog
+    """The catalog's facts about ``product_id`` (None: not in the catalog).
 
-        p = bundled_catalog().get(product_id)
-        _FACTS[product_id] = None if p is None else ProductFacts(
-            p.performance_density, p.origin == "us")
-    return _FACTS[product_id]
+    Read straight from ``ledger/data/products.toml`` with the standard library, not
+    through the validated ``ledger.catalog`` models: a quota answer pays for one small
+    TOML parse, not for the catalog's models (a test checks both agree)."""
+    if not _FACTS:
+        _FACTS.update(_facts_from_toml())
+    return _FACTS.get(product_id)
+
+
+def _facts_from_toml() -> dict[str, ProductFacts | None]:
+    import tomllib
+    from importlib import resources
+
+    text = (resources.files("ledger.data") / "products.toml").read_text(encoding="utf-8")
+    out: dict[str, ProductFacts | None] = {}
+    for p in tomllib.loads(text)["products"]:
+        density = None
+        if p.get("die_area_mm2") is not None:
+            density = Decimal(p["tpp_per_unit"]) / Decimal(str(p["die_area_mm2"]))
+        elif p.get("density") is not None:
+            density = Decimal(str(p["density"]["performance_density"]))
+        out[p["id"]] = ProductFacts(density, p.get("origin", "us") == "us")
+    return out
 
 
 def classify(

@@ -115,7 +115,9 @@ def timeline(books: list[RuleBook], start: dt.date | None = None,
 
 
 def _tier(book: RuleBook, country: str) -> int | None:
-    return book.tier_of(country)
+    """The country's tier under ``book`` on the book's effective date (groups are
+    dated: Cambodia is tier 3 under the Diffusion rule until 2026-02-03)."""
+    return book.tier_of(country, book.effective)
 
 
 def diff(a: RuleBook, b: RuleBook) -> dict[str, Any]:
@@ -185,13 +187,22 @@ def diff(a: RuleBook, b: RuleBook) -> dict[str, Any]:
     if veu:
         out["veu"] = veu
 
-    la, lb = set(a.control.license_required), set(b.control.license_required)
+    def required(book: RuleBook) -> set[str]:
+        return (set(book.control.license_required)
+                | {f"group {g}" for g in book.control.license_required_groups})
+
+    la, lb = required(a), required(b)
     if la != lb:
         out["license_required"] = {"removed": sorted(la - lb), "added": sorted(lb - la)}
 
     def rules_of(book: RuleBook) -> set[str]:
-        return {f"{', '.join(sorted(r.products))} to {', '.join(sorted(r.destinations))}"
-                for r in book.control.product_rules}
+        out: set[str] = set()
+        for r in book.control.product_rules:
+            where = ("anywhere" if r.anywhere else ", ".join(
+                sorted(r.destinations) + [f"group {g}" for g in sorted(r.destination_groups)]))
+            since = f" from {r.applies_from}" if r.applies_from else ""
+            out.add(f"{', '.join(sorted(r.products))} to {where}{since} ({r.treatment})")
+        return out
     ra, rb = rules_of(a), rules_of(b)
     if ra != rb:
         out["product_rules"] = {"removed": sorted(ra - rb), "added": sorted(rb - ra)}

@@ -87,6 +87,8 @@ def list_(ctx: click.Context, known_at: str | None, as_json: bool) -> None:
 @click.pass_context
 def show(ctx: click.Context, rule_id: str, as_json: bool) -> None:
     """One rule revision: dates, tiers, caps, exceptions and sources."""
+    from rich.markup import escape
+
     from ledger.errors import UnknownRule
     from ledger.rulebook import bundled_rulebook
     from projections.views import load_state
@@ -103,11 +105,33 @@ def show(ctx: click.Context, rule_id: str, as_json: bool) -> None:
     out = console()
     out.print(f"[bold]{book.id}[/bold]: {book.title}")
     out.print(f"  citation   {book.citation}")
-    out.print(f"  published  {book.published}   effective {book.effective}")
+    unverified = set(book.unverified)
+
+    def mark(name: str) -> str:
+        return " (unverified)" if name in unverified else ""
+
+    out.print(f"  published  {book.published}{mark('published')}   "
+              f"effective {book.effective}{mark('effective')}")
     e = book.enforcement
-    out.print(f"  enforced   from {e.begins or 'never'}"
+    out.print(f"  enforced   from {e.begins or 'never'}{mark('enforcement')}"
               + (f", suspended {e.suspended}" if e.suspended else "")
               + (f", rescinded {e.rescinded}" if e.rescinded else ""))
+    for inst in book.instruments:
+        life = inst.lifecycle
+        dates = ", ".join(f"{k} {getattr(life, k)}" + (" (unverified)" if k in life.unverified
+                                                          else "")
+                          for k in ("published", "effective", "compliance", "suspended",
+                                    "rescinded") if getattr(life, k) is not None)
+        parts = ", ".join(inst.parts.present()) or "no counting parts"
+        out.print(escape(f"  instrument {inst.id} ({inst.kind}): {dates}; sets {parts}"),
+                  soft_wrap=True)
+    for gid, group in book.groups.items():
+        changes = "; ".join(
+            f"{c.date or 'undated'}: "
+            + " ".join([f"+{x}" for x in c.add] + [f"-{x}" for x in c.remove])
+            for c in group.changes)
+        out.print(escape(f"  group {gid}{' (partial)' if group.partial else ''}: {changes}"),
+                  soft_wrap=True)
     if book.tiers is not None:
         by_tier: dict[int, list[str]] = {}
         for code, tier in sorted(book.tiers.countries.items()):

@@ -198,3 +198,11 @@ def test_products_show(run_cli: Any) -> None:
     assert unknown.exit_code == 1 and "--tpp" in unknown.output
     listed = run_cli("products", "list")
     assert listed.exit_code == 0 and "nvidia-h20" in listed.output
+
+
+def test_rules_show_marks_the_unverified_publication_date(run_cli: Any) -> None:
+    assert run_cli("rules", "load", "--bundled").exit_code == 0
+    out = run_cli("rules", "show", "h200-china-2026").output
+    assert "published  2026-01-15 (unverified)" in out
+    assert "instrument h200-china-2026 (final-rule): published 2026-01-15 (unverified)" in out
+    assert "group d5 (partial)" in out and "2026-02-03: -KH" in out

@@ -160,6 +160,17 @@ def test_h200_publication_date_is_marked_unverified() -> None:
     assert inst.lifecycle.effective == D(2026, 1, 15)
 
 
+def test_counting_reads_the_same_product_facts_as_the_catalog() -> None:
+    from ledger.catalog import bundled_catalog
+    from ledger.counting import product_facts
+
+    for p in bundled_catalog().products:
+        facts = product_facts(p.id)
+        assert facts is not None
+        assert (facts.density, facts.us_origin) == (p.performance_density, p.origin == "us")
+    assert product_facts("not-a-product") is None
+
+
 # --- composition ------------------------------------------------------------------------
 
 
@@ -235,6 +246,7 @@ def test_demo_answers_change_only_by_the_h20_classification(monkeypatch) -> None
 
     s = demo_scenario()
     now = {rule: committed(s, rule) for rule in DEMO_BEFORE}
+    counting.product_facts("nvidia-h20")  # load the facts, then classify the H20 as before
     monkeypatch.setitem(counting._FACTS, "nvidia-h20", counting.ProductFacts(None))
     before = {rule: committed(s, rule) for rule in DEMO_BEFORE}
     assert before == DEMO_BEFORE
