@@ -61,14 +61,16 @@ def rule_aggregate_id(rule_id: str) -> uuid.UUID:
 def construct_validated(cls: type[_M], **values: Any) -> _M:
     """An instance of a model without validating again: for values that were all
     validated already (a new shipment's fields come from its validated command).
-    Every field must be given (a KeyError names the missing one). Same instance as
-    ``model_construct`` gives (field order, fields set), without its per-field alias
-    and default handling, which was a fifth of a bulk import; the models it is used
-    for have no aliases, private attributes or post-init hooks."""
+    A required field that is not given raises KeyError naming it; an optional one
+    takes its default. Same instance as ``model_construct`` gives (field order,
+    fields set), without its alias handling, which was a fifth of a bulk import; the
+    models it is used for have no aliases, private attributes or post-init hooks."""
     obj = cls.__new__(cls)
-    state = {name: values[name] for name in cls.__pydantic_fields__}
+    state = {name: values[name] if name in values or field.is_required()
+             else field.get_default(call_default_factory=True)
+             for name, field in cls.__pydantic_fields__.items()}
     object.__setattr__(obj, "__dict__", state)
-    object.__setattr__(obj, "__pydantic_fields_set__", set(state))
+    object.__setattr__(obj, "__pydantic_fields_set__", set(values) & set(state))
     object.__setattr__(obj, "__pydantic_extra__", None)
     object.__setattr__(obj, "__pydantic_private__", None)
     return obj
