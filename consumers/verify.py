@@ -24,6 +24,7 @@ import json
 import multiprocessing
 import os
 import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -33,6 +34,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+#: how often a worker checks that its consumer is still alive
+PARENT_CHECK_S = 1.0
 #: a batch smaller than this is checked in the consumer (the round trip costs more)
 MIN_POOL_BATCH = 64
 
@@ -45,6 +48,16 @@ _keys: dict[str, Ed25519PublicKey] = {}
 def _init_worker(raw_keys: dict[str, bytes]) -> None:
     _keys.clear()
     _keys.update({k: Ed25519PublicKey.from_public_bytes(v) for k, v in raw_keys.items()})
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True,
+                     name="parent-watch").start()
+
+
+def _exit_with_parent(parent: int) -> None:
+    """End this worker when the consumer is gone: a consumer killed with SIGKILL
+    cannot shut its pool down, and a worker waiting for work would wait forever."""
+    while os.getppid() == parent:
+        time.sleep(PARENT_CHECK_S)
+    os._exit(0)
 
 
 def _ready() -> bool:

@@ -103,3 +103,45 @@ def _clean_worker_keys() -> Any:
 
     yield
     verify._keys.clear()
+
+
+def test_workers_end_when_their_consumer_is_killed(tmp_path: Any) -> None:
+    """A consumer killed with SIGKILL cannot shut its pool down: its workers must not
+    stay behind waiting for work."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "consumer.py"
+    script.write_text(
+        "import os\n"
+        "from consumers.verify import SignatureChecker\n"
+        "if __name__ == '__main__':\n"
+        "    checker = SignatureChecker({}, workers=2)\n"
+        "    checker.start()\n"
+        "    assert checker._ready.wait(120)\n"
+        "    print(' '.join(str(p) for p in checker._pool._processes), flush=True)\n"
+        "    os.kill(os.getpid(), 9)\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          env=env, timeout=180)
+    workers = [int(p) for p in done.stdout.split()]
+    assert len(workers) == 2, done.stderr
+
+    def alive(pid: int) -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        # a zombie is gone for our purpose (init reaps it)
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                return f.read().split()[2] != "Z"
+        except FileNotFoundError:
+            return False
+
+    deadline = time.monotonic() + 60
+    while any(alive(p) for p in workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(alive(p) for p in workers)
