@@ -32,6 +32,7 @@ from ledger.errors import (
     InvalidTransition,
     LedgerError,
     NotFound,
+    RevivesAllocation,
     ValidationError,
 )
 from ledger.events import (
@@ -330,15 +331,15 @@ def _not_after_end(cmd: AdjustAllocation, history: Sequence[LedgerEvent]) -> Non
     revoked = next((e for e in history if isinstance(e, AllocationRevoked)), None)
     day = cmd.effective_date
     if revoked is not None and day >= revoked.effective_date:
-        raise ValidationError(
+        raise RevivesAllocation(
             f"effective_date {day} is on or after allocation {cmd.allocation_id!r} was "
             f"revoked ({revoked.effective_date}); an adjustment never revives an allocation",
-            field="effective_date", value=day.isoformat())
+            value=day.isoformat())
     if grant.valid_to is not None and day > grant.valid_to:
-        raise ValidationError(
+        raise RevivesAllocation(
             f"effective_date {day} is after allocation {cmd.allocation_id!r} ended "
             f"(valid_to {grant.valid_to}); an adjustment never revives an allocation",
-            field="effective_date", value=day.isoformat())
+            value=day.isoformat())
     if revoked is not None:
         raise InvalidTransition(
             f"allocation {cmd.allocation_id!r} is revoked; it cannot be adjusted")
