@@ -83,6 +83,8 @@ class Contribution(BaseModel):
     clause: str
     citation: str
     detail: str
+    #: the instrument the clause comes from (None: the revision itself, or none)
+    instrument: str | None = None
 
 
 class Position(BaseModel):
@@ -265,6 +267,10 @@ def _citation(rule: RuleBook | None, clause: str) -> str:
     return NO_RULE_CITATION if rule is None else rule.clause(clause).citation
 
 
+def _instrument(rule: RuleBook | None, clause: str) -> str | None:
+    return None if rule is None else rule.clause(clause).instrument
+
+
 @dataclass(frozen=True)
 class ShipmentOutcome:
     """What the fold did with one shipment: the replay compares these per shipment."""
@@ -340,7 +346,7 @@ def fold_country(
     # a key of plain tuples sorts far faster than comparing rows
     rows = sorted((r for r in rows if not r.voided and r.fields.ship_date <= as_of),
                   key=lambda r: (r.fields.ship_date, r.position))
-    base_cap = None if cap_rule is None else cap_rule.cap_for(country)
+    base_cap = None if cap_rule is None else cap_rule.cap_for(country, as_of)
     run = _Fold(state, base_cap, rule_at, treatments, lpp_excess_by_key, explain, outcomes)
     i = 0
     for row in rows:
@@ -444,6 +450,7 @@ class _Fold:
             cap_delta=cap_delta, bucket="license" if a.is_license else "cap", clause=clause,
             citation=_citation(self.rule_at(ch.day), clause),
             detail=_allocation_detail(ch.kind, a),
+            instrument=_instrument(self.rule_at(ch.day), clause),
         ))
 
     def _breach_ref(self, ch: AllocationChange) -> BreachRef:
@@ -475,6 +482,7 @@ class _Fold:
                 consignee_id=f.consignee_id, tpp=row.tpp, committed_delta=delta,
                 bucket=t.bucket.value, flag=flag.value if flag else None,
                 clause=t.clause, citation=_citation(rule, t.clause), detail=t.detail,
+                instrument=_instrument(rule, t.clause),
             ))
         breach = self._over()
         if breach:
@@ -564,7 +572,7 @@ class _Fold:
                                   else min(known_at, state.position)),
             rule=rule_label if rule_label is not None else (None if cap_rule is None
                                                             else cap_rule.id),
-            tier=None if cap_rule is None else cap_rule.tier_of(country), cap_tpp=cap,
+            tier=None if cap_rule is None else cap_rule.tier_of(country, as_of), cap_tpp=cap,
             committed_tpp=committed, remaining_tpp=remaining, status=status,
             first_breach=self.first_breach,
             flagged={k: FlagTotal(count=v[0], tpp=v[1])
@@ -581,7 +589,7 @@ def _outside_cap_period(row: ShipmentRow, rule: RuleBook | None) -> str | None:
     counts against nothing, whichever way it would reach the cap (directly, under a
     license, as LPP excess). The tier-3 cap of 0 has no period."""
     f = row.fields
-    if rule is None or rule.tier_of(f.destination) != 2:
+    if rule is None or rule.tier_of(f.destination, f.ship_date) != 2:
         return None
     period = rule.cap_period()
     if period is None or period.contains(f.ship_date):
