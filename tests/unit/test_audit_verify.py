@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from ledger.audit import ChainRow, RestoreError, RestoreRow, StoredRow, check_restore, verify_chain
 from ledger.chain import GENESIS_HASH, link_hash
 
 
-def build(n: int) -> tuple[list[StoredRow], list[ChainRow]]:
+def build(n: int, times: list[str] | None = None) -> tuple[list[StoredRow], list[ChainRow]]:
+    """A consistent chain of ``n`` events; ``times`` overrides the recorded times (the
+    links are computed over them, as an operator rewriting the chain would)."""
     events, links, prev = [], [], GENESIS_HASH
     for p in range(1, n + 1):
         e = StoredRow(p, f"00000000-0000-0000-0000-{p:012d}", 1, "ledger.events:X",
                       f'{{"n":{p}}}'.encode())
-        t = f"2025-01-01T00:00:00.{p:06d}+00:00"
+        t = times[p - 1] if times else f"2025-01-01T00:00:00.{p:06d}+00:00"
         prev = link_hash(prev, p, t, e.originator_id, 1, e.topic, e.state)
         events.append(e)
         links.append(ChainRow(p, t, prev))
@@ -67,3 +71,90 @@ def test_restore_checks_every_link_first() -> None:
                         links[1], links[0].hash)
     with pytest.raises(RestoreError, match="position 2: the exported event does not match"):
         check_restore(bad, None)
+
+
+def edited(events: list[StoredRow], index: int) -> list[StoredRow]:
+    """``events`` with one byte of the event at ``index`` changed."""
+    e = events[index]
+    out = events[:]
+    out[index] = StoredRow(e.position, e.originator_id, e.originator_version, e.topic,
+                           e.state.replace(b'"n":', b'"m":'))
+    return out
+
+
+# --- an edit at either end of the chain ---------------------------------------------------
+
+
+def test_an_edited_head_event_is_named() -> None:
+    events, links = build(5)
+    assert kinds(edited(events, 4), links) == [(5, "edited")]
+    # also when the auditor holds the (unchanged) head link
+    assert kinds(edited(events, 4), links, (5, links[-1].hash)) == [(5, "edited")]
+
+
+def test_an_edited_first_event_is_named() -> None:
+    events, links = build(5)
+    assert kinds(edited(events, 0), links) == [(1, "edited")]
+
+
+def test_the_only_event_of_a_one_event_ledger_edited_is_named() -> None:
+    events, links = build(1)
+    assert kinds(events, links) == []
+    result = verify_chain(edited(events, 0), links)
+    assert [(b.position, b.kind) for b in result.breaks] == [(1, "edited")]
+    assert not result.ok and (result.events, result.links) == (1, 1)
+
+
+def test_an_edited_head_chain_row_is_named() -> None:
+    events, links = build(4)
+    links[-1] = ChainRow(4, links[-1].recorded_at, "e" * 64)
+    assert kinds(events, links) == [(4, "edited")]
+
+
+# --- recorded time must increase along the chain --------------------------------------------
+
+T = "2025-01-01T00:00:0{}+00:00"
+
+
+def test_recorded_time_going_backwards_is_a_break_even_with_consistent_links() -> None:
+    events, links = build(4, [T.format(1), T.format(2), T.format(0), T.format(3)])
+    result = verify_chain(events, links)
+    assert [(b.position, b.kind) for b in result.breaks] == [(3, "time-not-increasing")]
+    assert f"recorded time {T.format(0)} at position 3 is not after {T.format(2)} at " \
+        "position 2" == result.breaks[0].message
+
+
+def test_recorded_time_equal_to_its_predecessor_is_a_break() -> None:
+    events, links = build(3, [T.format(1), T.format(1), T.format(2)])
+    assert kinds(events, links) == [(2, "time-not-increasing")]
+
+
+def test_recorded_time_after_a_deleted_event_is_checked_against_the_deleted_ones_link() -> None:
+    events, links = build(3, [T.format(1), T.format(5), T.format(3)])
+    del events[1]
+    assert kinds(events, links) == [(2, "deleted"), (3, "time-not-increasing")]
+
+
+def _restore_rows(events: list[StoredRow], links: list[ChainRow]) -> list[RestoreRow]:
+    return [RestoreRow(e, c, GENESIS_HASH if i == 0 else links[i - 1].hash)
+            for i, (e, c) in enumerate(zip(events, links, strict=True))]
+
+
+@pytest.mark.parametrize("second", [T.format(1), T.format(0)], ids=["equal", "backwards"])
+def test_restore_refuses_recorded_time_not_increasing(second: str) -> None:
+    rows = _restore_rows(*build(3, [T.format(1), second, T.format(2)]))
+    with pytest.raises(RestoreError, match=re.escape(
+            f"position 2: recorded time {second} is not after {T.format(1)}")):
+        check_restore(rows, None)
+
+
+def test_restore_continues_a_head_only_after_its_time_and_position() -> None:
+    events, links = build(3)
+    rows = _restore_rows(events, links)
+    check_restore(rows[2:], links[1])  # the third continues the second
+    with pytest.raises(RestoreError, match="position 3: recorded time"):
+        check_restore(rows[2:], ChainRow(2, links[2].recorded_at, links[1].hash))
+    with pytest.raises(RestoreError, match="position 3 is not after position 3"):
+        check_restore(rows[2:], ChainRow(3, links[1].recorded_at, links[1].hash))
+    with pytest.raises(RestoreError, match="position 3: the export continues link"):
+        check_restore(rows[2:], links[0])
