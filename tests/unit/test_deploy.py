@@ -3,9 +3,9 @@
 Docker cannot run here, so this checks the next best thing: every ``ledger`` command
 a service runs is a registered CLI command whose options exist, and every
 environment variable given to a ledger service is one the project reads (a click
-``envvar``, or a setting read from the environment in the source). A command built
-on another branch (Kafka ingestion: ``consume``) is skipped with a reason until it is
-merged, then checked like the others.
+``envvar``, or a setting read from the environment in the source). A command the
+compose file runs that the CLI lacks (``consume`` included) fails the test: an image
+built from this tree would crash-loop.
 """
 
 from __future__ import annotations
@@ -20,10 +20,6 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "deploy" / "compose.yaml"
-#: commands the compose file runs that another issue builds, and which one
-BUILT_ELSEWHERE = {"consume": "Kafka ingestion (issue 4)"}
-
-
 def compose() -> dict[str, Any]:
     data: dict[str, Any] = yaml.safe_load(COMPOSE.read_text())
     return data
@@ -66,12 +62,9 @@ def known_env_vars() -> set[str]:
 
     walk(main)
     for name in LAZY_COMMANDS:
-        try:
-            cmd = cli_command([name])
-        except ImportError:  # a command whose module is not on this branch
-            continue
-        if cmd is not None:
-            walk(cmd)
+        cmd = cli_command([name])  # an ImportError here is a broken command: fail
+        assert cmd is not None, f"ledger {name} is listed but not registered"
+        walk(cmd)
     pattern = re.compile(r"environ(?:\.get\(|\[)\s*[\"']([A-Z0-9_]+)[\"']")
     for package in ("ledger", "projections", "consumers"):
         for source in (ROOT / package).rglob("*.py"):
@@ -105,8 +98,6 @@ def test_ledger_service_runs_a_real_command(service: str) -> None:
     for word in words:
         candidate = cli_command([*path, word])
         if candidate is None:
-            if not path and word in BUILT_ELSEWHERE:
-                pytest.skip(f"ledger {word} comes with {BUILT_ELSEWHERE[word]}")
             break
         path.append(word)
         cmd = candidate
@@ -123,9 +114,17 @@ def test_ledger_service_env_vars_are_read_by_the_project(service: str) -> None:
     env = ledger_services()[service].get("environment") or {}
     known = known_env_vars()
     unknown = set(env) - known
-    missing_elsewhere = {v for v in unknown if v in {"LEDGER_KEYRING", "KAFKA_BOOTSTRAP_SERVERS"}}
-    if unknown and unknown == missing_elsewhere and cli_command(["consume"]) is None:
-        pytest.skip(f"{sorted(unknown)} are read by ledger consume "
-                    f"({BUILT_ELSEWHERE['consume']})")
     assert not unknown, f"{service}: no part of the project reads {sorted(unknown)}"
     assert "LEDGER_DB" in env
+
+
+def test_the_consumer_service_runs_ledger_consume() -> None:
+    """``consume`` is the compose file's reason to exist: it must be a real command
+    (not skipped when missing), taking the keyring and the broker from the environment."""
+    services = ledger_services()
+    assert services["consumer"]["command"][:2] == ["ledger", "consume"]
+    consume = cli_command(["consume"])
+    assert consume is not None, "ledger consume is not a registered command"
+    envvars = {p.envvar for p in consume.params if isinstance(p, click.Option) and p.envvar}
+    env = services["consumer"].get("environment") or {}
+    assert {"LEDGER_KEYRING", "KAFKA_BOOTSTRAP_SERVERS"} <= set(env) & envvars
