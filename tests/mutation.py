@@ -16,6 +16,7 @@ it takes tens of minutes on 2 cores.
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import subprocess
 import sys
@@ -80,7 +81,8 @@ def _functions(source: str) -> dict[str, list[str]]:
         if stripped.startswith("def ") and "__mutmut_" in stripped.split("(", 1)[0]:
             name, indent = stripped[4:].split("(", 1)[0], len(line) - len(stripped)
             out[name] = []
-        elif name and line.strip() and len(line) - len(line.lstrip()) <= indent:
+        elif name and line.strip() and not stripped.startswith(")") \
+                and len(line) - len(stripped) <= indent:
             name = ""
         elif name:
             out[name].append(line.strip())
@@ -102,8 +104,9 @@ def survivors(modules: list[str]) -> list[tuple[str, str, str]]:
             local = key.removeprefix(module + ".")
             orig = functions.get(local.rsplit("__mutmut_", 1)[0] + "__mutmut_orig", [])
             mutant = functions.get(local, [])
-            changed = [f"{a}  =>  {b}" for a, b in zip(orig, mutant, strict=False) if a != b]
-            rows.append((key, status, changed[0] if changed else "(lines removed)"))
+            diff = difflib.ndiff(orig, mutant)
+            changed = [line[2:] for line in diff if line.startswith(("- ", "+ "))]
+            rows.append((key, status, "  =>  ".join(changed[:2]) or "(no change found)"))
     return rows
 
 

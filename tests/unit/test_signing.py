@@ -125,5 +125,5 @@ def test_bad_keyrings_are_refused_naming_file_and_entry(tmp_path: Path, data: ob
 
 
 def test_an_unreadable_keyring_is_refused_naming_it(tmp_path: Path) -> None:
-    with pytest.raises(ConfigurationError, match="cannot read keyring .*: No such file"):
+    with pytest.raises(ConfigurationError, match=r"cannot read keyring .*: No such file"):
         Keyring.load(tmp_path / "missing.json")
