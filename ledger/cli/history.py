@@ -34,7 +34,6 @@ def history(ctx: click.Context, country: str, from_date: dt.date | None,
       ledger history --country MX --rule ai-diffusion-2025
       ledger history --country MX --from 2025-04-01 --to 2025-06-30 --known-at 20 --json
     """
-    from ledger.errors import ValidationError
     from projections.history import country_history
     from projections.views import load_state, select_rule
 
@@ -55,8 +54,7 @@ def history(ctx: click.Context, country: str, from_date: dt.date | None,
                 dates.append(a.revoked_on)
         to_date = max(dates, default=dt.date.today())
     if from_date is not None and from_date > to_date:
-        raise ValidationError(f"--from {from_date} is after --to {to_date}", field="from",
-                              value=str(from_date))
+        raise click.UsageError(f"--from {from_date} is after --to {to_date}")
     rule = select_rule(state, to_date, rule_id)
     h = country_history(state, country, rule, from_date=from_date, to_date=to_date,
                         known_at=position)

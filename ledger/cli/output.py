@@ -158,6 +158,15 @@ def print_error(e: Exception) -> None:
         click.echo(f"  {line}", err=True)
 
 
+def print_error_json(code: str, message: str, *, exit_code: int, field: str | None = None,
+                     value: Any = None, details: list[str] | None = None) -> None:
+    """An error under ``--json``: one JSON object on stderr (stdout stays parseable),
+    ``{"error": {"code", "message", "field", "value", "details"}, "exit_code"}``."""
+    click.echo(json.dumps({"error": {"code": code, "message": message, "field": field,
+                                     "value": value, "details": details or []},
+                           "exit_code": exit_code}, sort_keys=True, default=str), err=True)
+
+
 def progress(total: int | None, description: str, *, quiet: bool = False) -> Any:
     """A rich progress bar on stderr, hidden when stderr is not a terminal or quiet."""
     from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,

@@ -60,21 +60,17 @@ def quota(ctx: click.Context, country: str | None, all_: bool, tier: int | None,
       ledger quota --all --as-of 2025-06-30 --known-at 2025-07-01T00:00:00Z
       ledger quota --country MX --as-of 2025-06-30 --on-the-books --explain
     """
-    from ledger.errors import ValidationError
     from projections.views import readmodel_quota, readmodel_quota_all
 
     if (country is None) == (not all_):
-        raise ValidationError("give exactly one of --country CC or --all", field="country",
-                              value=country)
+        raise click.UsageError("give exactly one of --country CC or --all")
     if tier is not None and country is not None:
-        raise ValidationError("--tier filters --all; with --country it would be ignored",
-                              field="tier", value=tier)
+        raise click.UsageError("--tier filters --all; with --country it would be ignored")
     if books and rule_id is not None:
-        raise ValidationError(f"--on-the-books and --rule {rule_id!r} both choose the "
-                              "revision: give one", field="rule", value=rule_id)
+        raise click.UsageError(f"--on-the-books and --rule {rule_id!r} both choose the "
+                               "revision: give one")
     if explain is not None and country is None:
-        raise ValidationError("--explain needs --country CC (one position at a time)",
-                              field="explain", value=explain)
+        raise click.UsageError("--explain needs --country CC (one position at a time)")
     ledger = open_ledger(ctx)
     position = ledger.resolve_known_at(known_at)
     # answered from the read model (caught up first), not by replaying the log

@@ -23,6 +23,26 @@ def _authorization(value: str) -> dict[str, Any]:
         field="authorization", value=value)
 
 
+class AuthorizationType(click.ParamType):  # type: ignore[type-arg]
+    """``--auth``: a malformed value is a usage error (exit 2), named with the option."""
+
+    name = "AUTH"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> dict[str, Any]:
+        from ledger.errors import ValidationError
+
+        if isinstance(value, dict):
+            return value
+        try:
+            return _authorization(str(value))
+        except ValidationError:
+            self.fail(f"{value!r} must be none, lpp, license:ALLOCATION_ID or veu:VEU_ID",
+                      param, ctx)
+
+
+AUTH = AuthorizationType()
+
+
 def _submit(ctx: click.Context, data: dict[str, Any]) -> None:
     from ledger.application import BatchRejected
     from ledger.commands import parse_command
@@ -55,18 +75,18 @@ def ship() -> None:
 @click.option("--product", required=True, help="Product id, e.g. nvidia-h100-sxm.")
 @click.option("--quantity", type=int, required=True, help="Number of units (> 0).")
 @click.option("--tpp-per-unit", type=int, help="Required when the product is not in the catalog.")
-@click.option("--auth", default="none", show_default=True,
+@click.option("--auth", type=AUTH, default="none", show_default=True,
               help="none | lpp | license:ALLOCATION_ID | veu:VEU_ID")
 @click.option("--end-use", help="Declared end use, e.g. 'model training'.")
 @click.pass_context
 def record(ctx: click.Context, exporter: str, ref: str, ship_date: dt.date, destination: str,
            consignee: str, product: str, quantity: int, tpp_per_unit: int | None,
-           auth: str, end_use: str | None) -> None:
+           auth: dict[str, Any], end_use: str | None) -> None:
     """Record one shipment. Recording the identical shipment again is a no-op."""
     _submit(ctx, {"type": "shipment.recorded", "exporter_id": exporter, "shipment_ref": ref,
                   "ship_date": ship_date.isoformat(), "destination": destination,
                   "consignee_id": consignee, "product_id": product, "quantity": quantity,
-                  "tpp_per_unit": tpp_per_unit, "authorization": _authorization(auth),
+                  "tpp_per_unit": tpp_per_unit, "authorization": auth,
                   "end_use": end_use})
 
 
@@ -80,17 +100,17 @@ def record(ctx: click.Context, exporter: str, ref: str, ship_date: dt.date, dest
 @click.option("--product")
 @click.option("--quantity", type=int)
 @click.option("--tpp-per-unit", type=int)
-@click.option("--auth")
+@click.option("--auth", type=AUTH, help="none | lpp | license:ALLOCATION_ID | veu:VEU_ID")
 @click.pass_context
 def correct(ctx: click.Context, exporter: str, ref: str, reason: str, ship_date: dt.date | None,
             destination: str | None, consignee: str | None, product: str | None,
-            quantity: int | None, tpp_per_unit: int | None, auth: str | None) -> None:
+            quantity: int | None, tpp_per_unit: int | None, auth: dict[str, Any] | None) -> None:
     """Correct fields of a recorded shipment; it then counts with the new values."""
     _submit(ctx, {"type": "shipment.corrected", "exporter_id": exporter, "shipment_ref": ref,
                   "reason": reason, "ship_date": ship_date.isoformat() if ship_date else None,
                   "destination": destination, "consignee_id": consignee, "product_id": product,
                   "quantity": quantity, "tpp_per_unit": tpp_per_unit,
-                  "authorization": _authorization(auth) if auth else None})
+                  "authorization": auth})
 
 
 @ship.command("void")

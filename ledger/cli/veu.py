@@ -42,13 +42,12 @@ def status(ctx: click.Context, veu_id: str, as_of: dt.date, rule_id: str | None,
     Example:
       ledger veu status uveu-1 --as-of 2025-12-31 --rule ai-diffusion-2025
     """
-    from ledger.errors import ValidationError
     from projections.veu import veu_status
     from projections.views import load_state, select_rule
 
     if books and rule_id is not None:
-        raise ValidationError(f"--on-the-books and --rule {rule_id!r} both choose the "
-                              "revision: give one", field="rule", value=rule_id)
+        raise click.UsageError(f"--on-the-books and --rule {rule_id!r} both choose the "
+                               "revision: give one")
     ledger = open_ledger(ctx)
     position = ledger.resolve_known_at(known_at)
     state = load_state(ledger, position)
@@ -59,7 +58,9 @@ def status(ctx: click.Context, veu_id: str, as_of: dt.date, rule_id: str | None,
     else:
         _print(result)
     if result.breaches:
-        ctx.exit(4)
+        from ledger.cli.exitcodes import CHECK_FAILED
+
+        ctx.exit(CHECK_FAILED)
 
 
 def _pct(share: str | None) -> str:
