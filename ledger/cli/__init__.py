@@ -18,11 +18,13 @@ import click
 #: command name -> "module:attribute"; each module owns one command or group
 LAZY_COMMANDS: dict[str, str] = {
     "audit": "ledger.cli.audit:audit",
+    "check": "ledger.cli.check:check",
     "consume": "ledger.cli.consume:consume",
     "demo": "ledger.cli.demo:demo",
     "history": "ledger.cli.history:history",
     "import": "ledger.cli.imports:import_",
     "keygen": "ledger.cli.produce:keygen",
+    "licenses": "ledger.cli.licenses:licenses",
     "produce": "ledger.cli.produce:produce",
     "projections": "ledger.cli.projections:projections",
     "quota": "ledger.cli.quota:quota",
@@ -30,6 +32,7 @@ LAZY_COMMANDS: dict[str, str] = {
     "report": "ledger.cli.report:report",
     "rules": "ledger.cli.rules:rules",
     "ship": "ledger.cli.ship:ship",
+    "shipment": "ledger.cli.shipment:shipment",
     "veu": "ledger.cli.veu:veu",
 }
 

@@ -47,7 +47,7 @@ def demo(ctx: click.Context, seed: int, shipments: int, wide: bool) -> None:
     out.print(f"[bold]quota-ledger demo[/bold] on {ctx.obj['db']}: {appended} events appended "
               f"({len(sample.shipments) + len(sample.late) - 2} shipments, "
               f"{len(sample.setup)} allocations and VEUs, {len(bundled_rulebooks())} rule "
-              "revisions); late reports, a correction and a void recorded last")
+              "revisions); late reports, a correction and a void recorded last", soft_wrap=True)
     print_demo_table(ledger, on_time_head, wide=wide)
 
 

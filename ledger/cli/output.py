@@ -111,7 +111,7 @@ def _natural_width(table: Any) -> int:
     probe = Console(width=100_000, file=io.StringIO(), highlight=False, soft_wrap=False)
     with probe.capture() as cap:
         probe.print(table)
-    return max((len(line.rstrip()) for line in cap.get().splitlines()), default=0)
+    return max((len(line) for line in cap.get().splitlines()), default=0)
 
 
 def fit_table(cols: list[Col], rows: list[list[str]], *, width: int, wide: bool = False,
@@ -119,8 +119,9 @@ def fit_table(cols: list[Col], rows: list[list[str]], *, width: int, wide: bool 
     """(table, the width to print it at, the names of the dropped columns).
 
     Columns are dropped in their ``drop`` order until the table fits ``width`` with
-    every unwrappable cell whole; wrappable columns may then wrap. With ``wide`` (or
-    when nothing more can be dropped) the table keeps its natural width."""
+    every unwrappable cell whole; wrappable columns may then wrap (never inside a
+    word). With ``wide`` the table keeps its natural width; when nothing more can be
+    dropped it is printed at the least width that cuts nothing."""
     keep = list(range(len(cols)))
     order = sorted((i for i, c in enumerate(cols) if c.drop), key=lambda i: cols[i].drop)
     while True:
@@ -131,8 +132,8 @@ def fit_table(cols: list[Col], rows: list[list[str]], *, width: int, wide: bool 
                      for i, c in ((i, cols[i]) for i in keep) if c.wrap and rows)
         minimum = natural - shrink
         if wide or not order or minimum <= width:
-            return table, (natural if wide or minimum > width else min(natural, width)), \
-                [cols[i].name for i in range(len(cols)) if i not in keep]
+            at = natural if wide else max(minimum, min(natural, width))
+            return table, at, [cols[i].name for i in range(len(cols)) if i not in keep]
         keep.remove(order.pop(0))
 
 
@@ -147,7 +148,7 @@ def print_fitted(out: Any, cols: list[Col], rows: list[list[str]], *, wide: bool
     out.width = saved
     if dropped and note_dropped:
         out.print(f"[dim]not shown at {saved} columns: {', '.join(dropped)} "
-                  "(--wide shows every column)[/dim]")
+                  "(--wide shows every column)[/dim]", soft_wrap=True)
     return dropped
 
 

@@ -54,11 +54,40 @@ def _submit(ctx: click.Context, data: dict[str, Any]) -> None:
     except BatchRejected as e:
         raise e.outcomes[0].error from None  # type: ignore[misc]
     outcome = result.outcomes[0]
+    if not outcome.duplicate and outcome.events:
+        _warn_invalid_authorization(ledger, outcome.events[0])
     if outcome.duplicate:
         click.echo(f"{data['exporter_id']}/{data['shipment_ref']}: {outcome.note}")
     else:
         click.echo(f"{data['exporter_id']}/{data['shipment_ref']}: {data['type']} at position "
                    f"{result.positions[0]}")
+
+
+def _warn_invalid_authorization(ledger: Any, event: Any) -> None:
+    """Say on stderr when the license or VEU a recorded shipment names is not valid for
+    it (unknown, another holder or country, outside its dates, revoked): the shipment is
+    recorded all the same, as it happened, and counts against the country cap."""
+    from ledger.events import ShipmentRecorded, allocation_aggregate_id, veu_aggregate_id
+    from projections.positions import authorization_checks
+    from projections.state import LedgerState, ShipmentRow, fold
+
+    if not isinstance(event, ShipmentRecorded):
+        return
+    auth = event.shipment.authorization
+    if auth.kind not in ("license", "veu") or auth.ref is None:
+        return
+    aggregate = (allocation_aggregate_id if auth.kind == "license" else veu_aggregate_id)(
+        auth.ref)
+    state = LedgerState()
+    for position, e in enumerate(ledger.history_of(aggregate), start=1):
+        fold(state, position, e)
+    row = ShipmentRow(event.exporter_id, event.shipment_ref, event.shipment, 10**12, 10**12)
+    lic, veu = authorization_checks(state, row)
+    check = lic if auth.kind == "license" else veu
+    if check is not None and not check.valid:
+        flag = "license-invalid" if auth.kind == "license" else "veu-invalid"
+        click.secho(f"warning: recorded, but {check.reason}: it counts as {flag} (against "
+                    "the country cap where there is one)", fg="yellow", err=True)
 
 
 @click.group()
@@ -82,7 +111,18 @@ def ship() -> None:
 def record(ctx: click.Context, exporter: str, ref: str, ship_date: dt.date, destination: str,
            consignee: str, product: str, quantity: int, tpp_per_unit: int | None,
            auth: dict[str, Any], end_use: str | None) -> None:
-    """Record one shipment. Recording the identical shipment again is a no-op."""
+    """Record one shipment. Recording the identical shipment again is a no-op.
+
+    A shipment is recorded as it happened: one naming a license or VEU that is not
+    valid for it (unknown, another holder or country, outside its dates, revoked)
+    is recorded all the same, with a warning on stderr; it counts as
+    license-invalid / veu-invalid, against the country cap.
+
+    \b
+    Example:
+      ledger ship record --exporter acme --ref PO-4711 --date 2025-06-02 --to MX \\
+        --consignee mx-dc-1 --product nvidia-h100-sxm --quantity 64 --auth lpp
+    """
     _submit(ctx, {"type": "shipment.recorded", "exporter_id": exporter, "shipment_ref": ref,
                   "ship_date": ship_date.isoformat(), "destination": destination,
                   "consignee_id": consignee, "product_id": product, "quantity": quantity,

@@ -48,6 +48,41 @@ def test_refused_input_exits_1_and_partial_import_3(run: Any, tmp_path: Path) ->
         exitcodes.PARTIAL_IMPORT
 
 
+CHECK = ("check", "--exporter", "acme", "--ref", "NEW-1", "--date", "2025-06-30",
+         "--consignee", "c-new", "--product", "nvidia-h100-sxm", "--rule",
+         "ai-diffusion-2025")
+
+
+def test_check_fits_0_would_breach_4(run: Any) -> None:
+    fits = run(*CHECK, "--to", "IN", "--quantity", "10")
+    assert fits.returncode == exitcodes.OK, fits.stderr
+    assert "FITS" in fits.stdout
+    breach = run(*CHECK, "--to", "MX", "--quantity", "10")
+    assert breach.returncode == exitcodes.CHECK_FAILED, breach.stderr
+    assert "WOULD BREACH" in breach.stdout and "over-cap" in breach.stdout
+    prohibited = run(*CHECK, "--to", "CN", "--quantity", "1")
+    assert prohibited.returncode == exitcodes.CHECK_FAILED
+    assert "prohibited" in prohibited.stdout
+
+
+def test_ship_record_with_an_unknown_license_records_and_warns(run: Any, small_ledger: Path,
+                                                               tmp_path: Path) -> None:
+    import shutil
+
+    db = tmp_path / "w.db"
+    shutil.copy(small_ledger, db)
+    done = run("ship", "record", "--exporter", "acme", "--ref", "W-1", "--date",
+               "2025-06-02", "--to", "MX", "--consignee", "c", "--product",
+               "nvidia-h100-sxm", "--quantity", "1", "--auth", "license:UNKNOWN", db=db)
+    assert done.returncode == exitcodes.OK, done.stderr
+    assert "acme/W-1: shipment.recorded at position 28" in done.stdout
+    assert "warning: recorded, but allocation 'UNKNOWN' is not known" in done.stderr
+    assert "license-invalid" in done.stderr
+    counted = run("shipment", "show", "acme", "W-1", "--rule", "ai-diffusion-2025",
+                  "--json", db=db)
+    assert json.loads(counted.stdout)["counting"]["flag"] == "license-invalid"
+
+
 def test_tampering_exits_5(run: Any, small_ledger: Path, tmp_path: Path) -> None:
     import shutil
     import sqlite3
