@@ -55,7 +55,16 @@ def console(stderr: bool = False) -> Any:
     if not stream.isatty():
         columns = os.environ.get("COLUMNS", "")
         width = int(columns) if columns.isdigit() and int(columns) > 0 else PIPE_WIDTH
-    return Console(stderr=stderr, highlight=False, soft_wrap=False, width=width)
+    class QuietConsole(Console):
+        def on_broken_pipe(self) -> None:
+            # the reader stopped (``ledger ... | head``): what it wanted was printed;
+            # rich would exit 1 here, the ledger ends quietly with 0 (exitcodes.OK)
+            self.quiet = True
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            raise SystemExit(0)
+
+    return QuietConsole(stderr=stderr, highlight=False, soft_wrap=False, width=width)
 
 
 # --- tables that fit -----------------------------------------------------------------

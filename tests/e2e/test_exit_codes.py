@@ -118,6 +118,15 @@ def test_piping_into_head_ends_quietly(small_ledger: Path) -> None:
     assert done.stderr == "", done.stderr
 
 
+def test_a_table_into_a_closed_pipe_ends_quietly(small_ledger: Path) -> None:
+    # `true` exits without reading: the first write of the table meets a closed pipe
+    cmd = (f"{sys.executable} -m ledger --db {small_ledger} history --country MX --rule "
+           "ai-diffusion-2025 --wide | true; echo ${PIPESTATUS[0]}")
+    done = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip() == "0", done.stdout
+    assert done.stderr == "", done.stderr
+
+
 def test_the_readme_lists_every_exit_code() -> None:
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     section = readme.split("### Exit codes", 1)[1].split("\n#", 1)[0]
