@@ -96,7 +96,7 @@ def print_demo_table(ledger: Any, on_time_head: int, *, wide: bool = False) -> N
     over = [p for p in what_if if p.status == "over-cap"]
     out.print(f"Under {in_force_id} no tier-2 country has a cap; under {COUNTERFACTUAL} "
               f"{len(over)} of {len(what_if)} would be over it. Computed at recorded position "
-              f"{state.position}.")
+              f"{state.position}.", soft_wrap=True)
     # commands are never broken by the table's wrapping: the terminal wraps them whole
     out.print("[dim]Next: ledger quota --country MX --as-of 2025-06-30 --rule ai-diffusion-2025"
               f"\n      ledger quota --all --as-of 2025-06-30 --rule ai-diffusion-2025 "

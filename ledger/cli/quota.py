@@ -63,6 +63,7 @@ def quota(ctx: click.Context, country: str | None, all_: bool, tier: int | None,
       ledger quota --country MX --as-of 2025-06-30 --rule ai-diffusion-2025 --json
       ledger quota --all --as-of 2025-06-30 --known-at 2025-07-01T00:00:00Z
       ledger quota --country MX --as-of 2025-06-30 --on-the-books --explain
+      ledger quota --all --as-of 2025-06-30 --wide      # every column, however narrow
     """
     from projections.views import readmodel_quota, readmodel_quota_all
 
