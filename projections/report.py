@@ -150,7 +150,7 @@ def build_report(state: LedgerState, as_of: dt.date, rule: RuleBook | None,
                     computed_at_position=state.position if known_at is None
                     else min(known_at, state.position), head_hash=head_hash)
     for country in state.countries_with_activity():
-        if tiers is None or tiers.tier_of(country) != 2:
+        if tiers is None or tiers.tier_of(country, as_of) != 2:
             continue
         if progress is not None:
             progress(country)

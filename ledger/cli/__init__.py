@@ -26,6 +26,7 @@ LAZY_COMMANDS: dict[str, str] = {
     "keygen": "ledger.cli.produce:keygen",
     "licenses": "ledger.cli.licenses:licenses",
     "produce": "ledger.cli.produce:produce",
+    "products": "ledger.cli.products:products",
     "projections": "ledger.cli.projections:projections",
     "quota": "ledger.cli.quota:quota",
     "replay": "ledger.cli.replay:replay",

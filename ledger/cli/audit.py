@@ -165,7 +165,9 @@ def export_cmd(ctx: click.Context, start: int, stop: int | None, fmt: str,
     head = ledger.max_position()
     last = head if stop is None else stop
     if last < start:
-        raise click.UsageError(f"--to {last} is before --from {start}")
+        from ledger.errors import ValidationError
+
+        raise ValidationError(f"--to {last} is before --from {start}", field="to", value=last)
     if fmt == "ledger-journal":
         text = _journal(ledger, start, last, as_of, rule_id)
         with _output(out) as f:

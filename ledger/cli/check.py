@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -92,10 +93,13 @@ def _fields(ledger: Any, data: dict[str, Any]) -> tuple[str, str, Any]:
 @click.option("--end-use", help="Declared end use.")
 @click.option("--rule", "rule_id", help="Check under this revision instead of the one in "
                                          "force on the ship date (counterfactual).")
+@click.option("--rule-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Check under a draft rule that is not in the ledger (validated like "
+                   "'rules load'); the answer names the file and its SHA-256.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
 @click.pass_context
-def check(ctx: click.Context, /, line: str | None, rule_id: str | None, as_json: bool,
-          **options: Any) -> None:
+def check(ctx: click.Context, /, line: str | None, rule_id: str | None,
+          rule_file: Path | None, as_json: bool, **options: Any) -> None:
     """Would this shipment fit? Answers without writing anything.
 
     Give the shipment with the options of 'ledger ship record', or as one JSON
@@ -115,11 +119,15 @@ def check(ctx: click.Context, /, line: str | None, rule_id: str | None, as_json:
         --consignee mx-dc-1 --product nvidia-h100-sxm --quantity 64 --auth lpp
       ledger check --rule ai-diffusion-2025 --json '{"exporter_id": "acme", ...}'
       echo '{"exporter_id": "acme", ...}' | ledger check - --json
+      ledger check --rule-file draft.yaml --exporter acme ...   # under a draft rule
     """
     from ledger.errors import ConfigurationError
     from projections.check import check_shipment
     from projections.views import load_state, select_rule
 
+    if rule_id is not None and rule_file is not None:
+        raise click.UsageError(f"--rule {rule_id!r} and --rule-file both choose the "
+                               "revision: give one")
     data = _proposed(line, options)
     ledger = open_ledger(ctx)
     exporter, ref, fields = _fields(ledger, data)
@@ -127,21 +135,35 @@ def check(ctx: click.Context, /, line: str | None, rule_id: str | None, as_json:
     if not state.rules:
         raise ConfigurationError("the ledger has no rule revision, so nothing can be "
                                  "checked; load them with 'ledger rules load --bundled'")
-    rule = select_rule(state, fields.ship_date, rule_id)
+    draft = None
+    rule: Any
+    if rule_file is not None:
+        from ledger.drafts import load_draft
+
+        draft = load_draft(rule_file.read_bytes(), str(rule_file), state.rule_books())
+        rule = draft.book
+    else:
+        rule = select_rule(state, fields.ship_date, rule_id)
     result = check_shipment(state, exporter, ref, fields, rule)
+    source = ("--rule" if rule_id else "--rule-file" if draft is not None
+              else "in force on the ship date")
     if as_json:
         data_out = result.model_dump(mode="json")
-        data_out["rule_source"] = "--rule" if rule_id else "in force on the ship date"
+        data_out["rule_source"] = source
+        if draft is not None:
+            data_out["draft"] = draft.describe()
         print_json(data_out)
     else:
-        _print(result, named=rule_id is not None)
+        if draft is not None:
+            click.echo(draft.line())
+        _print(result, named=source)
     if not result.fits:
         from ledger.cli.exitcodes import CHECK_FAILED
 
         ctx.exit(CHECK_FAILED)
 
 
-def _print(r: Any, *, named: bool) -> None:
+def _print(r: Any, *, named: str) -> None:
     out = console()
     s = r.shipment
     auth = s["authorization"]
@@ -151,7 +173,8 @@ def _print(r: Any, *, named: bool) -> None:
               f"{country_name(s['destination'])} ({s['destination']}), consignee "
               f"{s['consignee_id']}, {s['ship_date']}, authorization {auth_text}",
               soft_wrap=True)
-    how = "named with --rule" if named else f"in force on {s['ship_date']}"
+    how = (f"in force on {s['ship_date']}" if named.startswith("in force")
+           else f"named with {named}")
     out.print(f"  rule         {r.rule or 'none in force'} ({how})", soft_wrap=True)
     flag = f" ({r.flag})" if r.flag else ""
     out.print(f"  counts as    {r.bucket}{flag}, clause {r.clause}: {r.detail}", soft_wrap=True)

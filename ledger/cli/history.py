@@ -61,7 +61,10 @@ def history(ctx: click.Context, country: str, from_date: dt.date | None,
                 dates.append(a.revoked_on)
         to_date = max(dates, default=dt.date.today())
     if from_date is not None and from_date > to_date:
-        raise click.UsageError(f"--from {from_date} is after --to {to_date}")
+        from ledger.errors import ValidationError
+
+        raise ValidationError(f"--from {from_date} is after --to {to_date}", field="from",
+                              value=str(from_date))
     rule = select_rule(state, to_date, rule_id)
     h = country_history(state, country, rule, from_date=from_date, to_date=to_date,
                         known_at=position)

@@ -109,3 +109,25 @@ def test_history_shows_corrections_old_to_new_and_the_first_breach(run_cli: Any)
     text = run_cli("history", "--country", "MX", "--rule", "ai-diffusion-2025",
                    "--wide").output
     assert "FIRST BREACH" in text and "25,000 → 24,000" in text
+
+
+def test_check_under_a_draft_rule_names_the_file(run_cli: Any, tmp_path: Path) -> None:
+    import hashlib
+
+    from tests.integration.test_drafts_cli import DRAFT
+
+    loaded(run_cli)
+    draft = tmp_path / "draft.yaml"
+    draft.write_text(DRAFT)
+    base = ["check", "--exporter", "acme", "--ref", "NEW-9", "--date", "2025-06-30",
+            "--to", "MX", "--consignee", "c-new", "--product", "nvidia-h100-sxm",
+            "--quantity", "100"]
+    assert run_cli(*base, "--rule", "ai-diffusion-2025").exit_code == 4  # 790,000,000 cap
+    result = js(run_cli, *base, "--rule-file", str(draft))                # doubled cap
+    assert result["fits"] and result["cap"]["cap_tpp"] == 1_580_000_000
+    assert result["rule_source"] == "--rule-file"
+    assert result["draft"]["sha256"] == hashlib.sha256(draft.read_bytes()).hexdigest()
+    text = run_cli(*base, "--rule-file", str(draft)).output
+    assert "not in the ledger, nothing written" in text and str(draft) in text
+    both = run_cli(*base, "--rule", "ai-diffusion-2025", "--rule-file", str(draft))
+    assert both.exit_code == 2

@@ -52,5 +52,5 @@ def test_history_window_and_text(sample_ledger: Any, run_cli: Any) -> None:
 
 def test_history_bad_window(sample_ledger: Any, run_cli: Any) -> None:
     result = run_cli("history", "--country", "MX", "--from", "2025-07-01", "--to", "2025-06-01")
-    assert result.exit_code == 2  # usage: the window is contradictory
+    assert result.exit_code == 1
     assert "--from 2025-07-01 is after --to 2025-06-01" in result.output
