@@ -12,7 +12,7 @@ from ledger.chain import link_hash
 from ledger.commands import parse_command
 
 #: ``audit verify`` exit code when it finds a break
-EXIT_BROKEN = 2
+EXIT_BROKEN = 5
 
 
 def breaks(ledger: Any) -> list[tuple[int, str]]:
