@@ -9,13 +9,11 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ledger.cli.common import open_ledger
+from ledger.cli.exitcodes import PARTIAL_IMPORT as EXIT_SKIPPED
 from ledger.cli.output import print_json
 
 if TYPE_CHECKING:
     from ledger.application import ImportLine, ImportResult, Ledger
-
-#: exit code when --skip-bad appended the good lines but some were refused
-EXIT_SKIPPED = 3
 
 
 def read_chunks(path: Path, size: int | None = None) -> Iterator[list[ImportLine]]:
