@@ -97,21 +97,22 @@ def rows(runs: list[dict[str, Any]]) -> list[str]:
 
 
 def targets(runs: list[dict[str, Any]]) -> list[str]:
-    """The issue-11 rows this bench measures, at the largest size of each backend."""
-    largest: dict[str, dict[str, Any]] = {}
+    """The issue-11 rows this bench measures, per backend at the largest size that
+    has the figure (a long run may have been stopped before its later steps)."""
+    by_backend: dict[str, list[dict[str, Any]]] = {}
     for r in runs:
-        if r["backend"] not in largest or r["size"] > largest[r["backend"]]["size"]:
-            largest[r["backend"]] = r
-    backends = sorted(largest)
-    out = ["| figure | target | " + " | ".join(
-               f"{b} ({largest[b]['size']:,})" for b in backends) + " |",
+        by_backend.setdefault(r["backend"], []).append(r)
+    backends = sorted(by_backend)
+    out = ["| figure | target | " + " | ".join(backends) + " |",
            "|---|---|" + "---|" * len(backends)]
 
     def cell(b: str, fn: Any) -> str:
-        try:
-            return str(fn(largest[b]))
-        except (KeyError, TypeError, ZeroDivisionError):
-            return "—"
+        for r in sorted(by_backend[b], key=lambda r: -r["size"]):
+            try:
+                return f"{r['size']:,}: {fn(r)}"
+            except (KeyError, TypeError, ZeroDivisionError):
+                continue
+        return "—"
 
     def verdict(ok: bool) -> str:
         return "met" if ok else "**not met**"
