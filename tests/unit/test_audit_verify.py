@@ -308,3 +308,13 @@ def test_two_reordered_pairs_and_a_copy_that_is_no_swap() -> None:
     events = edited(events, 2)
     put(5, copy)  # position 5 holds a copy of 3; 3 was edited: no pair was swapped
     assert kinds(events, links) == [(3, "edited"), (5, "edited")]
+
+
+def test_interleaved_reordered_pairs() -> None:
+    events, links = build(6)
+    originals = events[:]
+    for p, q in ((1, 3), (2, 4)):  # 1<->3 and 2<->4: the second pair skips an explained one
+        a, b = originals[p - 1], originals[q - 1]
+        events[p - 1] = StoredRow(p, b.originator_id, 1, b.topic, b.state)
+        events[q - 1] = StoredRow(q, a.originator_id, 1, a.topic, a.state)
+    assert kinds(events, links) == [(1, "reordered"), (2, "reordered")]

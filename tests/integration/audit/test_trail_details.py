@@ -36,6 +36,7 @@ def test_a_partial_export_continues_the_link_before_it(sample_ledger: Any) -> No
     assert [r["recorded_at"] for r in rows] == [c.recorded_at for c in links[4:7]]
     first = list(export_rows(sample_ledger, 1, 1))
     assert [r["prev_hash"] for r in first] == [GENESIS_HASH]
+    assert [r["position"] for r in export_rows(sample_ledger)] == list(range(1, 28))
     second = list(export_rows(sample_ledger, 2, 2))
     assert [r["prev_hash"] for r in second] == [links[0].hash]
     assert len(list(export_rows(sample_ledger, 26))) == 2
@@ -76,6 +77,9 @@ def test_jsonl_and_csv_encodings(sample_ledger: Any) -> None:
     assert document["id"] and rule["fields.document"] == json.dumps(
         document, sort_keys=True, ensure_ascii=False)
     assert rule["fields.shipment_ref"] == ""  # a column other events have
+    nones = [(i, k) for i, r in enumerate(rows) for k, v in r["fields"].items() if v is None]
+    assert nones  # optional fields left out, e.g. an allocation without valid_to
+    assert all(table[i][f"fields.{k}"] == "" for i, k in nones)
     void = table[-1]
     assert void["fields.reason"] == "annulé par le client"
     nested = next(r for r in table if r["type"] == "shipment.recorded")
