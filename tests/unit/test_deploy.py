@@ -70,9 +70,9 @@ def known_env_vars() -> set[str]:
 
     walk(main)
     for name in LAZY_COMMANDS:
-        cmd = cli_command([name])
-        if cmd is not None:
-            walk(cmd)
+        cmd = cli_command([name])  # an ImportError here is a broken command: fail
+        assert cmd is not None, f"ledger {name} is listed but not registered"
+        walk(cmd)
     pattern = re.compile(r"environ(?:\.get\(|\[)\s*[\"']([A-Z0-9_]+)[\"']")
     for package in ("ledger", "projections", "consumers"):
         for source in (ROOT / package).rglob("*.py"):
@@ -129,6 +129,18 @@ def test_ledger_service_env_vars_are_read_by_the_project(service: str) -> None:
 def test_consume_is_a_command() -> None:
     # the consumer service's whole purpose: a missing command is a failure, not a skip
     assert cli_command(["consume"]) is not None
+
+
+def test_the_consumer_service_runs_ledger_consume_with_its_settings() -> None:
+    """The consumer service takes the keyring and the broker from the environment, and
+    ``ledger consume`` reads both from there."""
+    services = ledger_services()
+    assert services["consumer"]["command"][:2] == ["ledger", "consume"]
+    consume = cli_command(["consume"])
+    assert consume is not None, "ledger consume is not a registered command"
+    envvars = {p.envvar for p in consume.params if isinstance(p, click.Option) and p.envvar}
+    env = services["consumer"].get("environment") or {}
+    assert {"LEDGER_KEYRING", "KAFKA_BOOTSTRAP_SERVERS"} <= set(env) & envvars
 
 
 def test_kafka_has_a_listener_for_clients_outside_the_compose_network() -> None:
