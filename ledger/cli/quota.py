@@ -189,7 +189,7 @@ def _print_lineage(rows: list[dict[str, Any]]) -> None:
 
     out = console()
     out.print("What the position is made of")
-    cited: dict[str, str] = {}
+    cited: dict[str, tuple[str, str | None]] = {}
     cells: list[list[str]] = []
     for r in rows:
         if r["kind"] == "shipments":
@@ -202,7 +202,7 @@ def _print_lineage(rows: list[dict[str, Any]]) -> None:
             if r.get("cap_delta"):
                 item += f" (cap {r['cap_delta']:+,})"
         clause = r["clause"] + (f" ({r['flag']})" if r["flag"] else "")
-        cited[r["clause"]] = r["citation"]
+        cited[r["clause"]] = (r["citation"], r.get("instrument"))
         cells.append([str(when), item, tpp(r["tpp"]), f"{r['committed_delta']:+,}", clause])
     style: dict[str, Any] = {"box": box.SIMPLE_HEAD, "pad_edge": False}
     if cells:
@@ -217,8 +217,9 @@ def _print_lineage(rows: list[dict[str, Any]]) -> None:
                                        for c in cells], **style)
     else:
         out.print("  nothing contributes to this position")
-    for clause, citation in sorted(cited.items()):
-        out.print(f"  {clause}: {citation}", soft_wrap=True)
+    for clause, (citation, instrument) in sorted(cited.items()):
+        by = f" (instrument {instrument})" if instrument else ""
+        out.print(f"  {clause}{by}: {citation}", soft_wrap=True)
 
 
 def _print_position(p: Any) -> None:
