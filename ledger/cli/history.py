@@ -54,11 +54,7 @@ def history(ctx: click.Context, country: str, from_date: dt.date | None,
         # that date stands
         dates = [r.fields.ship_date for r in state.shipments.values()]
         for a in state.allocations.values():
-            dates += [day for day, _pos, _amount in a.amounts]
-            if a.valid_to is not None:
-                dates.append(a.valid_to + dt.timedelta(days=1))
-            if a.revoked_on is not None:
-                dates.append(a.revoked_on)
+            dates += a.change_days(dt.date.max)
         to_date = max(dates, default=dt.date.today())
     if from_date is not None and from_date > to_date:
         from ledger.errors import ValidationError
