@@ -114,20 +114,24 @@ def test_workers_end_when_their_consumer_is_killed(tmp_path: Any) -> None:
     import time
 
     script = tmp_path / "consumer.py"
+    pids = tmp_path / "workers.txt"
     script.write_text(
-        "import os\n"
+        "import os, sys\n"
         "from consumers.verify import SignatureChecker\n"
         "if __name__ == '__main__':\n"
         "    checker = SignatureChecker({}, workers=2)\n"
         "    checker.start()\n"
-        "    assert checker._ready.wait(120)\n"
-        "    print(' '.join(str(p) for p in checker._pool._processes), flush=True)\n"
+        "    assert checker._ready.wait(600)\n"
+        "    with open(sys.argv[1], 'w') as f:\n"
+        "        f.write(' '.join(str(p) for p in checker._pool._processes))\n"
         "    os.kill(os.getpid(), 9)\n")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
-                          env=env, timeout=180)
-    workers = [int(p) for p in done.stdout.split()]
-    assert len(workers) == 2, done.stderr
+    # no pipes: the workers inherit the parent's descriptors and outlive it briefly
+    proc = subprocess.Popen([sys.executable, str(script), str(pids)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc.wait(timeout=660)
+    workers = [int(p) for p in pids.read_text().split()]
+    assert len(workers) == 2
 
     def alive(pid: int) -> bool:
         try:
@@ -141,7 +145,7 @@ def test_workers_end_when_their_consumer_is_killed(tmp_path: Any) -> None:
         except FileNotFoundError:
             return False
 
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 120
     while any(alive(p) for p in workers) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not any(alive(p) for p in workers)
