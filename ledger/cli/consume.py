@@ -62,7 +62,7 @@ def consume(ctx: click.Context, /, topic: str, group: str, dead_letter_topic: st
         max_poll_interval_ms=max_poll_interval_ms, session_timeout_ms=session_timeout_ms,
         heartbeat_interval_ms=max(300, min(3000, session_timeout_ms // 3)),
     )
-    ledger = open_ledger(ctx)
+    ledger = open_ledger(ctx, create=True)
     try:
         stats = IngestConsumer(ledger, ring, settings).run()
     finally:

@@ -59,7 +59,7 @@ def import_(ctx: click.Context, file: Path, skip_bad: bool, as_json: bool) -> No
     from ledger.application import BatchRejected
 
     items, numbers = read_commands(file)
-    ledger = open_ledger(ctx)
+    ledger = open_ledger(ctx, create=True)
     try:
         result = ledger.submit(items, skip_bad=skip_bad)
     except BatchRejected as e:

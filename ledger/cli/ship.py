@@ -28,7 +28,7 @@ def _submit(ctx: click.Context, data: dict[str, Any]) -> None:
     from ledger.commands import parse_command
 
     command = parse_command({k: v for k, v in data.items() if v is not None})
-    ledger = open_ledger(ctx)
+    ledger = open_ledger(ctx, create=True)
     try:
         result = ledger.submit([command])
     except BatchRejected as e:
