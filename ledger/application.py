@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import datetime as dt
 import getpass
+import random
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -50,7 +52,11 @@ if TYPE_CHECKING:
     from ledger.commands import Command
 
 #: how many times a batch is decided again after losing a race to another writer
-MAX_RACE_RETRIES = 5
+#: (six processes correcting one shipment at once: the last may lose five rounds)
+MAX_RACE_RETRIES = 20
+#: upper bound of the random pause before deciding again, growing with each loss, so
+#: racing writers spread out instead of colliding again in lockstep
+RACE_BACKOFF_S = 0.02
 READ_PAGE = 10_000
 #: aggregates per history query when planning a batch (SQLite allows 32,766 variables)
 PREFETCH_CHUNK = 2_000
@@ -247,7 +253,7 @@ class Ledger(Application[UUID]):
         refused ones are in the result. Raises ``StorageError`` if the store fails.
         """
         actor = actor or default_actor()
-        for _ in range(MAX_RACE_RETRIES):
+        for attempt in range(MAX_RACE_RETRIES):
             outcomes = self.plan(commands, actor=actor, now=now)
             if not skip_bad and any(not o.ok for o in outcomes):
                 raise BatchRejected(outcomes)
@@ -257,7 +263,9 @@ class Ledger(Application[UUID]):
             except IntegrityError:
                 if tracking is not None and self._tracking_passed(tracking):
                     raise
-                continue  # another writer got there first: decide again
+                # another writer got there first: decide again, after a short pause
+                time.sleep(random.uniform(0, RACE_BACKOFF_S * (attempt + 1)))
+                continue
             return BatchResult(outcomes, positions)
         raise StorageError(f"gave up after {MAX_RACE_RETRIES} write conflicts with other writers")
 

@@ -128,7 +128,9 @@ def test_reimport_is_a_no_op_and_conflicting_duplicate_is_refused(run_cli: Any,
     again = run_cli("import", path, "--json")
     assert again.exit_code == 0
     assert json.loads(again.output) == {"appended": 0, "positions": None, "duplicates": 2,
-                                        "refused": []}
+                                        "already_applied": True, "refused": []}
+    plain = run_cli("import", path)
+    assert plain.exit_code == 0 and "already applied" in plain.output
     conflict = write(tmp_path, "b.jsonl", [ship("S3", "2025-02-03", "MX", 1),
                                            ship("S1", "2025-02-01", "MX", 11)])
     result = run_cli("import", conflict)
