@@ -76,8 +76,11 @@ def catch_up(db: str, stop: Path) -> int:
 def main(argv: list[str]) -> int:
     mode, db, *rest = argv
     # import the ledger before the barrier: the race is about writing, not start-up
-    import ledger.cli  # noqa: F401
-    import ledger.application  # noqa: F401
+    import importlib
+
+    for module in ("ledger.application", "ledger.cli.imports", "ledger.cli.ship",
+                   "ledger.commands", "ledger.decide", "projections.readmodel"):
+        importlib.import_module(module)
 
     wait_at_barrier()
     if mode == "cli":
