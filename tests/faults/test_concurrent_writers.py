@@ -2,7 +2,7 @@
 
 Released together from a barrier: three imports of different files, the same file
 imported twice, two ``ledger ship record`` loops, six processes correcting one
-shipment, and the projections service catching up meanwhile. Afterwards the ledger
+shipment (each sending its correction twice), and the projections service catching up meanwhile. Afterwards the ledger
 holds exactly what the same commands applied one after another give (event count and
 content), every position is unique and chained, ``audit verify`` and ``audit verify
 --read-model`` pass, and the loser of the double import said "already applied".
@@ -34,8 +34,8 @@ from tests.faults.workload import (
     write_jsonl,
 )
 
-DISTINCT = {"alpha": 150, "bravo": 150, "charlie": 150}
-SHARED = ("delta", 200)
+DISTINCT = {"alpha": 100, "bravo": 100, "charlie": 100}
+SHARED = ("delta", 120)
 LOOPS = ("loop-one", "loop-two")
 
 
@@ -56,7 +56,7 @@ def test_thirteen_writers_end_as_a_sequential_import(db_url: str, tmp_path: Path
     for exporter in LOOPS:
         writers.start(f"loop-{exporter}", "ship-loop", db_url, exporter, str(LOOP_SHIPMENTS))
     for i in range(CORRECTORS):
-        writers.start(f"correct-{i}", "cli", db_url, *correction_args(i))
+        writers.start(f"correct-{i}", "cli-twice", db_url, *correction_args(i))
     stop = tmp_path / "stop-catch-up"
     writers.start("catch-up", "catch-up", db_url, str(stop))
     writers.release()
@@ -80,7 +80,7 @@ def test_thirteen_writers_end_as_a_sequential_import(db_url: str, tmp_path: Path
                                            in enumerate([*DISTINCT.items(), SHARED], start=1)]
     batches.append(exporter_lines(*SHARED, seed=len(DISTINCT) + 1))  # the second import
     batches += [[loop_command(e, i)] for e in LOOPS for i in range(LOOP_SHIPMENTS)]
-    batches += [[correction(i)] for i in range(CORRECTORS)]
+    batches += [[correction(i)] for i in range(CORRECTORS) for _twice in (1, 2)]
     sequential_reference(reference, batches)
     got, want = stored_events(db_url), stored_events(reference)
     assert sum(got.values()) == sum(want.values())
@@ -95,7 +95,8 @@ def test_thirteen_writers_end_as_a_sequential_import(db_url: str, tmp_path: Path
                           f"ON e.{pos} = c.position")[0][0]
     assert links == count == query(db_url, "SELECT COUNT(*) FROM ledger_chain")[0][0]
 
-    # the hot shipment: recorded once, then each of the six corrections once
+    # the hot shipment: recorded once, then each of the six corrections once (each
+    # process sent its own twice; the repeat was a no-op even after other corrections)
     from ledger.events import shipment_id
 
     hot_id = shipment_id("hot", "X-1")

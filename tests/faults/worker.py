@@ -7,6 +7,8 @@ of one after the other as their interpreters finish importing.
 Modes:
 - ``cli DB ARG...``: one ``ledger`` command (the real CLI: ``ledger.cli.main``); exit
   code and output are the command's.
+- ``cli-twice DB ARG...``: the same command twice (a retried request): the second
+  must be a no-op that succeeds.
 - ``ship-loop DB EXPORTER N``: ``ledger ship record`` N times in a row, each one a
   fresh command (opening the ledger anew), the way a script calling the CLI would.
 - ``catch-up DB STOPFILE``: the deploy's projections service: catch the read models
@@ -85,6 +87,8 @@ def main(argv: list[str]) -> int:
     wait_at_barrier()
     if mode == "cli":
         return run_cli(db, rest)
+    if mode == "cli-twice":
+        return run_cli(db, rest) or run_cli(db, rest)
     if mode == "ship-loop":
         return ship_loop(db, rest[0], int(rest[1]))
     if mode == "catch-up":

@@ -20,7 +20,7 @@ HOT = {"type": "shipment.recorded", "exporter_id": "hot", "shipment_ref": "X-1",
        "ship_date": "2025-02-14", "destination": "MX", "consignee_id": "hot-c",
        "product_id": "nvidia-h100-sxm", "quantity": 10, "authorization": {"kind": "none"}}
 CORRECTORS = 6
-LOOP_SHIPMENTS = 12
+LOOP_SHIPMENTS = 8
 
 
 def exporter_lines(exporter: str, n: int, seed: int) -> list[dict[str, Any]]:
