@@ -147,6 +147,10 @@ def test_an_empty_db_is_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     one_line_refusal(cli("", "quota", "--country", "MX", "--as-of", "2025-06-30"),
                      "--db is empty")
     one_line_refusal(cli("  ", "rules", "load", "--bundled"), "--db is empty")
+    monkeypatch.setenv("LEDGER_DB", "")
+    from_env = CliRunner().invoke(main, ["quota", "--country", "MX", "--as-of", "2025-06-30"],
+                                  catch_exceptions=False)
+    one_line_refusal(from_env, "--db is empty")
     assert list(tmp_path.iterdir()) == []
 
 
