@@ -18,6 +18,11 @@ from typing import Any
 import pytest
 
 PG_BASE = os.environ.get("LEDGER_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
+# the ledger gives up on a PostgreSQL connection after 5 s by default; on a CI box or a
+# shared test machine under load a healthy server can take longer to accept one, so
+# the suite (and the ledger processes it starts, which inherit this) waits longer.
+# Tests of the failure itself set their own, shorter value.
+os.environ.setdefault("LEDGER_DB_CONNECT_TIMEOUT", "30")
 
 
 def _pg_admin() -> Any:
