@@ -60,7 +60,7 @@ def country_history(state: LedgerState, country: str, rule: RuleBook | None, *,
     position = country_position(state, country, to_date, rule, known_at=known_at,
                                 explain=True)
     rows_by_pos = {r.position: r for r in state.shipments.values()}
-    base_cap = rule.cap_for(country) if rule is not None else None
+    base_cap = rule.cap_for(country, to_date) if rule is not None else None
     items: list[tuple[dt.date, int, int, dict[str, object]]] = []
     for c in position.contributions or []:
         row = rows_by_pos.get(c.position) if c.kind == "shipment" else None

@@ -84,6 +84,8 @@ class Contribution(BaseModel):
     clause: str
     citation: str
     detail: str
+    #: the instrument the clause comes from (None: the revision itself, or none)
+    instrument: str | None = None
 
 
 class Position(BaseModel):
@@ -227,6 +229,10 @@ def _citation(rule: RuleBook | None, clause: str) -> str:
     return NO_RULE_CITATION if rule is None else rule.clause(clause).citation
 
 
+def _instrument(rule: RuleBook | None, clause: str) -> str | None:
+    return None if rule is None else rule.clause(clause).instrument
+
+
 @dataclass(frozen=True)
 class ShipmentOutcome:
     """What the fold did with one shipment: the replay compares these per shipment."""
@@ -297,7 +303,7 @@ def fold_country(
     so a replay can compute them once for all countries. When ``outcomes`` is a list,
     one ``ShipmentOutcome`` per shipment is appended to it, in fold order.
     """
-    base_cap = None if cap_rule is None else cap_rule.cap_for(country)
+    base_cap = None if cap_rule is None else cap_rule.cap_for(country, as_of)
     items: list[_Item] = []
     seq = 0
     for alloc_id in state.allocations_by_country.get(country, ()):
@@ -358,7 +364,8 @@ def fold_country(
             # the tier-2 cap is cumulative over its period: a tier-2 shipment dated
             # outside it does not count against it (the tier-3 cap of 0 has no period)
             period = None
-            if rule is not None and rule.tier_of(row.fields.destination) == 2:
+            if rule is not None and rule.tier_of(row.fields.destination,
+                                                 row.fields.ship_date) == 2:
                 period = rule.cap_period()
             outside_period = period is not None and not period.contains(row.fields.ship_date)
             if t.bucket is Bucket.CAP:
@@ -416,6 +423,7 @@ def fold_country(
                     tpp=tpp, committed_delta=committed - committed_before,
                     bucket=t.bucket.value, flag=flag.value if flag else None,
                     clause=t.clause, citation=_citation(rule, t.clause), detail=t.detail,
+                    instrument=_instrument(rule, t.clause),
                 ))
             cap = cap_now()
             breach = first_breach is None and cap is not None and committed > cap
@@ -454,6 +462,7 @@ def fold_country(
                     bucket="license" if a.is_license else "cap", clause=clause,
                     citation=_citation(rule_at(item.date), clause),
                     detail=_allocation_detail(item.kind, a),
+                    instrument=_instrument(rule_at(item.date), clause),
                 ))
         cap = cap_now()
         if first_breach is None and cap is not None and committed > cap:
@@ -464,7 +473,7 @@ def fold_country(
     breakdown["country_allocations_tpp"] = cap_extra
     if base_cap is not None:
         breakdown["rule_cap_tpp"] = base_cap
-    period = cap_period_of(cap_rule, country) if cap is not None else None
+    period = cap_period_of(cap_rule, country, as_of) if cap is not None else None
     if cap is None:
         status: Status = "no-cap"
         remaining = None
@@ -480,7 +489,7 @@ def fold_country(
         computed_at_position=state.position if known_at is None else min(known_at, state.position),
         rule=rule_label if rule_label is not None else (None if cap_rule is None
                                                         else cap_rule.id),
-        tier=None if cap_rule is None else cap_rule.tier_of(country), cap_tpp=cap,
+        tier=None if cap_rule is None else cap_rule.tier_of(country, as_of), cap_tpp=cap,
         committed_tpp=committed,
         remaining_tpp=remaining, status=status, cap_period=period, first_breach=first_breach,
         flagged={k: FlagTotal(count=v[0], tpp=v[1]) for k, v in sorted(flagged.items())},
@@ -489,10 +498,11 @@ def fold_country(
     )
 
 
-def cap_period_of(rule: RuleBook | None, country: str) -> Period | None:
+def cap_period_of(rule: RuleBook | None, country: str, day: dt.date | None = None
+                  ) -> Period | None:
     """The period over which ``rule`` caps ``country`` (only the tier-2 cap has one;
     the tier-3 cap of 0 applies whatever the date)."""
-    if rule is None or rule.tier_of(country) != 2:
+    if rule is None or rule.tier_of(country, day) != 2:
         return None
     return rule.cap_period()
 

@@ -8,6 +8,7 @@ counterfactual); ``quota`` and ``quota_all`` compute positions.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 
 from ledger.application import Ledger
 from ledger.errors import UnknownRule
@@ -42,18 +43,25 @@ def select_rule(state: LedgerState, as_of: dt.date, rule_id: str | None, *,
     return in_force(state.rule_books(), as_of)
 
 
+#: builds a rule book that is not in the ledger (a draft) from the state's revisions
+DraftRule = Callable[[LedgerState], RuleBook]
+
+
 def quota(state: LedgerState, country: str, as_of: dt.date, *, rule_id: str | None = None,
           known_at: int | None = None, explain: bool = False,
-          on_the_books: bool = False) -> Position:
-    rule = select_rule(state, as_of, rule_id, on_the_books=on_the_books)
+          on_the_books: bool = False, draft: DraftRule | None = None) -> Position:
+    """``draft``: apply the rule book it builds (``--rule-file``) instead."""
+    rule = (draft(state) if draft is not None
+            else select_rule(state, as_of, rule_id, on_the_books=on_the_books))
     return country_position(state, country, as_of, rule, known_at=known_at, explain=explain)
 
 
 def quota_all(state: LedgerState, as_of: dt.date, *, rule_id: str | None = None,
               known_at: int | None = None, tier: int | None = None,
-              on_the_books: bool = False) -> list[Position]:
+              on_the_books: bool = False, draft: DraftRule | None = None) -> list[Position]:
     """Positions of every country with activity (optionally only one tier)."""
-    rule = select_rule(state, as_of, rule_id, on_the_books=on_the_books)
+    rule = (draft(state) if draft is not None
+            else select_rule(state, as_of, rule_id, on_the_books=on_the_books))
     positions = [country_position(state, c, as_of, rule, known_at=known_at)
                  for c in state.countries_with_activity()]
     if tier is not None:
@@ -71,7 +79,7 @@ def quota_all(state: LedgerState, as_of: dt.date, *, rule_id: str | None = None,
 def readmodel_quota(ledger: Ledger, country: str, as_of: dt.date, *,
                     rule_id: str | None = None, known_at: int | None = None,
                     explain: bool = False, on_the_books: bool = False,
-                    catch_up: bool = True) -> Position:
+                    catch_up: bool = True, draft: DraftRule | None = None) -> Position:
     """``quota`` for one country, from the read model. Raises UnknownRule."""
     from projections.readmodel import ReadModel
 
@@ -80,12 +88,13 @@ def readmodel_quota(ledger: Ledger, country: str, as_of: dt.date, *,
         rm.catch_up()
     state = rm.country_state(country, known_at, as_of)
     return quota(state, country, as_of, rule_id=rule_id, known_at=known_at, explain=explain,
-                 on_the_books=on_the_books)
+                 on_the_books=on_the_books, draft=draft)
 
 
 def readmodel_quota_all(ledger: Ledger, as_of: dt.date, *, rule_id: str | None = None,
                         known_at: int | None = None, tier: int | None = None,
-                        on_the_books: bool = False, catch_up: bool = True) -> list[Position]:
+                        on_the_books: bool = False, catch_up: bool = True,
+                        draft: DraftRule | None = None) -> list[Position]:
     """``quota_all`` from the read model (every row as known, no event decoding)."""
     from projections.readmodel import ReadModel
 
@@ -94,7 +103,7 @@ def readmodel_quota_all(ledger: Ledger, as_of: dt.date, *, rule_id: str | None =
         rm.catch_up()
     state = rm.full_state(known_at)
     return quota_all(state, as_of, rule_id=rule_id, known_at=known_at, tier=tier,
-                     on_the_books=on_the_books)
+                     on_the_books=on_the_books, draft=draft)
 
 
 def read_model_differences(ledger: Ledger) -> list[str]:
