@@ -291,8 +291,12 @@ class Ledger(Application[UUID]):
             keys = [k for o in outcomes for k in o.applied_keys()]
             try:
                 positions = self.append(events, tracking=tracking, keys=keys)
-            except IntegrityError:
+            except IntegrityError as e:
                 if tracking is not None and self._tracking_passed(tracking):
+                    raise
+                if not _lost_race(e):
+                    # not another writer's event at the same version: a planted or
+                    # corrupt row (e.g. in the chain); deciding again would only skip it
                     raise
                 # another writer got there first: decide again, after a short pause
                 time.sleep(random.uniform(0, RACE_BACKOFF_S * (attempt + 1)))
@@ -481,6 +485,14 @@ class Ledger(Application[UUID]):
         return ValidationError(
             f"{what} is before the first recorded event (position {first[0]}, recorded "
             f"{first[1]}); nothing was known then", field="known_at", value=given)
+
+
+def _lost_race(error: IntegrityError) -> bool:
+    """Whether a unique violation is another writer's event at the same aggregate
+    version (or its idempotency key): a race to decide again, not a broken store."""
+    text = str(error)
+    return ("originator" in text or "_events_pkey" in text or "stored_events" in text
+            or APPLIED_KEYS_TABLE in text)
 
 
 def _parse_moment(text: str) -> dt.datetime:
