@@ -15,7 +15,9 @@ The order and the conflict rule:
 2. Enforced compositions only (a named revision): an instrument's ``suspends``
    entries then remove the named parts of the suspended instrument (the 2025-05-13
    announcement removes the Diffusion rule's caps, LPP and VEU limits) and replace
-   the clauses it lists. On the books, suspensions do not apply: the text stays.
+   the clauses it lists, unless an instrument of the composition ``reinstates`` it
+   (a draft that enforces the Diffusion rule after all). On the books, suspensions
+   do not apply: the text stays.
 
 Pure, except for the ``bundled_*`` loaders, which read the package's data files.
 """
@@ -49,6 +51,9 @@ from ledger.rulebook import (
 
 
 M = TypeVar("M", bound=BaseModel)
+
+#: the part a suspension clause speaks of (default: caps)
+CLAUSE_PART = {"tier2-lpp": "exceptions", "tier2-veu": "veu"}
 
 
 def load_instrument(text: str) -> Instrument:
@@ -89,15 +94,21 @@ def compose_parts(instruments: Iterable[Instrument], *, enforced: bool
             clauses[cid] = clause.model_copy(update={"instrument": inst.id})
     if enforced:
         ids = {i.id for i in layers}
+        lifted = {r for i in layers for r in i.reinstates}
         for inst in layers:
             for suspension in inst.suspends:
-                if suspension.instrument not in ids:
+                if suspension.instrument not in ids or suspension.instrument in lifted:
                     continue
+                removed = set()
                 for name in suspension.parts:
                     if owner.get(name) == suspension.instrument:
                         del parts[name]
+                        removed.add(name)
                 for cid, clause in suspension.clauses.items():
-                    clauses[cid] = clause.model_copy(update={"instrument": inst.id})
+                    # only where the part the clause speaks of was removed: a later
+                    # instrument (a draft) that sets its own caps keeps the cap clauses
+                    if CLAUSE_PART.get(cid, "caps") in removed:
+                        clauses[cid] = clause.model_copy(update={"instrument": inst.id})
     return parts, product_rules, clauses
 
 

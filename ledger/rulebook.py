@@ -348,6 +348,9 @@ class Instrument(_Doc):
     lifecycle: Lifecycle
     parts: Parts = Field(default_factory=Parts)
     suspends: list[Suspension] = Field(default_factory=list)
+    #: instruments whose suspension this one lifts (a draft that enforces the
+    #: Diffusion rule from its compliance date after all)
+    reinstates: list[str] = Field(default_factory=list)
     clauses: dict[str, Clause] = Field(default_factory=dict)
     notes: list[str] = Field(default_factory=list)
 

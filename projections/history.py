@@ -15,6 +15,7 @@ Pure: no I/O.
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -39,6 +40,13 @@ class HistoryEntry(BaseModel):
     late: bool
     late_after: int | None
     detail: str
+    #: the item after which committed first exceeded the cap (the position's first breach)
+    first_breach: bool = False
+    #: a voided shipment's original row (it stays listed, counting for nothing)
+    voided: bool = False
+    #: a correction's changed fields, field -> [old, new] (filled by the caller, which
+    #: reads the shipment's versions)
+    changes: dict[str, list[Any]] | None = None
 
 
 class History(BaseModel):
@@ -82,6 +90,13 @@ def country_history(state: LedgerState, country: str, rule: RuleBook | None, *,
         identity = f"{row.exporter_id}/{row.shipment_ref}"
         if kind == "voided":
             detail = (f"voided (recorded at position {row.position}): counts for nothing")
+            if after == country:
+                # the original row stays listed where it was, counting for nothing
+                items.append((ship_date, row.position, 0, {
+                    "kind": "shipment.recorded", "identity": identity, "bucket": "none",
+                    "flag": None, "tpp": row.tpp, "committed_delta": 0, "cap_delta": 0,
+                    "last_position": row.last_position, "voided": True,
+                    "detail": f"voided at position {pos}: counts for nothing"}))
         elif before == after:
             detail = "corrected: the shipment above counts with the corrected values"
         elif before == country:
@@ -101,12 +116,15 @@ def country_history(state: LedgerState, country: str, rule: RuleBook | None, *,
     entries: list[HistoryEntry] = []
     committed = 0
     cap = base_cap
+    breached = False
     for day, pos, _, data in items:
         committed += int(data["committed_delta"])  # type: ignore[call-overload]
         if cap is not None:
             cap += int(data["cap_delta"])  # type: ignore[call-overload]
         prior = late_after.get(pos)
         late = prior is not None
+        first_breach = not breached and cap is not None and committed > cap
+        breached = breached or first_breach
         if from_date is not None and day < from_date:
             continue
         entries.append(HistoryEntry(
@@ -115,7 +133,8 @@ def country_history(state: LedgerState, country: str, rule: RuleBook | None, *,
             flag=data["flag"] if data["flag"] is None else str(data["flag"]),
             tpp=int(data["tpp"]), committed_delta=int(data["committed_delta"]),  # type: ignore[call-overload]
             committed_tpp=committed, cap_tpp=cap, late=late,
-            late_after=prior, detail=str(data["detail"])))
+            late_after=prior, detail=str(data["detail"]),
+            first_breach=first_breach, voided=bool(data.get("voided", False))))
     return History(country=country, rule=position.rule, from_date=from_date, to_date=to_date,
                    known_at=known_at, computed_at_position=position.computed_at_position,
                    entries=entries)
@@ -123,10 +142,10 @@ def country_history(state: LedgerState, country: str, rule: RuleBook | None, *,
 
 def event_dates(state: LedgerState, country: str) -> dict[int, dt.date]:
     """Every recorded event that touches ``country``'s position, as (recorded position
-    -> its own effective date): allocation grants, adjustments and ends, the current
-    shipments, and the corrections and voids. An allocation's end is not an event of
-    its own, so each position keeps its earliest date. Depends on nothing but the
-    ledger (not on a date window or a rule)."""
+    -> its own effective date): allocation grants, adjustments and ends, the
+    shipments (voided ones too), and the corrections and voids. An allocation's end
+    is not an event of its own, so each position keeps its earliest date. Depends on
+    nothing but the ledger (not on a date window or a rule)."""
     dates: dict[int, dt.date] = {}
 
     def add(pos: int, day: dt.date) -> None:
@@ -140,9 +159,8 @@ def event_dates(state: LedgerState, country: str) -> dict[int, dt.date]:
         if a.revoked is not None:
             add(a.revoked[1], max(a.revoked[0], a.valid_from))
     for key in state.by_country.get(country, ()):
-        row = state.shipments[key]
-        if not row.voided:
-            add(row.position, row.fields.ship_date)
+        row = state.shipments[key]  # voided ones too: their recording was an event
+        add(row.position, row.fields.ship_date)
     for pos, _key, _kind, before, after, ship_date in state.shipment_changes:
         if country in (before, after):
             add(pos, ship_date)

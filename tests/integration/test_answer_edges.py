@@ -42,7 +42,7 @@ def test_after_tampering_the_advice_is_to_restore_and_verify_not_to_rebuild(
     raw.set_event(position, (originator, version, topic,
                              bytes(state).replace(b'"quantity":100', b'"quantity":1')))
     text = run_cli("audit", "verify", "--read-model")
-    assert text.exit_code == 2
+    assert text.exit_code == 5
     advice = text.output.split("what to do:")[1]
     assert "do NOT run 'ledger projections rebuild'" in advice
     assert "audit import" in advice and "--expect-head" in advice
@@ -59,7 +59,7 @@ def test_a_wrong_read_model_over_an_intact_log_is_rebuilt(run_cli: Any, db_url: 
     assert run_cli("quota", "--country", "PL", "--as-of", "2025-06-30").exit_code == 0
     RawDB(db_url).run("UPDATE rm_shipment_versions SET quantity = 1")
     result = run_cli("audit", "verify", "--read-model")
-    assert result.exit_code == 2
+    assert result.exit_code == 5
     assert "log verified intact" in result.output
     assert "rebuild them from it with 'ledger projections rebuild'" in result.output
 

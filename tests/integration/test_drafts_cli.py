@@ -129,7 +129,7 @@ def test_bad_drafts_are_refused_naming_field_and_value(run_cli: Any, tmp_path: P
                 assert word in result.output, (name, word, result.output)
     both = run_cli("quota", "--country", "MX", "--as-of", "2026-06-30", "--rule",
                    "ai-diffusion-2025", "--rule-file", str(draft_file(tmp_path)))
-    assert both.exit_code == 1 and "give one" in both.output
+    assert both.exit_code == 2 and "give one" in both.output  # usage: contradictory options
 
 
 def test_a_whole_rule_book_draft_is_validated_like_rules_load(run_cli: Any,
@@ -206,3 +206,34 @@ def test_rules_show_marks_the_unverified_publication_date(run_cli: Any) -> None:
     assert "published  2026-01-15 (unverified)" in out
     assert "instrument h200-china-2026 (final-rule): published 2026-01-15 (unverified)" in out
     assert "group d5 (partial)" in out and "2026-02-03: -KH" in out
+
+
+REINSTATE = """\
+kind: draft
+id: draft-diffusion-enforced
+title: "Draft: the Diffusion rule enforced from its 2025-05-15 compliance date"
+citation: internal draft, not a rule
+sources:
+  - title: analyst's what-if
+lifecycle:
+  effective: 2025-05-15
+reinstates: [ai-diffusion-2025]
+"""
+
+
+def test_a_draft_can_reinstate_the_suspended_diffusion_rule(run_cli: Any,
+                                                           tmp_path: Path) -> None:
+    """'The Diffusion rule with the May 15 compliance date enforced, plus everything
+    else in force' is one small file: the non-enforcement's suspension is lifted."""
+    setup(run_cli, tmp_path)
+    path = draft_file(tmp_path, REINSTATE, "reinstate.yaml")
+    args = ("quota", "--country", "MX", "--as-of", "2025-06-30", "--json")
+    draft = json.loads(run_cli(*args, "--rule-file", str(path)).output)
+    named = json.loads(run_cli(*args, "--rule", "ai-diffusion-2025").output)
+    assert draft["draft"]["layers_on"] == "diffusion-nonenforcement-2025"
+    assert draft["cap_tpp"] == named["cap_tpp"] == 790_000_000
+    assert draft["committed_tpp"] == named["committed_tpp"] == 30_000 * H100
+    check = run_cli("rules", "check", str(path), "--json")
+    d = json.loads(check.output)["diff"]
+    assert d["caps"]["tier2_tpp"] == {"from": None, "to": 790_000_000}
+    assert d["exceptions"]["lpp_limit_tpp_per_consignee_year"]["to"] == 26_900_000
