@@ -45,6 +45,8 @@ def one_line_refusal(result: Any, *needles: str) -> None:
     assert result.exit_code == 1, result.output
     text = result.output.strip()
     assert len(text.splitlines()) == 1, text
+    if text.startswith("{"):  # under --json the error is JSON, still one line
+        text = "error: " + json.loads(text)["error"]["message"]
     assert text.startswith("error:") and "Traceback" not in text
     for needle in needles:
         assert needle in text, text
