@@ -42,6 +42,7 @@ from ledger.errors import (
     InvalidTransition,
     LedgerError,
     NotFound,
+    RevivesAllocation,
     ValidationError,
 )
 from ledger.events import (
@@ -353,13 +354,34 @@ def _adjust_allocation(cmd: AdjustAllocation, history: Sequence[LedgerEvent], ct
             and e.effective_date == cmd.effective_date and e.reason == cmd.reason
             for e in history):
         return Decision(duplicate=True, note="identical adjustment already applied")
-    if any(isinstance(e, AllocationRevoked) for e in history):
-        raise InvalidTransition(
-            f"allocation {cmd.allocation_id!r} is revoked; it cannot be adjusted")
+    _not_after_end(cmd, history)
     event = AllocationAdjusted(**_envelope(history, cmd, ctx), effective_date=cmd.effective_date,
                                allocation_id=cmd.allocation_id, tpp_amount=cmd.tpp_amount,
                                reason=cmd.reason)
     return Decision([event])
+
+
+def _not_after_end(cmd: AdjustAllocation, history: Sequence[LedgerEvent]) -> None:
+    """An adjustment never revives an allocation: refuse one effective on or after the
+    day it expired (the day after ``valid_to``) or was revoked, and any adjustment of
+    a revoked allocation."""
+    grant = history[0]
+    assert isinstance(grant, AllocationGranted)
+    revoked = next((e for e in history if isinstance(e, AllocationRevoked)), None)
+    day = cmd.effective_date
+    if revoked is not None and day >= revoked.effective_date:
+        raise RevivesAllocation(
+            f"effective_date {day} is on or after allocation {cmd.allocation_id!r} was "
+            f"revoked ({revoked.effective_date}); an adjustment never revives an allocation",
+            value=day.isoformat())
+    if grant.valid_to is not None and day > grant.valid_to:
+        raise RevivesAllocation(
+            f"effective_date {day} is after allocation {cmd.allocation_id!r} ended "
+            f"(valid_to {grant.valid_to}); an adjustment never revives an allocation",
+            value=day.isoformat())
+    if revoked is not None:
+        raise InvalidTransition(
+            f"allocation {cmd.allocation_id!r} is revoked; it cannot be adjusted")
 
 
 def _revoke_allocation(cmd: RevokeAllocation, history: Sequence[LedgerEvent], ctx: Context,

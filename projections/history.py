@@ -1,7 +1,8 @@
 """A country's quota history: every item that moved its position, with running totals.
 
 Built on the explained fold of ``projections.positions`` (so the numbers are the ones
-``ledger quota`` gives), in effective-date order (ties in recorded order), with:
+``ledger quota`` gives), in the fold's order (effective date; a day's allocation
+changes before its shipments; shipments of one day in recorded order), with:
 
 - the running committed amount and the cap after each item;
 - whether the item arrived LATE: recorded after an item with a later effective date
@@ -69,13 +70,16 @@ def country_history(state: LedgerState, country: str, rule: RuleBook | None, *,
                                 explain=True)
     rows_by_pos = {r.position: r for r in state.shipments.values()}
     base_cap = rule.cap_for(country, to_date) if rule is not None else None
-    items: list[tuple[dt.date, int, int, dict[str, object]]] = []
+    # (date, phase, position, sub, data): by the day rule a day's allocation changes
+    # (phase 0) come before its shipments and their corrections (phase 1), as in the fold
+    items: list[tuple[dt.date, int, int, int, dict[str, object]]] = []
     for c in position.contributions or []:
         row = rows_by_pos.get(c.position) if c.kind == "shipment" else None
         detail = c.detail
         if row is not None and row.corrections:
             detail += f"; corrected {row.corrections}x, last at position {row.last_position}"
-        items.append((c.date, c.position, 0, {
+        phase = 1 if c.kind == "shipment" else 0
+        items.append((c.date, phase, c.position, 0, {
             "kind": c.kind if c.kind != "shipment" else "shipment.recorded",
             "identity": c.identity, "bucket": c.bucket, "flag": c.flag, "tpp": c.tpp,
             "committed_delta": c.committed_delta, "cap_delta": c.cap_delta,
@@ -92,7 +96,7 @@ def country_history(state: LedgerState, country: str, rule: RuleBook | None, *,
             detail = (f"voided (recorded at position {row.position}): counts for nothing")
             if after == country:
                 # the original row stays listed where it was, counting for nothing
-                items.append((ship_date, row.position, 0, {
+                items.append((ship_date, 1, row.position, 0, {
                     "kind": "shipment.recorded", "identity": identity, "bucket": "none",
                     "flag": None, "tpp": row.tpp, "committed_delta": 0, "cap_delta": 0,
                     "last_position": row.last_position, "voided": True,
@@ -103,11 +107,11 @@ def country_history(state: LedgerState, country: str, rule: RuleBook | None, *,
             detail = f"corrected: moved out of {country} to {after}; it no longer counts here"
         else:
             detail = f"corrected: moved here from {before}; counts here from now on"
-        items.append((ship_date, pos, 1, {
+        items.append((ship_date, 1, pos, 1, {
             "kind": f"shipment.{kind}", "identity": identity, "bucket": "none",
             "flag": None, "tpp": row.tpp, "committed_delta": 0, "cap_delta": 0,
             "last_position": row.last_position, "detail": detail}))
-    items.sort(key=lambda i: (i[0], i[1], i[2]))
+    items.sort(key=lambda i: i[:4])
 
     # late: judged against the whole ledger as known, never against the listed window,
     # so --from/--to (and the rule they select) cannot change which events are late
@@ -116,15 +120,21 @@ def country_history(state: LedgerState, country: str, rule: RuleBook | None, *,
     entries: list[HistoryEntry] = []
     committed = 0
     cap = base_cap
-    breached = False
-    for day, pos, _, data in items:
+    breach = position.first_breach
+    for day, _phase, pos, _, data in items:
         committed += int(data["committed_delta"])  # type: ignore[call-overload]
         if cap is not None:
             cap += int(data["cap_delta"])  # type: ignore[call-overload]
         prior = late_after.get(pos)
         late = prior is not None
-        first_breach = not breached and cap is not None and committed > cap
-        breached = breached or first_breach
+        # the fold's own first breach (a day's allocation changes take effect together,
+        # so the running totals between two of them are no moment of their own)
+        first_breach = (breach is not None and day == breach.date and pos == breach.position
+                        and not data.get("voided", False)
+                        and data["kind"] in (("shipment.recorded",) if breach.type == "shipment"
+                                             else ("license", "country-allocation"))
+                        and (breach.type == "shipment"
+                             or data["identity"] == breach.allocation_id))
         if from_date is not None and day < from_date:
             continue
         entries.append(HistoryEntry(
@@ -187,9 +197,5 @@ def last_change_date(state: LedgerState) -> dt.date | None:
     clock involved). None for a ledger without shipments or allocations."""
     dates = [r.fields.ship_date for r in state.shipments.values()]
     for a in state.allocations.values():
-        dates += [day for day, _pos, _amount in a.amounts]
-        if a.valid_to is not None:
-            dates.append(a.valid_to + dt.timedelta(days=1))
-        if a.revoked_on is not None:
-            dates.append(a.revoked_on)
+        dates += a.change_days(dt.date.max)
     return max(dates, default=None)

@@ -99,9 +99,8 @@ def journal(state: LedgerState, rule: RuleBook, as_of: dt.date, *,
             if not a.is_license or a.valid_from > as_of:
                 continue
             acct = f"Assets:License:{cc}:{account_part(alloc_id)}"
-            ended = (a.valid_to is not None and a.valid_to < as_of) or (
-                a.revoked is not None and a.revoked[0] <= as_of)
-            balances[acct] = 0 if ended else max(a.amount_on(as_of) - shipped[alloc_id], 0)
+            balances[acct] = (max(a.amount_on(as_of) - shipped[alloc_id], 0)
+                              if a.in_force_on(as_of) else 0)
     entries.extend(_lpp_openings(lpp_opened, limit))
     for acct, used in lpp_used.items():
         balances[acct] = (limit or 0) - min(used, limit or 0)
@@ -165,6 +164,15 @@ def _contribution(c: Contribution, cc: str, cap_acct: str, lpp_opened: set[str],
             lpp_opened.add(acct)
             postings.append((acct, -rest))
             postings.append((cap_acct, -c.committed_delta))
+        elif c.bucket == "none" and c.clause == "tier2-license":
+            # under a valid license but dated outside the cap period: it uses the
+            # license's amount (committed_delta: what the license can no longer ship)
+            # and reaches the cap with nothing
+            lic = licenses.get(c.position) or "unknown"
+            shipped[lic] += c.tpp
+            postings.append((f"Assets:License:{cc}:{account_part(lic)}", c.committed_delta))
+            postings.append((cap_acct, -c.committed_delta))
+            postings.append(("Equity:Uncapped", -c.tpp))
         elif c.committed_delta:
             postings.append((cap_acct, -c.committed_delta))
             if rest:

@@ -1,15 +1,17 @@
 """A country's quota position on a date under a rule revision: the quota fold.
 
-The position is a fold over the country's dated items in effective-date order (ties
-in recorded order): allocations starting, changing and ending, and shipments. Each
-shipment is classified by ``ledger.counting``; running totals settle the
-amount-dependent parts (LPP over the consignee's yearly limit, license past its
-amount). The fold yields cap, committed, remaining, status, the first breach, the
-flags, and, on request, every contribution with the clause that made it count.
+The position is a fold over the country's dated items by the day rule (README,
+"Position"): each day, first the allocations' changes of standing (starts,
+adjustments, revocations, expiries; all at the start of the day, together), then the
+shipments of the day in recorded order. Each shipment is classified by
+``ledger.counting``; running totals settle the amount-dependent parts (LPP over the
+consignee's yearly limit, license past its amount). The fold yields cap, committed,
+remaining, status, the first breach, the flags, and, on request, every contribution
+with the clause that made it count.
 
     cap       = the revision's cap for the country + country-level allocations in force
-    committed = licenses in force, each at max(amount, shipped under it)
-              + expired or revoked licenses at what shipped under them
+    committed = per license: shipped under it inside the cap period
+                             + while in force, max(amount - everything shipped under it, 0)
               + shipments counted against the cap outside licenses (incl. LPP excess)
     remaining = cap - committed
 
@@ -21,8 +23,8 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -38,7 +40,7 @@ from ledger.counting import (
     veu_check,
 )
 from ledger.rulebook import H100_TPP, Period, RuleBook
-from projections.state import LedgerState, ShipmentRow
+from projections.state import AllocationRow, LedgerState, ShipmentRow
 
 #: outside-cap-period: the revision caps the country over a period (the Diffusion
 #: rule's 2025-01-01..2027-12-31) that does not contain the date asked about, so there
@@ -188,29 +190,70 @@ def lpp_excesses(state: LedgerState, rule: RuleBook, consignees: Iterable[str],
 
 
 # --- the fold ------------------------------------------------------------------------------
+#
+# The day rule: grants, adjustments, revocations and expiries take effect at the START
+# of their effective day (an expiry at the start of the day after ``valid_to``), before
+# any shipment dated that day; the changes of one day take effect together. Recorded
+# order breaks ties only between shipments of the same day.
 
 
 @dataclass
 class _License:
-    amount: int
+    """A license's running standing in the fold."""
+
+    amount: int = 0
+    active: bool = False
+    #: everything shipped under it: what used its amount
     shipped: int = 0
-    active: bool = True
+    #: what shipped under it inside the cap period: what reached the cap
+    counted: int = 0
 
     @property
     def committed(self) -> int:
-        return max(self.amount, self.shipped) if self.active else self.shipped
+        """What shipped under it inside the cap period, plus, while in force, what it
+        can still ship."""
+        unused = max(self.amount - self.shipped, 0) if self.active else 0
+        return self.counted + unused
 
 
-@dataclass(order=True)
-class _Item:
-    """One dated item of the fold, sorted by effective date, ties in recorded order."""
+ChangeKind = Literal["grant", "adjust", "end"]
 
-    date: dt.date
+
+@dataclass(frozen=True)
+class AllocationChange:
+    """An allocation's standing from the start of ``day``: its start, an adjustment
+    taking effect, or its end (expiry or revocation)."""
+
+    day: dt.date
+    #: the recorded position of the event behind it (an expiry: the grant's)
     position: int
-    seq: int
-    kind: str = field(compare=False)
-    ref: Any = field(compare=False)
-    amount: int = field(default=0, compare=False)
+    kind: ChangeKind
+    allocation: AllocationRow
+    #: the amount in force from ``day`` (0 once ended)
+    amount: int
+
+
+def allocation_changes(state: LedgerState, country: str, as_of: dt.date
+                       ) -> list[AllocationChange]:
+    """Every change of standing of ``country``'s allocations up to ``as_of``, in
+    (day, recorded position) order."""
+    out: list[AllocationChange] = []
+    for alloc_id in state.allocations_by_country.get(country, ()):
+        a = state.allocations[alloc_id]
+        for day in a.change_days(as_of):
+            out.append(_change_on(a, day))
+    out.sort(key=lambda ch: (ch.day, ch.position))
+    return out
+
+
+def _change_on(a: AllocationRow, day: dt.date) -> AllocationChange:
+    if not a.in_force_on(day):
+        position = a.revoked[1] if a.revoked is not None and a.revoked[0] == day else a.position
+        return AllocationChange(day, position, "end", a, 0)
+    if day == a.valid_from:
+        return AllocationChange(day, a.position, "grant", a, a.amount_on(day))
+    position = max(pos for eff, pos, _ in a.amounts[1:] if max(eff, a.valid_from) == day)
+    return AllocationChange(day, position, "adjust", a, a.amount_on(day))
 
 
 #: a function giving the revision that applies to a date (None: no revision)
@@ -249,10 +292,6 @@ class ShipmentOutcome:
     committed_after: int
     #: True if this shipment is the country's first breach
     breach: bool
-
-
-def _item_order(item: _Item) -> tuple[dt.date, int, int]:
-    return (item.date, item.position, item.seq)
 
 
 def country_position(
@@ -302,227 +341,285 @@ def fold_country(
     of each LPP shipment over its consignee's yearly limit: the caller computes both
     so a replay can compute them once for all countries. When ``outcomes`` is a list,
     one ``ShipmentOutcome`` per shipment is appended to it, in fold order.
+
+    Steps: the allocations' changes of standing and the shipments, each in date
+    order, are merged by the day rule (a day's changes first, together; then its
+    shipments in recorded order); ``_Fold`` applies each and watches for the breach.
     """
+    changes = allocation_changes(state, country, as_of)
+    rows = [state.shipments[k] for k in state.by_country.get(country, ())]
+    # a key of plain tuples sorts far faster than comparing rows
+    rows = sorted((r for r in rows if not r.voided and r.fields.ship_date <= as_of),
+                  key=lambda r: (r.fields.ship_date, r.position))
     base_cap = None if cap_rule is None else cap_rule.cap_for(country, as_of)
-    items: list[_Item] = []
-    seq = 0
-    for alloc_id in state.allocations_by_country.get(country, ()):
-        a = state.allocations[alloc_id]
-        if a.valid_from > as_of:
-            continue
-        items.append(_Item(a.valid_from, a.position, seq, "grant", a, a.amounts[0][2]))
-        seq += 1
-        for eff, pos, amount in a.amounts[1:]:
-            if eff <= as_of:
-                items.append(_Item(max(eff, a.valid_from), pos, seq, "adjust", a, amount))
-                seq += 1
-        ends = []
-        if a.valid_to is not None:
-            ends.append((a.valid_to + dt.timedelta(days=1), a.position))
-        if a.revoked is not None:
-            ends.append(a.revoked)
-        if ends:
-            end_day, end_pos = min(ends)
-            if end_day <= as_of:
-                items.append(_Item(max(end_day, a.valid_from), end_pos, seq, "end", a))
-                seq += 1
-    rows: list[ShipmentRow] = [state.shipments[k] for k in state.by_country.get(country, ())]
-    rows = [r for r in rows if not r.voided and r.fields.ship_date <= as_of]
+    run = _Fold(state, base_cap, rule_at, treatments, lpp_excess_by_key, explain, outcomes)
+    i = 0
     for row in rows:
-        items.append(_Item(row.fields.ship_date, row.position, seq, "shipment", row))
-        seq += 1
-    # a key of plain tuples sorts far faster than the dataclass's generated __lt__
-    # (the same order: date, recorded position, sequence)
-    items.sort(key=_item_order)
+        i = run.changes_until(changes, i, row.fields.ship_date)
+        run.shipment(row)
+    run.changes_until(changes, i, as_of)
+    return run.position(country, as_of, known_at=known_at, cap_rule=cap_rule,
+                        rule_label=rule_label)
 
-    licenses: dict[str, _License] = {}
-    country_allocs: dict[str, int] = {}
-    cap_extra = 0
-    outside = 0
-    license_total = 0
-    committed = 0
-    flagged: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    breakdown: dict[str, int] = defaultdict(int)
-    first_breach: BreachRef | None = None
-    contributions: list[Contribution] = []
-    counted = 0
 
-    def cap_now() -> int | None:
-        return None if base_cap is None else base_cap + cap_extra
+class _Fold:
+    """The running totals of one country's fold and the steps that move them."""
 
-    for item in items:
-        committed_before = committed
+    def __init__(self, state: LedgerState, base_cap: int | None, rule_at: RuleAt,
+                 treatments: Mapping[tuple[str, str], Treatment],
+                 lpp_excess_by_key: Mapping[tuple[str, str], int], explain: bool,
+                 outcomes: list[ShipmentOutcome] | None):
+        self.state = state
+        self.base_cap = base_cap
+        self.rule_at = rule_at
+        self.treatments = treatments
+        self.lpp_excess_by_key = lpp_excess_by_key
+        self.explain = explain
+        self.outcomes = outcomes
+        self.licenses: dict[str, _License] = {}
+        self.country_allocs: dict[str, int] = {}
+        self.cap_extra = 0
+        #: shipments counted against the cap outside licenses (incl. LPP excess)
+        self.outside = 0
+        self.license_total = 0
+        self.flagged: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+        self.breakdown: dict[str, int] = defaultdict(int)
+        self.first_breach: BreachRef | None = None
+        self.contributions: list[Contribution] = []
+        self.counted = 0
+
+    @property
+    def committed(self) -> int:
+        return self.outside + self.license_total
+
+    def cap(self) -> int | None:
+        return None if self.base_cap is None else self.base_cap + self.cap_extra
+
+    def _over(self) -> bool:
+        cap = self.cap()
+        return self.first_breach is None and cap is not None and self.committed > cap
+
+    # --- allocations: a day's changes take effect together, at the start of the day
+
+    def changes_until(self, changes: list[AllocationChange], i: int, day: dt.date) -> int:
+        """Apply every change dated on or before ``day`` from ``changes[i]`` on, one
+        day at a time; returns the index of the first change not applied."""
+        while i < len(changes) and changes[i].day <= day:
+            j = i
+            while j < len(changes) and changes[j].day == changes[i].day:
+                j += 1
+            self._day_of_changes(changes[i:j])
+            i = j
+        return i
+
+    def _day_of_changes(self, group: list[AllocationChange]) -> None:
+        worsened: list[tuple[int, AllocationChange]] = []
+        for change in group:
+            committed_delta, cap_delta = self._change(change)
+            if committed_delta - cap_delta > 0:
+                worsened.append((change.position, change))
+        if self._over() and worsened:
+            # the changes of a day are simultaneous: the breach names the one of them
+            # that worsened the position, the latest recorded if several did
+            change = max(worsened, key=lambda w: w[0])[1]
+            self.first_breach = self._breach_ref(change)
+
+    def _change(self, ch: AllocationChange) -> tuple[int, int]:
+        a = ch.allocation
+        committed_before = self.committed
         cap_delta = 0
-        if item.kind == "shipment":
-            row = item.ref
-            rule = rule_at(row.fields.ship_date)
-            key = row.key
-            t = treatments[key]
-            tpp = row.tpp
-            flag: Flag | None = t.flag
-            flag_tpp = tpp if flag is not None else 0
-            # the tier-2 cap is cumulative over its period: a tier-2 shipment dated
-            # outside it does not count against it (the tier-3 cap of 0 has no period)
-            period = None
-            if rule is not None and rule.tier_of(row.fields.destination,
-                                                 row.fields.ship_date) == 2:
-                period = rule.cap_period()
-            outside_period = period is not None and not period.contains(row.fields.ship_date)
-            if t.bucket is Bucket.CAP:
-                if outside_period:
-                    assert period is not None
-                    t = Treatment(Bucket.NONE, None, t.clause,
-                                  f"shipped {row.fields.ship_date}, outside the cap period "
-                                  f"{period.start}..{period.end}")
-                    flag, flag_tpp = None, 0
-                else:
-                    outside += tpp
-                    breakdown["outside_licenses_tpp"] += tpp
-            elif t.bucket is Bucket.LICENSE:
-                ref = row.fields.authorization.ref
-                assert ref is not None
-                lic = licenses.get(ref)
-                if lic is None:
-                    # the license was granted on this same day but recorded after the
-                    # shipment (ties go in recorded order): it is valid on the ship date,
-                    # so it is carved out of the cap from here on
-                    lic = licenses[ref] = _License(state.allocations[ref].amount_on(item.date))
-                    license_total += lic.committed
-                excess = license_excess(lic.shipped, tpp, lic.amount if lic.active else 0)
-                license_total -= lic.committed
-                lic.shipped += tpp
-                license_total += lic.committed
-                breakdown["shipped_under_licenses_tpp"] += tpp
-                if excess:
-                    flag, flag_tpp = Flag.LICENSE_EXCESS, excess
-            elif t.bucket is Bucket.LPP:
-                excess = lpp_excess_by_key.get(key, 0)
-                breakdown["lpp_tpp"] += tpp
-                if excess and outside_period:
-                    # like an unlicensed shipment dated outside the cap period
-                    excess = 0
-                if excess:
-                    outside += excess
-                    breakdown["lpp_excess_tpp"] += excess
-                    flag, flag_tpp = Flag.LPP_EXCESS, excess
-            elif t.bucket is Bucket.VEU:
-                breakdown["veu_tpp"] += tpp
-            else:
-                breakdown["not_counted_tpp"] += tpp
-            if flag is not None:
-                flagged[flag.value][0] += 1
-                flagged[flag.value][1] += flag_tpp
-            if t.bucket is not Bucket.NONE:
-                counted += 1
-            committed = outside + license_total
-            if explain:
-                contributions.append(Contribution(
-                    kind="shipment", identity=f"{row.exporter_id}/{row.shipment_ref}",
-                    date=row.fields.ship_date, position=row.position,
-                    exporter_id=row.exporter_id, consignee_id=row.fields.consignee_id,
-                    tpp=tpp, committed_delta=committed - committed_before,
-                    bucket=t.bucket.value, flag=flag.value if flag else None,
-                    clause=t.clause, citation=_citation(rule, t.clause), detail=t.detail,
-                    instrument=_instrument(rule, t.clause),
-                ))
-            cap = cap_now()
-            breach = first_breach is None and cap is not None and committed > cap
-            if outcomes is not None:
-                outcomes.append(ShipmentOutcome(row, rule, t, flag, flag_tpp,
-                                                committed - committed_before, committed,
-                                                breach))
+        if a.is_license:
+            lic = self.licenses.setdefault(a.allocation_id, _License())
+            self.license_total -= lic.committed
+            lic.amount, lic.active = ch.amount, ch.kind != "end"
+            self.license_total += lic.committed
         else:
-            a = item.ref
-            if a.is_license:
-                lic = licenses.setdefault(a.allocation_id, _License(0))
-                license_total -= lic.committed
-                if item.kind == "grant":
-                    lic.amount, lic.active = item.amount, True
-                elif item.kind == "adjust":
-                    lic.amount = item.amount
-                else:
-                    lic.active = False
-                license_total += lic.committed
-                committed = outside + license_total
-            else:
-                before = country_allocs.get(a.allocation_id, 0)
-                after = {"grant": item.amount, "adjust": item.amount, "end": 0}[item.kind]
-                country_allocs[a.allocation_id] = after
-                cap_delta = after - before
-                if base_cap is not None:
-                    cap_extra += cap_delta
-            if explain:
-                clause = "tier2-license" if a.is_license else "tier2-unlicensed"
-                contributions.append(Contribution(
-                    kind="license" if a.is_license else "country-allocation",
-                    identity=a.allocation_id, date=item.date, position=item.position,
-                    exporter_id=a.holder, tpp=item.amount,
-                    committed_delta=committed - committed_before,
-                    cap_delta=cap_delta if base_cap is not None else 0,
-                    bucket="license" if a.is_license else "cap", clause=clause,
-                    citation=_citation(rule_at(item.date), clause),
-                    detail=_allocation_detail(item.kind, a),
-                    instrument=_instrument(rule_at(item.date), clause),
-                ))
-        cap = cap_now()
-        if first_breach is None and cap is not None and committed > cap:
-            first_breach = _breach(item, committed, cap)
+            before = self.country_allocs.get(a.allocation_id, 0)
+            self.country_allocs[a.allocation_id] = ch.amount
+            if self.base_cap is not None:
+                cap_delta = ch.amount - before
+                self.cap_extra += cap_delta
+        committed_delta = self.committed - committed_before
+        if self.explain:
+            self._explain_change(ch, committed_delta, cap_delta)
+        return committed_delta, cap_delta
 
-    cap = cap_now()
-    breakdown["licenses_committed_tpp"] = license_total
-    breakdown["country_allocations_tpp"] = cap_extra
-    if base_cap is not None:
-        breakdown["rule_cap_tpp"] = base_cap
-    period = cap_period_of(cap_rule, country, as_of) if cap is not None else None
-    if cap is None:
-        status: Status = "no-cap"
-        remaining = None
-    elif period is not None and not period.contains(as_of):
-        # before the period began or after it ended the cap does not apply: showing it
-        # whole (before) or spent (after) would be an answer the rule does not give
-        status, cap, remaining = "outside-cap-period", None, None
-    else:
-        remaining = cap - committed
-        status = "over-cap" if committed > cap else "within-cap"
-    return Position(
-        country=country, as_of=as_of, known_at=known_at,
-        computed_at_position=state.position if known_at is None else min(known_at, state.position),
-        rule=rule_label if rule_label is not None else (None if cap_rule is None
-                                                        else cap_rule.id),
-        tier=None if cap_rule is None else cap_rule.tier_of(country, as_of), cap_tpp=cap,
-        committed_tpp=committed,
-        remaining_tpp=remaining, status=status, cap_period=period, first_breach=first_breach,
-        flagged={k: FlagTotal(count=v[0], tpp=v[1]) for k, v in sorted(flagged.items())},
-        breakdown=dict(sorted(breakdown.items())), shipments_counted=counted,
-        contributions=contributions if explain else None,
-    )
+    def _explain_change(self, ch: AllocationChange, committed_delta: int,
+                        cap_delta: int) -> None:
+        a = ch.allocation
+        clause = "tier2-license" if a.is_license else "tier2-unlicensed"
+        self.contributions.append(Contribution(
+            kind="license" if a.is_license else "country-allocation",
+            identity=a.allocation_id, date=ch.day, position=ch.position,
+            exporter_id=a.holder, tpp=ch.amount, committed_delta=committed_delta,
+            cap_delta=cap_delta, bucket="license" if a.is_license else "cap", clause=clause,
+            citation=_citation(self.rule_at(ch.day), clause),
+            detail=_allocation_detail(ch.kind, a),
+            instrument=_instrument(self.rule_at(ch.day), clause),
+        ))
+
+    def _breach_ref(self, ch: AllocationChange) -> BreachRef:
+        kind = {"grant": "allocation", "adjust": "allocation-adjusted",
+                "end": "allocation-ended"}[ch.kind]
+        cap = self.cap()
+        assert cap is not None
+        return BreachRef(type=kind, date=ch.day,
+                         position=ch.position, allocation_id=ch.allocation.allocation_id,
+                         committed_tpp=self.committed, cap_tpp=cap)
+
+    # --- shipments, in recorded order within a day
+
+    def shipment(self, row: ShipmentRow) -> None:
+        committed_before = self.committed
+        rule = self.rule_at(row.fields.ship_date)
+        t, flag, flag_tpp = self._count(row, rule, self.treatments[row.key])
+        if flag is not None:
+            self.flagged[flag.value][0] += 1
+            self.flagged[flag.value][1] += flag_tpp
+        if t.bucket is not Bucket.NONE:
+            self.counted += 1
+        delta = self.committed - committed_before
+        if self.explain:
+            f = row.fields
+            self.contributions.append(Contribution(
+                kind="shipment", identity=f"{row.exporter_id}/{row.shipment_ref}",
+                date=f.ship_date, position=row.position, exporter_id=row.exporter_id,
+                consignee_id=f.consignee_id, tpp=row.tpp, committed_delta=delta,
+                bucket=t.bucket.value, flag=flag.value if flag else None,
+                clause=t.clause, citation=_citation(rule, t.clause), detail=t.detail,
+                instrument=_instrument(rule, t.clause),
+            ))
+        breach = self._over()
+        if breach:
+            cap = self.cap()
+            assert cap is not None
+            self.first_breach = BreachRef(
+                type="shipment", date=row.fields.ship_date, position=row.position,
+                exporter_id=row.exporter_id, shipment_ref=row.shipment_ref,
+                committed_tpp=self.committed, cap_tpp=cap)
+        if self.outcomes is not None:
+            self.outcomes.append(ShipmentOutcome(row, rule, t, flag, flag_tpp, delta,
+                                                 self.committed, breach))
+
+    def _count(self, row: ShipmentRow, rule: RuleBook | None, t: Treatment
+               ) -> tuple[Treatment, Flag | None, int]:
+        """Count one shipment into the totals: (treatment after the cap-period check,
+        flag, flagged TPP)."""
+        tpp = row.tpp
+        flag: Flag | None = t.flag
+        flag_tpp = tpp if flag is not None else 0
+        outside_period = _outside_cap_period(row, rule)
+        if outside_period is not None and t.bucket in (Bucket.CAP, Bucket.LICENSE):
+            if t.bucket is Bucket.LICENSE:
+                self._license_shipment(row, tpp, counts=False)
+            return (Treatment(Bucket.NONE, None, t.clause, outside_period), None, 0)
+        if t.bucket is Bucket.CAP:
+            self.outside += tpp
+            self.breakdown["outside_licenses_tpp"] += tpp
+        elif t.bucket is Bucket.LICENSE:
+            excess = self._license_shipment(row, tpp, counts=True)
+            self.breakdown["shipped_under_licenses_tpp"] += tpp
+            if excess:
+                flag, flag_tpp = Flag.LICENSE_EXCESS, excess
+        elif t.bucket is Bucket.LPP:
+            excess = self.lpp_excess_by_key.get(row.key, 0)
+            self.breakdown["lpp_tpp"] += tpp
+            if excess and outside_period is None:
+                self.outside += excess
+                self.breakdown["lpp_excess_tpp"] += excess
+                flag, flag_tpp = Flag.LPP_EXCESS, excess
+        elif t.bucket is Bucket.VEU:
+            self.breakdown["veu_tpp"] += tpp
+        else:
+            self.breakdown["not_counted_tpp"] += tpp
+        return t, flag, flag_tpp
+
+    def _license_shipment(self, row: ShipmentRow, tpp: int, *, counts: bool) -> int:
+        """Ship ``tpp`` under the row's license; ``counts``: inside the cap period.
+        Returns the part beyond the license's amount."""
+        ref = row.fields.authorization.ref
+        assert ref is not None
+        lic = self.licenses.get(ref)
+        if lic is None:  # cannot happen: a valid license started by the ship date
+            a = self.state.allocations[ref]
+            day = row.fields.ship_date
+            lic = self.licenses[ref] = _License(a.amount_on(day), a.in_force_on(day))
+            self.license_total += lic.committed
+        excess = license_excess(lic.shipped, tpp, lic.amount if lic.active else 0)
+        self.license_total -= lic.committed
+        lic.shipped += tpp
+        if counts:
+            lic.counted += tpp
+        self.license_total += lic.committed
+        return excess
+
+    # --- the answer
+
+    def position(self, country: str, as_of: dt.date, *, known_at: int | None,
+                 cap_rule: RuleBook | None, rule_label: str | None) -> Position:
+        cap = self.cap()
+        committed = self.committed
+        breakdown = self.breakdown
+        breakdown["licenses_committed_tpp"] = self.license_total
+        breakdown["country_allocations_tpp"] = self.cap_extra
+        if self.base_cap is not None:
+            breakdown["rule_cap_tpp"] = self.base_cap
+        period = cap_period_of(cap_rule, country, as_of) if cap is not None else None
+        if cap is None:
+            status: Status = "no-cap"
+            remaining = None
+        elif period is not None and not period.contains(as_of):
+            # before the period began or after it ended the cap does not apply: showing
+            # it whole (before) or spent (after) would be an answer the rule does not give
+            status, cap, remaining = "outside-cap-period", None, None
+        else:
+            remaining = cap - committed
+            status = "over-cap" if committed > cap else "within-cap"
+        state = self.state
+        return Position(
+            country=country, as_of=as_of, known_at=known_at,
+            computed_at_position=(state.position if known_at is None
+                                  else min(known_at, state.position)),
+            rule=rule_label if rule_label is not None else (None if cap_rule is None
+                                                            else cap_rule.id),
+            tier=None if cap_rule is None else cap_rule.tier_of(country, as_of), cap_tpp=cap,
+            committed_tpp=committed, remaining_tpp=remaining, status=status,
+            cap_period=period, first_breach=self.first_breach,
+            flagged={k: FlagTotal(count=v[0], tpp=v[1])
+                     for k, v in sorted(self.flagged.items())},
+            breakdown=dict(sorted(breakdown.items())), shipments_counted=self.counted,
+            contributions=self.contributions if self.explain else None,
+        )
 
 
 def cap_period_of(rule: RuleBook | None, country: str, day: dt.date | None = None
                   ) -> Period | None:
-    """The period over which ``rule`` caps ``country`` (only the tier-2 cap has one;
-    the tier-3 cap of 0 applies whatever the date)."""
+    """The period over which ``rule`` caps ``country`` on ``day`` (only the tier-2 cap
+    has one; the tier-3 cap of 0 applies whatever the date)."""
     if rule is None or rule.tier_of(country, day) != 2:
         return None
     return rule.cap_period()
 
 
-def _allocation_detail(kind: str, a: Any) -> str:
+def _outside_cap_period(row: ShipmentRow, rule: RuleBook | None) -> str | None:
+    """Why a shipment is dated outside its revision's tier-2 cap period, or None.
+
+    The tier-2 cap is cumulative over its period: a tier-2 shipment dated outside it
+    counts against nothing, whichever way it would reach the cap (directly, under a
+    license, as LPP excess). The tier-3 cap of 0 has no period."""
+    f = row.fields
+    if rule is None or rule.tier_of(f.destination, f.ship_date) != 2:
+        return None
+    period = rule.cap_period()
+    if period is None or period.contains(f.ship_date):
+        return None
+    return f"shipped {f.ship_date}, outside the cap period {period.start}..{period.end}"
+
+
+def _allocation_detail(kind: str, a: AllocationRow) -> str:
     what = f"license held by {a.holder}" if a.is_license else "country-level allocation"
     return {"grant": f"{what} granted", "adjust": f"{what} adjusted",
             "end": f"{what} ended (expired or revoked)"}[kind]
-
-
-def _breach(item: _Item, committed: int, cap: int) -> BreachRef:
-    if item.kind == "shipment":
-        row: ShipmentRow = item.ref
-        return BreachRef(type="shipment", date=item.date, position=item.position,
-                         exporter_id=row.exporter_id, shipment_ref=row.shipment_ref,
-                         committed_tpp=committed, cap_tpp=cap)
-    kind = {"grant": "allocation", "adjust": "allocation-adjusted",
-            "end": "allocation-ended"}[item.kind]
-    return BreachRef(type=kind, date=item.date, position=item.position,
-                     allocation_id=item.ref.allocation_id, committed_tpp=committed, cap_tpp=cap)
 
 
 def _no_rule_position(state: LedgerState, country: str, as_of: dt.date,

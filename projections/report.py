@@ -192,12 +192,12 @@ def _licenses(state: LedgerState, country: str, as_of: dt.date) -> list[LicenseL
         a = state.allocations[alloc_id]
         if not a.is_license or a.valid_from > as_of:
             continue
-        if a.revoked is not None and a.revoked[0] <= as_of:
-            status = f"revoked {a.revoked[0]}"
-        elif a.valid_to is not None and a.valid_to < as_of:
-            status = f"expired {a.valid_to}"
-        else:
+        if a.in_force_on(as_of):
             status = "active"
+        elif a.revoked_on is not None and a.revoked_on == a.end_day:
+            status = f"revoked {a.revoked_on}"
+        else:
+            status = f"expired {a.valid_to}"
         lines.append(LicenseLine(alloc_id, a.holder or "", a.valid_from, a.valid_to,
                                  a.amount_on(as_of), shipped[alloc_id], status))
     return lines

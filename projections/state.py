@@ -79,13 +79,48 @@ class AllocationRow:
     def is_license(self) -> bool:
         return self.holder is not None
 
+    @property
+    def end_day(self) -> dt.date | None:
+        """The first day the allocation is no longer in force: the day after
+        ``valid_to`` (an expiry takes effect at the start of that day) or the
+        revocation's effective date, whichever is earlier; None while open-ended."""
+        ends = [] if self.valid_to is None else [self.valid_to + dt.timedelta(days=1)]
+        if self.revoked is not None:
+            ends.append(self.revoked[0])
+        return min(ends, default=None)
+
+    def in_force_on(self, day: dt.date) -> bool:
+        """Whether the allocation is in force on ``day`` (from the start of
+        ``valid_from`` to the start of ``end_day``)."""
+        end = self.end_day
+        return self.valid_from <= day and (end is None or day < end)
+
     def amount_on(self, day: dt.date) -> int:
-        """The amount in effect on ``day`` (the grant's amount before any adjustment)."""
+        """The amount in effect on ``day``: the adjustment with the latest effective
+        date on or before it (two on the same day: the one recorded later), else the
+        grant's amount. An adjustment dated before ``valid_from`` applies from the
+        start, in effective-date order like any other; one dated on or after
+        ``end_day`` never applies (an adjustment never revives an ended allocation)."""
         amount = self.amounts[0][2]
+        end = self.end_day
         for eff, _pos, value in sorted(self.amounts[1:]):
-            if eff <= day:
+            if eff <= day and (end is None or eff < end):
                 amount = value
         return amount
+
+    def change_days(self, until: dt.date) -> list[dt.date]:
+        """The days up to ``until`` at whose start the allocation's standing changes
+        (starts, changes amount or ends), in order; empty if it is never in force."""
+        end = self.end_day
+        if end is not None and end <= self.valid_from:
+            return []
+        days = {self.valid_from}
+        for eff, _pos, _amount in self.amounts[1:]:
+            if end is None or eff < end:
+                days.add(max(eff, self.valid_from))
+        if end is not None:
+            days.add(end)
+        return sorted(d for d in days if d <= until)
 
     @property
     def revoked_on(self) -> dt.date | None:

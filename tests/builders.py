@@ -50,6 +50,20 @@ class Scenario:
             fold(self.state, position, event)
         return decision.events
 
+    def append_undecided(self, event_type: type[LedgerEvent], aggregate_id: Any,
+                         **fields: Any) -> LedgerEvent:
+        """Append an event WITHOUT deciding it, as a ledger written before deciding
+        refused such a command holds it (e.g. an adjustment after the end): the folds
+        must still read it right."""
+        history = self.histories.setdefault(aggregate_id, [])
+        event = event_type(originator_id=aggregate_id, originator_version=len(history) + 1,
+                           timestamp=NOW, actor="test", **fields)
+        position = len(self.events) + 1
+        self.events.append((position, event))
+        history.append(event)
+        fold(self.state, position, event)
+        return event
+
     def do(self, **fields: Any) -> list[LedgerEvent]:
         return self._apply(parse_command(fields))
 

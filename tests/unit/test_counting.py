@@ -328,13 +328,16 @@ def test_lpp_excess_outside_the_cap_period_counts_like_an_unlicensed_shipment() 
     assert p.committed_tpp == 0 and p.flagged == {}
 
 
-def test_first_breach_ties_go_in_recorded_order_even_for_a_grant() -> None:
+def test_a_grant_takes_effect_at_the_start_of_its_day_before_that_days_shipments() -> None:
+    """Day rule: a grant recorded after a same-day shipment still takes effect first,
+    so the breach is the shipment that took committed over the cap."""
     s = Scenario()
-    s.ship("X", "2025-03-01", "MX", 49_836)  # 788,999,552: just within the cap
+    s.ship("X", "2025-03-01", "MX", 49_836)  # 789,003,552: just within the cap
     s.license("L-PL", "MX", 10_000_000, "2025-03-01", "2025-12-31")  # recorded after X
     p = s.position("MX", "2025-06-30")
     assert p.first_breach is not None
-    assert (p.first_breach.type, p.first_breach.allocation_id) == ("allocation", "L-PL")
+    assert (p.first_breach.type, p.first_breach.shipment_ref) == ("shipment", "X")
+    assert p.first_breach.committed_tpp == 799_003_552
 
 
 def test_veu_amendments_layer_in_effective_order_whatever_the_recorded_order() -> None:
