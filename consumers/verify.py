@@ -45,10 +45,12 @@ Signed = tuple[bytes | None, bytes | None]
 _keys: dict[str, Ed25519PublicKey] = {}
 
 
-def _init_worker(raw_keys: dict[str, bytes]) -> None:
+def _init_worker(raw_keys: dict[str, bytes], parent: int) -> None:
     _keys.clear()
     _keys.update({k: Ed25519PublicKey.from_public_bytes(v) for k, v in raw_keys.items()})
-    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True,
+    # the consumer's pid is passed in: if it died before this worker started, the
+    # worker's parent is already another process and it ends at once
+    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True,
                      name="parent-watch").start()
 
 
@@ -141,7 +143,7 @@ class SignatureChecker:
         try:
             pool = ProcessPoolExecutor(
                 self.workers, mp_context=multiprocessing.get_context("spawn"),
-                initializer=_init_worker, initargs=(self.raw_keys,))
+                initializer=_init_worker, initargs=(self.raw_keys, os.getpid()))
             futures = [pool.submit(_ready) for _ in range(self.workers)]
             for f in futures:
                 f.result()

@@ -115,7 +115,7 @@ def consume(ctx: click.Context, /, topic: str, group: str, dead_letter_topic: st
         max_message_age=dt.timedelta(hours=max_message_age),
         verify_workers=verify_workers,
     )
-    ledger = open_ledger(ctx)
+    ledger = open_ledger(ctx, create=True)
     _require_rule_revision(ledger)
     log = _health_log(health_file) if health_file is not None else None
     try:

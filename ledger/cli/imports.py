@@ -77,7 +77,7 @@ def import_(ctx: click.Context, file: Path, skip_bad: bool, as_json: bool) -> No
     """
     from ledger.application import ImportRejected
 
-    ledger = open_ledger(ctx)
+    ledger = open_ledger(ctx, create=True)
     try:
         result = import_file(ledger, file, skip_bad=skip_bad)
     except ImportRejected as e:
@@ -88,6 +88,11 @@ def import_(ctx: click.Context, file: Path, skip_bad: bool, as_json: bool) -> No
         raise
     if as_json:
         print_json(_summary(result, appended=result.appended))
+    elif result.commands and result.duplicates == result.commands:
+        # every line was recorded before (this file imported earlier, or by another
+        # process at the same moment): nothing to do, and that is success
+        click.echo(f"{file}: already applied: all {result.duplicates} commands were "
+                   "recorded before; nothing appended")
     else:
         first_last = (f" at positions {result.first_position}..{result.last_position}"
                       if result.first_position is not None else "")
@@ -107,6 +112,7 @@ def _summary(result: ImportResult, *, appended: int) -> dict[str, Any]:
         "appended": appended,
         "positions": positions,
         "duplicates": result.duplicates,
+        "already_applied": bool(result.commands) and result.duplicates == result.commands,
         "refused": [{"line": number, "reason": getattr(error, "code", "invalid"),
                      "field": getattr(error, "field", None), "message": str(error)}
                     for number, error in result.errors],

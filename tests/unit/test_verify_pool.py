@@ -4,6 +4,7 @@ the decoder uses them. Real worker processes, no broker."""
 from __future__ import annotations
 
 import datetime as dt
+import os
 from typing import Any
 
 import pytest
@@ -72,7 +73,9 @@ def test_verified_messages_decode_as_before_and_bad_ones_keep_their_reason() -> 
     from consumers import verify
 
     messages, _ = _batch()
-    verify._init_worker({k.key_id: k.key.public_bytes_raw() for k in KEYRING.keys()})
+    # in this process, as a worker would (a watcher thread that never fires here)
+    verify._init_worker({k.key_id: k.key.public_bytes_raw() for k in KEYRING.keys()},
+                        os.getppid())
     answers = verified_key_ids([(v, signature_of(h)) for v, h in messages])
     for (value, headers), answer in zip(messages, answers, strict=True):
         plain = _decode(value, headers, None)
