@@ -72,12 +72,20 @@ def readmodel_quota(ledger: Ledger, country: str, as_of: dt.date, *,
                     rule_id: str | None = None, known_at: int | None = None,
                     explain: bool = False, on_the_books: bool = False,
                     catch_up: bool = True) -> Position:
-    """``quota`` for one country, from the read model. Raises UnknownRule."""
+    """``quota`` for one country, from the read model: an indexed lookup
+    (``projections.position_index``) unless only the fold answers (``--explain``,
+    ``--known-at`` before the read model's position). Raises UnknownRule."""
+    from projections.position_index import PositionIndex
     from projections.readmodel import ReadModel
 
     rm = ReadModel(ledger)
     if catch_up:
         rm.catch_up()
+    if not explain:
+        indexed = PositionIndex(rm).position(country, as_of, rule_id=rule_id,
+                                             known_at=known_at, on_the_books=on_the_books)
+        if indexed is not None:
+            return indexed
     state = rm.country_state(country, known_at, as_of)
     return quota(state, country, as_of, rule_id=rule_id, known_at=known_at, explain=explain,
                  on_the_books=on_the_books)
@@ -86,12 +94,18 @@ def readmodel_quota(ledger: Ledger, country: str, as_of: dt.date, *,
 def readmodel_quota_all(ledger: Ledger, as_of: dt.date, *, rule_id: str | None = None,
                         known_at: int | None = None, tier: int | None = None,
                         on_the_books: bool = False, catch_up: bool = True) -> list[Position]:
-    """``quota_all`` from the read model (every row as known, no event decoding)."""
+    """``quota_all`` from the read model: indexed lookups, or, where only the fold
+    answers, every row as known (no event decoding)."""
+    from projections.position_index import PositionIndex
     from projections.readmodel import ReadModel
 
     rm = ReadModel(ledger)
     if catch_up:
         rm.catch_up()
+    indexed = PositionIndex(rm).positions_all(as_of, rule_id=rule_id, known_at=known_at,
+                                              on_the_books=on_the_books)
+    if indexed is not None:
+        return [p for p in indexed if tier is None or p.tier == tier]
     state = rm.full_state(known_at)
     return quota_all(state, as_of, rule_id=rule_id, known_at=known_at, tier=tier,
                      on_the_books=on_the_books)
