@@ -210,6 +210,77 @@ def lookup_all(c: Cursor, as_of: dt.date, *, rule_id: str | None = None,
     return [_stamp(json.loads(r[0]), as_of, known_at, state_position) for r in rows]
 
 
+# --- the lookup on a bare connection (a ``ledger quota`` process) ----------------------
+
+#: eventsourcing's events table of the Ledger application, per backend (a test keeps
+#: them equal to the recorder's ``events_table_name``)
+EVENTS_TABLE = {"sqlite": "stored_events", "postgres": "public.ledger_events"}
+
+
+class _Bare:
+    """``?`` placeholders over a DB-API cursor (sqlite3 or psycopg)."""
+
+    def __init__(self, raw: Any, pg: bool):
+        self.raw = raw
+        self.pg = pg
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        self.raw.execute(sql.replace("?", "%s") if self.pg else sql, params)
+        return self.raw
+
+
+def lookup_database(url: str, country: str, as_of: dt.date, *, rule_id: str | None = None,
+                    on_the_books: bool = False) -> dict[str, Any] | None:
+    """``lookup`` on a connection of its own, without the Ledger application: what a
+    ``ledger quota --json`` process prints, known at the head. None when the index
+    cannot answer as it stands (no database or read model yet, the read model behind
+    the log, a stale pair, no revision applies): the caller then takes the full path,
+    which catches up, builds, or refuses with the right error."""
+    try:
+        return _lookup_database(url, country, as_of, rule_id, on_the_books)
+    except Miss:
+        return None
+    except Exception:  # noqa: BLE001 - any failure here: the full path will say what
+        return None
+
+
+def _lookup_database(url: str, country: str, as_of: dt.date, rule_id: str | None,
+                     on_the_books: bool) -> dict[str, Any] | None:
+    if url.startswith(("postgresql://", "postgres://")):
+        import psycopg
+
+        with psycopg.connect(url, connect_timeout=5) as conn, conn.cursor() as raw:
+            return _lookup_caught_up(_Bare(raw, True), "notification_id",
+                                     EVENTS_TABLE["postgres"], country, as_of, rule_id,
+                                     on_the_books)
+    import os
+    import sqlite3
+    from urllib.parse import quote
+
+    path = url.removeprefix("sqlite:///").removeprefix("sqlite://")
+    if not path or not os.path.isfile(path):
+        return None
+    lite = sqlite3.connect(f"file:{quote(os.path.abspath(path))}?mode=ro", uri=True)
+    try:
+        return _lookup_caught_up(_Bare(lite.cursor(), False), "rowid", EVENTS_TABLE["sqlite"],
+                                 country, as_of, rule_id, on_the_books)
+    finally:
+        lite.close()
+
+
+def _lookup_caught_up(c: _Bare, position: str, events: str, country: str, as_of: dt.date,
+                      rule_id: str | None, on_the_books: bool) -> dict[str, Any] | None:
+    """``lookup``, if the read model has folded everything recorded (in one read)."""
+    if not c.pg:
+        c.execute("BEGIN")  # one snapshot for the check and the lookup
+    else:
+        c.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+    head = c.execute(f"SELECT MAX({position}) FROM {events}").fetchall()[0][0]
+    if int(head or 0) != read_position(c):
+        return None
+    return lookup(c, country, as_of, rule_id=rule_id, on_the_books=on_the_books)
+
+
 # --- maintenance: what a catch-up batch changed --------------------------------------------
 
 

@@ -61,7 +61,6 @@ def quota(ctx: click.Context, country: str | None, all_: bool, tier: int | None,
       ledger quota --country MX --as-of 2025-06-30 --on-the-books --explain
     """
     from ledger.errors import ValidationError
-    from projections.views import readmodel_quota, readmodel_quota_all
 
     if (country is None) == (not all_):
         raise ValidationError("give exactly one of --country CC or --all", field="country",
@@ -75,6 +74,18 @@ def quota(ctx: click.Context, country: str | None, all_: bool, tier: int | None,
     if explain is not None and country is None:
         raise ValidationError("--explain needs --country CC (one position at a time)",
                               field="explain", value=explain)
+    if as_json and country is not None and explain is None and known_at is None:
+        # the common question, answered from the position index on a bare connection
+        # (no Ledger application, no pydantic); None: the full path below answers
+        from projections.position_index import lookup_database
+
+        indexed = lookup_database(ctx.obj["db"], country, as_of, rule_id=rule_id,
+                                  on_the_books=books)
+        if indexed is not None:
+            print_json(indexed)
+            return
+    from projections.views import readmodel_quota, readmodel_quota_all
+
     ledger = open_ledger(ctx)
     position = ledger.resolve_known_at(known_at)
     # answered from the read model (caught up first), not by replaying the log

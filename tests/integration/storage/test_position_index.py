@@ -244,12 +244,15 @@ def test_timeline_equals_the_rule_selection() -> None:
         day += dt.timedelta(days=1)
 
 
-def test_table_names_match_the_ledgers() -> None:
-    from ledger.persistence import CHAIN_TABLE
+def test_table_names_match_the_ledgers(app: Ledger) -> None:
+    from ledger.persistence import CHAIN_TABLE, is_postgres
     from projections.readmodel import PROJECTION
 
     assert position_index.CHAIN_TABLE == CHAIN_TABLE
     assert position_index.PROJECTION == PROJECTION
+    backend = "postgres" if is_postgres(app.url) else "sqlite"
+    assert position_index.EVENTS_TABLE[backend].split(".")[-1] == (
+        app.recorder.events_table_name)  # type: ignore[attr-defined]
 
 
 def test_bench_ledger_10k_every_query_equals_the_fold(sqlite_url: str) -> None:
