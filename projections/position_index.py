@@ -96,11 +96,13 @@ def _iso(day: dt.date) -> str:
 class Miss(Exception):
     """The index cannot answer as it stands; ``reason`` says why."""
 
-    def __init__(self, reason: str, countries: Sequence[str] = ()):
+    def __init__(self, reason: str, countries: Sequence[str] = (),
+                 rule_position: int | None = None):
         super().__init__(reason)
         self.reason = reason
-        #: with STALE: the countries whose pairs to rebuild
+        #: with STALE: the countries whose pairs to rebuild, under this revision
         self.countries = list(countries)
+        self.rule_position = rule_position
 
 
 #: reasons of a Miss: rebuild the country's pairs, or compute the timeline, then retry
@@ -148,7 +150,7 @@ def _day_row(c: Cursor, rule_position: int, country: str, as_of: dt.date
     pair = c.execute("SELECT valid_before FROM rm_quota_pairs WHERE rule_position = ? "
                      "AND country = ?", (rule_position, country)).fetchall()
     if not pair or _iso(as_of) >= pair[0][0]:
-        raise Miss(STALE, [country])
+        raise Miss(STALE, [country], rule_position)
     rows = c.execute("SELECT position FROM rm_quota_days WHERE rule_position = ? AND "
                      "country = ? AND day <= ? ORDER BY day DESC LIMIT 1",
                      (rule_position, country, _iso(as_of))).fetchall()
@@ -201,7 +203,7 @@ def lookup_all(c: Cursor, as_of: dt.date, *, rule_id: str | None = None,
     stale = [country for country in countries
              if _iso(as_of) >= pairs.get(country, EVERYTHING)]
     if stale:
-        raise Miss(STALE, stale)
+        raise Miss(STALE, stale, rule_position)
     rows = c.execute(
         "SELECT (SELECT d.position FROM rm_quota_days d WHERE d.rule_position = "
         "p.rule_position AND d.country = p.country AND d.day <= ? ORDER BY d.day DESC "
@@ -449,7 +451,7 @@ class PositionIndex:
                     self.refresh_timeline()
                 else:
                     for country in miss.countries:
-                        self.refresh(country)
+                        self.refresh(country, miss.rule_position)
         raise RuntimeError("the position index kept changing under this query")
 
     # --- building ------------------------------------------------------------------
@@ -470,9 +472,9 @@ class PositionIndex:
             c.executemany("INSERT INTO rm_quota_rules (choice, from_day, rule_position) "
                           "VALUES (?, ?, ?)", timeline(self.rm._rules(c, cut)))
 
-    def refresh(self, country: str) -> int:
-        """Recompute ``country``'s stale pairs (every rule revision) from their
-        ``valid_before`` on; returns how many pairs were rebuilt."""
+    def refresh(self, country: str, rule_position: int | None = None) -> int:
+        """Recompute ``country``'s stale pairs (under ``rule_position``, or every
+        revision) from their ``valid_before`` on; returns how many were rebuilt."""
         from projections.positions import position_days
 
         with self.rm._tx() as c:
@@ -480,7 +482,8 @@ class PositionIndex:
             valid = dict(c.execute("SELECT rule_position, valid_before FROM rm_quota_pairs "
                                    "WHERE country = ?", (country,)).fetchall())
             todo = [(pos, book) for pos, book in self.rm._rules(c, cut)
-                    if valid.get(pos, EVERYTHING) != FRESH]
+                    if valid.get(pos, EVERYTHING) != FRESH
+                    and rule_position in (None, pos)]
             if not todo:
                 return 0
             state = self.rm.country_state_in(c, country, None, None)
