@@ -514,6 +514,16 @@ class PositionIndex:
         self.refresh_timeline()
         return sum(self.refresh(country) for country in countries)
 
+    def refresh_stale(self) -> int:
+        """Recompute every built pair that catch-up marked stale (the deploy's
+        catch-up service runs this, so queries find them fresh)."""
+        self.rm.ensure_schema()
+        with self.rm._tx(commit=False) as c:
+            stale = c.execute("SELECT country, rule_position FROM rm_quota_pairs WHERE "
+                              "valid_before <> ? ORDER BY country, rule_position",
+                              (FRESH,)).fetchall()
+        return sum(self.refresh(country, int(pos)) for country, pos in stale)
+
     def _seed_countries(self) -> None:
         """Fill rm_quota_countries from the rows of a read model folded before the
         index existed (its batches did not list their countries)."""

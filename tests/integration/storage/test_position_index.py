@@ -282,3 +282,27 @@ def test_bench_ledger_10k_every_query_equals_the_fold(sqlite_url: str) -> None:
         assert readmodel_quota_all(app, day, rule_id=q["rule"]) == quota_all(
             state, day, rule_id=q["rule"])
     app.close()
+
+
+def test_catch_up_service_refreshes_what_it_marked(app: Ledger) -> None:
+    _submit(app, shipment("A", quantity=300))
+    assert_equal_to_fold(app, ["MX"], rules=["ai-diffusion-2025"])
+    _submit(app, shipment("B", quantity=7, day="2025-02-01"))
+    rm = ReadModel(app)
+    rm.catch_up()
+    with rm._tx(commit=False) as c:
+        assert c.execute("SELECT valid_before FROM rm_quota_pairs").fetchall() == [
+            ("2025-02-01",)]
+    assert PositionIndex(rm).refresh_stale() == 1
+    with rm._tx(commit=False) as c:
+        assert c.execute("SELECT valid_before FROM rm_quota_pairs").fetchall() == [
+            (position_index.FRESH,)]
+    assert_equal_to_fold(app, ["MX"], rules=["ai-diffusion-2025"])
+
+
+def test_rebuild_with_index_cli(run_cli: Any, ledger: Ledger) -> None:
+    _submit(ledger, shipment("A", quantity=300), shipment("B", dest="BR"))
+    done = run_cli("projections", "rebuild", "--quiet", "--index")
+    assert done.exit_code == 0, done.output
+    assert "position index built: 10 (revision, country) pairs" in done.output
+    assert _pairs_built(ledger) == 10
