@@ -67,9 +67,13 @@ def generate(n: int, seed: int = 2025) -> Iterator[dict[str, Any]]:
         yield grant
         licenses_by_country.setdefault(country, []).append((lid, holder))
         if rng.random() < 0.1:
+            amount = rng.randrange(1, 600) * 15832 * 10
+            # never after the license ended: deciding refuses an adjustment that would
+            # revive it
+            effective = min(_day(rng, 200, 400), grant.get("valid_to", "9999-12-31"))
             yield {"type": "allocation.adjusted", "allocation_id": lid,
-                   "tpp_amount": rng.randrange(1, 600) * 15832 * 10,
-                   "effective_date": _day(rng, 200, 400), "reason": "amended license"}
+                   "tpp_amount": amount, "effective_date": effective,
+                   "reason": "amended license"}
         elif rng.random() < 0.03:
             yield {"type": "allocation.revoked", "allocation_id": lid,
                    "effective_date": _day(rng, 250, 450), "reason": "revoked"}

@@ -33,12 +33,13 @@ from typing import IO, Any
 from eventsourcing.persistence import IntegrityError, PersistenceError, Tracking
 from kafka import ConsumerRebalanceListener
 
-from consumers.deadletter import dead_letter_headers
+from consumers.deadletter import dead_letter_record
 from consumers.envelope import Rejected, decode_message, reason_of
 from consumers.settings import Connection
 from consumers.signing import Keyring
 from ledger.application import Ledger
 from ledger.commands import Command
+from ledger.decide import message_key
 from ledger.errors import LedgerError, StorageError
 from ledger.events import LedgerEvent
 
@@ -47,6 +48,10 @@ BACKOFF_FIRST_S = 0.2
 BACKOFF_MAX_S = 10.0
 #: after a stop request, how many more attempts a failing batch gets before giving up
 ATTEMPTS_AFTER_STOP = 3
+#: bytes of a refused value kept when the brokers refuse even the capped copy
+MIN_COPY_BYTES = 1024
+#: default of ``--max-message-age``
+DEFAULT_MAX_MESSAGE_AGE = dt.timedelta(days=7)
 
 
 def tracking_name(topic: str, partition: int) -> str:
@@ -93,6 +98,9 @@ class ConsumerSettings:
     max_poll_interval_ms: int = 300_000
     session_timeout_ms: int = 45_000
     heartbeat_interval_ms: int = 3_000
+    #: a message sent longer ago than this is refused (dead letter ``stale-message``):
+    #: a replayed old message is refused even where its message id is not remembered
+    max_message_age: dt.timedelta | None = DEFAULT_MAX_MESSAGE_AGE
 
     @property
     def dlq_topic(self) -> str:
@@ -125,6 +133,16 @@ class BrokerUnavailable(LedgerError):
     code = "broker-unavailable"
 
 
+class DeadLetterRefused(LedgerError):
+    """The brokers refuse the consumer's writes to the dead-letter topic (an ACL)."""
+
+    code = "dead-letter-refused"
+
+
+def _is_authorization_error(e: Exception) -> bool:
+    return "AuthorizationFailed" in type(e).__name__
+
+
 class _Transient(Exception):
     """A failure worth retrying: storage or broker unavailable."""
 
@@ -149,6 +167,10 @@ class IngestConsumer:
         self._to_commit: dict[Any, int] = {}
         self._last_activity = time.monotonic()
         self._joined = False
+        #: partitions with a batch given up after a stop: not committed past it
+        self._abandoned: set[Any] = set()
+        #: the loop ended normally (stopped or idle): every polled record was handled
+        self._clean_exit = False
 
     # --- lifecycle -----------------------------------------------------------------
 
@@ -164,6 +186,7 @@ class IngestConsumer:
         try:
             self._connect()
             self._loop()
+            self._clean_exit = True
         finally:
             self._close()
             for sig, handler in previous.items():
@@ -209,7 +232,7 @@ class IngestConsumer:
 
     def _close(self) -> None:
         if self._consumer is not None:
-            self._commit_kafka()
+            self._commit_on_exit()
             try:
                 self._consumer.close()  # leaves the group: partitions move at once
             except Exception as e:  # noqa: BLE001 - closing is best effort
@@ -270,6 +293,7 @@ class IngestConsumer:
                         # nothing of this batch is stored: the next owner reads it again
                         self.log("batch-abandoned", level="warning", partition=tp.partition,
                                  first_offset=records[0].offset, error=str(e))
+                        self._abandoned.add(tp)
                         return
                 self.log("transient-failure", level="warning", partition=tp.partition,
                          first_offset=records[0].offset, last_offset=records[-1].offset,
@@ -300,17 +324,21 @@ class IngestConsumer:
             return
         now = self._clock()
         items: list[Command | LedgerError] = []
+        keys: list[str | None] = []
         for r in fresh:
             try:
                 envelope = decode_message(r.value, r.headers or [], self.keyring, key=r.key,
-                                          catalog=self.ledger.catalog, now=now)
+                                          catalog=self.ledger.catalog, now=now,
+                                          max_age=self.settings.max_message_age)
                 items.append(envelope.payload)
+                keys.append(message_key(envelope.message_id))
             except Rejected as e:
                 items.append(e)
+                keys.append(None)
         last = fresh[-1].offset
         tracking = Tracking(tracking_name(tp.topic, tp.partition), last)
         try:
-            outcomes = self.ledger.plan(items, actor="kafka:pending", now=now)
+            outcomes = self.ledger.plan(items, actor="kafka:pending", now=now, keys=keys)
         except PersistenceError as e:
             raise _Transient(f"cannot read the ledger: {e}") from e
         refused = [(fresh[o.index], o.error) for o in outcomes if o.error is not None]
@@ -322,8 +350,10 @@ class IngestConsumer:
                 # each event names the exact message it came from
                 actor = actor_of(r.topic, r.partition, r.offset)
                 events.extend(e.model_copy(update={"actor": actor}) for e in o.events)
+        # the applied message ids are stored in the transaction of their events
+        applied = [k for o in outcomes for k in o.applied_keys()]
         try:
-            self.ledger.append(events, tracking=tracking)
+            self.ledger.append(events, tracking=tracking, keys=applied)
         except IntegrityError as e:
             again = self.stored_position(tp.topic, tp.partition)
             if again is not None and again >= last:
@@ -353,26 +383,50 @@ class IngestConsumer:
 
     def _dead_letter(self, refused: list[tuple[Any, LedgerError]]) -> None:
         """Send every refused message to the dead-letter topic and wait for the
-        brokers' confirmation; a broker failure is transient (the batch is retried)."""
-        from kafka.errors import KafkaError
+        brokers' confirmation. A broker failure is transient (the batch is retried);
+        a copy the brokers find too large is sent again cut to 1 KiB (its hash and
+        size are in the headers); a dead-letter topic this consumer may not write to
+        stops the consumer (``DeadLetterRefused``): retrying cannot help, and going
+        on would lose the dead letters."""
+        from kafka.errors import KafkaError, MessageSizeTooLargeError
 
         if not refused:
             return
-        topic = self.settings.dlq_topic
         try:
-            futures = []
-            for record, error in refused:
-                futures.append(self._producer.send(
-                    topic, key=record.key, value=record.value,
-                    headers=dead_letter_headers(record, error, self.settings.group)))
-            self._producer.flush()
-            for f in futures:
-                f.get(timeout=30)
+            self._send_dead_letters(refused, max_copy=None)
+        except MessageSizeTooLargeError as e:
+            self.log("dead-letter-too-large", level="warning", error=str(e))
+            try:
+                self._send_dead_letters(refused, max_copy=MIN_COPY_BYTES)
+            except KafkaError as again:
+                self._dead_letter_failed(again)
         except KafkaError as e:
-            raise _Transient(f"cannot write to dead-letter topic {topic!r}: {e}") from e
+            self._dead_letter_failed(e)
         for record, error in refused:
             self.log("dead-lettered", level="warning", partition=record.partition,
                      offset=record.offset, reason=reason_of(error), error=str(error))
+
+    def _send_dead_letters(self, refused: list[tuple[Any, LedgerError]],
+                           max_copy: int | None) -> None:
+        futures = []
+        for record, error in refused:
+            key, value, headers = (dead_letter_record(record, error, self.settings.group)
+                                   if max_copy is None else
+                                   dead_letter_record(record, error, self.settings.group,
+                                                      max_copy))
+            futures.append(self._producer.send(self.settings.dlq_topic, key=key, value=value,
+                                               headers=headers))
+        self._producer.flush()
+        for f in futures:
+            f.get(timeout=30)
+
+    def _dead_letter_failed(self, e: Exception) -> None:
+        topic = self.settings.dlq_topic
+        if _is_authorization_error(e):
+            raise DeadLetterRefused(
+                f"the brokers refuse writes to dead-letter topic {topic!r}: {e}; grant this "
+                "consumer write access to it (nothing of the batch was stored)") from e
+        raise _Transient(f"cannot write to dead-letter topic {topic!r}: {e}") from e
 
     def _commit_kafka(self) -> None:
         from kafka.errors import KafkaError
@@ -383,14 +437,55 @@ class IngestConsumer:
         assigned = self._consumer.assignment()
         offsets = {tp: OffsetAndMetadata(o, "", -1) for tp, o in self._to_commit.items()
                    if tp in assigned}
-        self._to_commit.clear()
         if not offsets:
+            self._to_commit.clear()
             return
         try:
             self._consumer.commit(offsets)
         except (KafkaError, AssertionError) as e:
-            # harmless: the ledger's tracking is the position we resume from
+            # harmless: the ledger's tracking is the position we resume from; the
+            # offsets stay to be committed with the next batch or at exit
             self.log("kafka-commit-failed", level="warning", error=str(e))
+            return
+        for tp in offsets:
+            self._to_commit.pop(tp, None)
+
+    def _commit_on_exit(self) -> None:
+        """On a clean exit, commit every assigned partition's stored position to the
+        group (past any record the ledger stored or that holds nothing to store), so
+        a lag monitor shows what is really left. Best effort, a few attempts."""
+        from kafka.errors import KafkaError
+        from kafka.structs import OffsetAndMetadata
+
+        offsets: dict[Any, Any] = {}
+        for tp in self._consumer.assignment():
+            try:
+                stored = self.stored_position(tp.topic, tp.partition)
+            except _Transient:
+                continue
+            target = None if stored is None else stored + 1
+            if self._clean_exit and tp not in self._abandoned:
+                try:
+                    # every record polled was stored or dead-lettered: the position
+                    # may be past the stored one only by records that hold nothing
+                    position = self._consumer.position(tp, timeout_ms=1000)
+                except Exception:  # noqa: BLE001 - the stored position still counts
+                    position = None
+                if position is not None and (target is None or position > target):
+                    target = position
+            if target is not None:
+                offsets[tp] = OffsetAndMetadata(target, "", -1)
+        for attempt in range(3):
+            if not offsets:
+                return
+            try:
+                self._consumer.commit(offsets)
+                self._to_commit.clear()
+                return
+            except (KafkaError, AssertionError) as e:
+                self.log("kafka-commit-failed", level="warning", error=str(e),
+                         attempt=attempt + 1)
+                time.sleep(0.2)
 
     # --- reporting -----------------------------------------------------------------
 

@@ -36,6 +36,7 @@ from ledger.commands import COMMAND_TYPES, CorrectShipment, RecordShipment, Void
 from ledger.decide import FUTURE_TOLERANCE
 from ledger.errors import LedgerError
 from ledger.events import _ID
+from ledger.wire import duplicate_key
 
 SCHEMA_VERSION = 1
 SUPPORTED_SCHEMA_VERSIONS = (SCHEMA_VERSION,)
@@ -45,6 +46,8 @@ SHIPMENT_TYPES = ("shipment.recorded", "shipment.corrected", "shipment.voided")
 ADMIN_TYPES = tuple(t for t in COMMAND_TYPES if t not in SHIPMENT_TYPES)
 #: longest value repr carried in a reason (a dead-letter header must stay small)
 MAX_VALUE_REPR = 200
+#: largest message value accepted: one shipment is well under 2 KiB
+MAX_MESSAGE_BYTES = 64 * 1024
 
 ShipmentPayload = Annotated[
     RecordShipment | CorrectShipment | VoidShipment, Field(discriminator="type")
@@ -70,7 +73,10 @@ class Envelope(BaseModel):
 
     schema_version: Literal[1] = Field(description="wire format version; 1 is current")
     exporter_id: str = _ID
-    message_id: uuid.UUID = Field(description="unique per message, for tracing")
+    message_id: uuid.UUID = Field(
+        description="the message's idempotency key: a message whose id was already applied "
+                    "to its shipment is a no-op (ledger produce derives it from the exporter "
+                    "and the payload, so republishing a file is harmless)")
     sent_at: AwareDatetime = Field(description="when the exporter sent it, with offset")
     auth: Auth
     payload: ShipmentPayload
@@ -152,12 +158,16 @@ def decode_message(
     key: bytes | None = None,
     catalog: Catalog | None = None,
     now: dt.datetime | None = None,
+    max_age: dt.timedelta | None = None,
 ) -> Envelope:
-    """Check one message: shape, signature, identity, authorization, and (given a
-    catalog and a clock) product and ship date. Returns the envelope; raises
-    ``Rejected`` and nothing else."""
+    """Check one message: size, shape, signature, identity, authorization, and (given
+    a catalog and a clock) product, ship date and, with ``max_age``, that it is not
+    stale. Returns the envelope; raises ``Rejected`` and nothing else."""
     try:
-        return _decode(value, headers, keyring, key, catalog, now)
+        envelope = _decode(value, headers, keyring, key, catalog, now)
+        if now is not None and max_age is not None:
+            _check_sent_at(envelope, now, max_age)
+        return envelope
     except Rejected:
         raise
     except Exception as e:
@@ -168,9 +178,13 @@ def _decode(value: bytes | None, headers: Sequence[tuple[str, bytes | None]], ke
             key: bytes | None, catalog: Catalog | None, now: dt.datetime | None) -> Envelope:
     if not value:
         raise Rejected("empty-message", "message value is empty", field="(message)")
+    if len(value) > MAX_MESSAGE_BYTES:
+        raise Rejected("message-too-large",
+                       f"message value is {len(value):,} bytes; at most {MAX_MESSAGE_BYTES:,} "
+                       "are accepted", field="(message)", value=len(value))
     try:
         data: Any = json.loads(value)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
         raise Rejected("malformed-json", f"message value is not JSON: {e}",
                        field="(message)") from None
     if not isinstance(data, dict):
@@ -237,8 +251,14 @@ def _decode(value: bytes | None, headers: Sequence[tuple[str, bytes | None]], ke
         raise Rejected("wrong-payload-type",
                        f"payload type {short_repr(kind)} is not one of {', '.join(SHIPMENT_TYPES)}",
                        field="payload.type", value=kind)
+    duplicate = duplicate_key(value)
+    if duplicate is not None:
+        name, first, second = duplicate
+        raise Rejected("duplicate-key",
+                       f"field {name!r} is given twice ({short_repr(first)} then "
+                       f"{short_repr(second)})", field=name, value=second)
     try:
-        envelope = Envelope.model_validate(data)
+        envelope = Envelope.model_validate_json(value, strict=True)
     except PydanticError as e:
         raise _describe(e) from None
     if envelope.payload.exporter_id != envelope.exporter_id:
@@ -277,6 +297,24 @@ def _check_ship_date(command: RecordShipment | CorrectShipment | VoidShipment,
                        f"ship_date {day.isoformat()} is in the future (today is "
                        f"{now.date().isoformat()}, tolerance {FUTURE_TOLERANCE.days} day)",
                        field="payload.ship_date", value=day.isoformat())
+
+
+def _check_sent_at(envelope: Envelope, now: dt.datetime, max_age: dt.timedelta) -> None:
+    """A message older than ``max_age`` is refused: a replay of an old signed message
+    cannot be applied even where its message id is no longer remembered (a ledger
+    restored from an export)."""
+    sent = envelope.sent_at
+    if sent < now - max_age:
+        raise Rejected("stale-message",
+                       f"sent_at {sent.isoformat()} is older than the accepted "
+                       f"{max_age} (now {now.isoformat(timespec='seconds')}); "
+                       "send it again as a new message", field="sent_at",
+                       value=sent.isoformat())
+    if sent > now + FUTURE_TOLERANCE:
+        raise Rejected("future-sent-at",
+                       f"sent_at {sent.isoformat()} is in the future (now "
+                       f"{now.isoformat(timespec='seconds')})", field="sent_at",
+                       value=sent.isoformat())
 
 
 def reason_of(error: LedgerError) -> str:

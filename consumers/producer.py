@@ -68,6 +68,19 @@ def shipment_command(data: Mapping[str, Any], exporter_id: str) -> ShipmentComma
     return command
 
 
+#: namespace of the message ids derived from a message's content
+MESSAGE_NAMESPACE = uuid.UUID("0d5f7a52-3b8e-4c61-9a57-2f1e6c3b9d84")
+
+
+def content_message_id(exporter_id: str, command: ShipmentCommand) -> uuid.UUID:
+    """The message id of a command: derived from the exporter and the payload, so
+    publishing the same line again sends the same id and the ledger applies it once.
+    Publishing a deliberate repeat (back to an earlier value) takes a ``command_id``
+    in the line, which changes the id."""
+    payload = command.model_dump_json(exclude_none=True)
+    return uuid.uuid5(MESSAGE_NAMESPACE, f"{exporter_id}\x1f{payload}")
+
+
 class MessageSigner:
     """Builds the signed (key, value, headers) of one exporter's messages."""
 
@@ -90,7 +103,8 @@ class MessageSigner:
         if not isinstance(command, (RecordShipment, CorrectShipment, VoidShipment)):
             command = shipment_command(command, self.exporter_id)
         try:
-            envelope = self.envelope(command)
+            envelope = self.envelope(
+                command, message_id=content_message_id(self.exporter_id, command))
         except PydanticError as e:
             msg, field, value = describe_pydantic_error(e)
             raise ValidationError(msg, field=field, value=value) from e

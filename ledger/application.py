@@ -33,6 +33,7 @@ from eventsourcing.persistence import (
 from ledger.errors import LedgerError, StorageError, ValidationError
 from ledger.events import LedgerEvent
 from ledger.persistence import (
+    APPLIED_KEYS_TABLE,
     CHAIN_TABLE,
     PydanticMapper,
     database_env,
@@ -64,10 +65,19 @@ class Outcome:
     duplicate: bool = False
     error: LedgerError | None = None
     note: str = ""
+    #: the explicit idempotency key (message or command id), stored with the events
+    key: str | None = None
 
     @property
     def ok(self) -> bool:
         return self.error is None
+
+    def applied_keys(self) -> list[tuple[UUID, str, int]]:
+        """(aggregate, key, version of its first event) to store, if any."""
+        if self.key is None or not self.events or self.error is not None:
+            return []
+        first = self.events[0]
+        return [(first.originator_id, self.key, first.originator_version)]
 
 
 @dataclass
@@ -177,20 +187,48 @@ class Ledger(Application[UUID]):
                 out[agg_id].append(decode_event(topic, bytes(state), agg_id, int(version)))
         return out
 
+    def applied_keys_of(self, aggregate_ids: Sequence[UUID]) -> dict[UUID, set[str]]:
+        """The explicit idempotency keys already applied to each of these aggregates."""
+        unique = list(dict.fromkeys(aggregate_ids))
+        out: dict[UUID, set[str]] = {agg_id: set() for agg_id in unique}
+        pg = is_postgres(self.url)
+        for start in range(0, len(unique), PREFETCH_CHUNK):
+            chunk = unique[start:start + PREFETCH_CHUNK]
+            if pg:
+                rows = self._query(f"SELECT originator_id, key FROM {APPLIED_KEYS_TABLE} "
+                                   "WHERE originator_id = ANY(?)", [chunk])
+                for originator, key in rows:
+                    out[originator].add(key)
+            else:
+                rows = self._query(
+                    f"SELECT originator_id, key FROM {APPLIED_KEYS_TABLE} "
+                    f"WHERE originator_id IN ({','.join('?' * len(chunk))})",
+                    [a.hex for a in chunk])
+                for originator, key in rows:
+                    out[UUID(originator)].add(key)
+        return out
+
     def plan(
         self, commands: Sequence[Command | LedgerError], *, actor: str,
-        now: dt.datetime | None = None,
+        now: dt.datetime | None = None, keys: Sequence[str | None] | None = None,
     ) -> list[Outcome]:
         """Decide every command without writing. A ``LedgerError`` in place of a
-        command stands for a line that did not parse; it is reported in order."""
-        from ledger.decide import Context, Decision, aggregate_id_of, decide
+        command stands for a line that did not parse; it is reported in order.
+        ``keys`` are the commands' explicit idempotency keys (Kafka message ids);
+        by default an import line's ``command_id``."""
+        from ledger.decide import Context, aggregate_id_of, command_key
 
         now = now or dt.datetime.now(dt.UTC)
         ctx = Context(now=now, actor=actor, catalog=self.catalog)
         ids = [None if isinstance(c, LedgerError) else aggregate_id_of(c) for c in commands]
+        if keys is None:
+            keys = [None if isinstance(c, LedgerError) else command_key(c) for c in commands]
         # One query per PREFETCH_CHUNK aggregates instead of one per command: a bulk
         # import of new shipments would otherwise spend half its time in lookups.
-        histories = self.histories_of([i for i in ids if i is not None])
+        known = [i for i in ids if i is not None]
+        histories = self.histories_of(known)
+        keyed = [i for i, k in zip(ids, keys, strict=True) if i is not None and k is not None]
+        applied = self.applied_keys_of(keyed) if keyed else {}
         outcomes: list[Outcome] = []
         for i, command in enumerate(commands):
             if isinstance(command, LedgerError):
@@ -198,15 +236,8 @@ class Ledger(Application[UUID]):
                 continue
             agg_id = ids[i]
             assert agg_id is not None
-            history = histories[agg_id]
-            try:
-                decision: Decision = decide(command, history, ctx)
-            except LedgerError as e:
-                outcomes.append(Outcome(i, command, error=e))
-                continue
-            history.extend(decision.events)
-            outcomes.append(Outcome(i, command, list(decision.events), decision.duplicate,
-                                    note=decision.note))
+            outcomes.append(_decide_one(i, command, histories[agg_id],
+                                        applied.setdefault(agg_id, set()), keys[i], ctx))
         return outcomes
 
     def submit(
@@ -230,8 +261,9 @@ class Ledger(Application[UUID]):
             if not skip_bad and any(not o.ok for o in outcomes):
                 raise BatchRejected(outcomes)
             events = [e for o in outcomes if o.ok for e in o.events]
+            keys = [k for o in outcomes for k in o.applied_keys()]
             try:
-                positions = self.append(events, tracking=tracking)
+                positions = self.append(events, tracking=tracking, keys=keys)
             except IntegrityError:
                 if tracking is not None and self._tracking_passed(tracking):
                     raise
@@ -243,14 +275,16 @@ class Ledger(Application[UUID]):
         last = self.recorder.max_tracking_id(tracking.application_name)
         return last is not None and last >= tracking.notification_id
 
-    def append(self, events: Sequence[LedgerEvent], *, tracking: Tracking | None = None
-               ) -> list[int]:
-        """Append events (and a tracking position) in one transaction; return positions."""
+    def append(self, events: Sequence[LedgerEvent], *, tracking: Tracking | None = None,
+               keys: Sequence[tuple[UUID, str, int]] = ()) -> list[int]:
+        """Append events (and a tracking position, and the idempotency keys of the
+        commands that made them) in one transaction; return positions."""
         if not events and tracking is None:
             return []
         stored = [self.mapper.to_stored_event(e) for e in events]
         try:
-            positions = self.recorder.insert_events(stored, tracking=tracking)
+            positions = self.recorder.insert_events(stored, tracking=tracking,
+                                                    applied_keys=list(keys))
         except IntegrityError:
             raise
         except OperationalError as e:
@@ -358,3 +392,20 @@ class Ledger(Application[UUID]):
             f"SELECT MAX(position) FROM {CHAIN_TABLE} WHERE recorded_at <= ?", [stamp]
         )
         return int(rows[0][0]) if rows and rows[0][0] is not None else 0
+
+
+def _decide_one(index: int, command: Command, history: list[LedgerEvent], applied: set[str],
+                key: str | None, ctx: Any) -> Outcome:
+    """Decide one command of a batch; the history and the applied keys grow with it, so
+    a later command of the same batch sees it."""
+    from ledger.decide import decide
+
+    try:
+        decision = decide(command, history, ctx, key=key, applied=applied)
+    except LedgerError as e:
+        return Outcome(index, command, error=e, key=key)
+    history.extend(decision.events)
+    if key is not None and decision.events:
+        applied.add(key)
+    return Outcome(index, command, list(decision.events), decision.duplicate,
+                   note=decision.note, key=key)

@@ -8,8 +8,6 @@ here (shape, codes, dates); whether they may be applied is decided in
 
 from __future__ import annotations
 
-import datetime as dt
-import json
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
@@ -18,35 +16,46 @@ from pydantic import ValidationError as PydanticError
 from ledger.errors import ValidationError
 from ledger.events import (
     _ID,
+    ID_PATTERN,
     MAX_QUANTITY,
     MAX_TPP_AMOUNT,
     MAX_TPP_PER_UNIT,
     AllocationGrant,
     Authorization,
+    Day,
     ShipmentChanges,
     VeuGrant,
+    Text,
     VeuLimits,
     _country,
 )
 from ledger.rulebook import RuleBook
+from ledger.wire import duplicate_key
 
 
 class _Command(BaseModel):
+    """Every command may carry a ``command_id``, its idempotency key: a command whose
+    key was already applied to its aggregate is a no-op reported as a duplicate.
+    Without one, the command's content is its key (see ``ledger.decide``)."""
+
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+    command_id: str | None = Field(default=None, min_length=1, max_length=128,
+                                   pattern=ID_PATTERN)
 
 
 class RecordShipment(_Command):
     type: Literal["shipment.recorded"] = "shipment.recorded"
     exporter_id: str = _ID
     shipment_ref: str = _ID
-    ship_date: dt.date
+    ship_date: Day
     destination: str
     consignee_id: str = _ID
     product_id: str = _ID
     quantity: int = Field(gt=0, le=MAX_QUANTITY)
     tpp_per_unit: int | None = Field(default=None, gt=0, le=MAX_TPP_PER_UNIT)
     authorization: Authorization
-    end_use: str | None = Field(default=None, min_length=1, max_length=256)
+    end_use: Text | None = Field(default=None, min_length=1, max_length=256)
 
     @field_validator("destination")
     @classmethod
@@ -60,7 +69,7 @@ class CorrectShipment(ShipmentChanges, _Command):
     type: Literal["shipment.corrected"] = "shipment.corrected"
     exporter_id: str = _ID
     shipment_ref: str = _ID
-    reason: str = Field(min_length=1)
+    reason: Text = Field(min_length=1, max_length=1000)
 
     def changes(self) -> ShipmentChanges:
         fields = {k: v for k, v in self if k in ShipmentChanges.model_fields and v is not None}
@@ -71,7 +80,7 @@ class VoidShipment(_Command):
     type: Literal["shipment.voided"] = "shipment.voided"
     exporter_id: str = _ID
     shipment_ref: str = _ID
-    reason: str = Field(min_length=1)
+    reason: Text = Field(min_length=1, max_length=1000)
 
 
 class GrantAllocation(AllocationGrant, _Command):
@@ -82,15 +91,15 @@ class AdjustAllocation(_Command):
     type: Literal["allocation.adjusted"] = "allocation.adjusted"
     allocation_id: str = _ID
     tpp_amount: int = Field(gt=0, le=MAX_TPP_AMOUNT)
-    effective_date: dt.date
-    reason: str = Field(min_length=1)
+    effective_date: Day
+    reason: Text = Field(min_length=1, max_length=1000)
 
 
 class RevokeAllocation(_Command):
     type: Literal["allocation.revoked"] = "allocation.revoked"
     allocation_id: str = _ID
-    effective_date: dt.date
-    reason: str = Field(min_length=1)
+    effective_date: Day
+    reason: Text = Field(min_length=1, max_length=1000)
 
 
 class GrantVeu(VeuGrant, _Command):
@@ -100,11 +109,11 @@ class GrantVeu(VeuGrant, _Command):
 class AmendVeu(_Command):
     type: Literal["veu.amended"] = "veu.amended"
     veu_id: str = _ID
-    effective_date: dt.date
-    reason: str | None = None
-    entity: str | None = None
+    effective_date: Day
+    reason: Text | None = Field(default=None, min_length=1, max_length=1000)
+    entity: Text | None = Field(default=None, min_length=1, max_length=256)
     covered_countries: list[str] | None = None
-    valid_to: dt.date | None = None
+    valid_to: Day | None = None
     limits: VeuLimits | None = None
 
     @field_validator("covered_countries")
@@ -116,8 +125,8 @@ class AmendVeu(_Command):
 class RevokeVeu(_Command):
     type: Literal["veu.revoked"] = "veu.revoked"
     veu_id: str = _ID
-    effective_date: dt.date
-    reason: str = Field(min_length=1)
+    effective_date: Day
+    reason: Text = Field(min_length=1, max_length=1000)
 
 
 class PublishRuleRevision(_Command):
@@ -157,20 +166,51 @@ def describe_pydantic_error(e: PydanticError) -> tuple[str, str, Any]:
     field = ".".join(loc) or "(line)"
     value = first.get("input")
     msg = first["msg"].removeprefix("Value error, ")
-    if first["type"] == "missing":
+    kind = first["type"]
+    if kind == "json_invalid":
+        return f"malformed JSON: {msg.removeprefix('Invalid JSON: ')}", "(line)", None
+    if kind in ("model_attributes_type", "model_type", "dict_type") and not loc:
+        return (f"expected a JSON object, got {_json_type(value)}", "(line)",
+                _short(value))
+    if kind in ("model_attributes_type", "model_type", "dict_type"):
+        return (f"field {field!r} must be a JSON object, got {_json_type(value)} "
+                f"(value: {_quoted(value)})", field, value)
+    if kind == "missing":
         return f"field {field!r} is required", field, None
-    if first["type"] == "extra_forbidden":
-        return f"field {field!r} is not allowed here (value: {value!r})", field, value
-    if first["type"] == "union_tag_invalid" or first["type"] == "union_tag_not_found":
+    if kind == "extra_forbidden":
+        return f"field {field!r} is not allowed here (value: {_quoted(value)})", field, value
+    if kind == "union_tag_invalid" or kind == "union_tag_not_found":
         tag = value.get("type") if isinstance(value, dict) else None
         return (f"field 'type' must be one of {', '.join(COMMAND_TYPES)}, got {tag!r}",
                 "type", tag)
-    return f"field {field!r}: {msg} (value: {value!r})", field, value
+    return f"field {field!r}: {msg} (value: {_quoted(value)})", field, value
+
+
+#: longest value text an error message quotes (a refused 1 MB string is not echoed)
+MAX_QUOTED = 200
+
+
+def _short(value: Any) -> Any:
+    if isinstance(value, str) and len(value) > MAX_QUOTED:
+        return value[:MAX_QUOTED] + "..."
+    return value
+
+
+def _quoted(value: Any) -> str:
+    """The value as Python writes it, cut to MAX_QUOTED characters."""
+    text = repr(value)
+    return text if len(text) <= MAX_QUOTED else text[:MAX_QUOTED] + "..."
+
+
+def _json_type(value: Any) -> str:
+    return {list: "an array", str: "a string", int: "a number", float: "a number",
+            bool: "a boolean", type(None): "null"}.get(type(value), type(value).__name__)
 
 
 def parse_command(data: Any) -> Command:
-    """Validate one decoded JSON object as a command; raise ValidationError naming
-    the field and the value."""
+    """Validate one object built in Python (the CLI, the demo, tests) as a command;
+    raise ValidationError naming the field and the value. Wire input (files, Kafka)
+    goes through ``parse_command_line``, which is strict."""
     if not isinstance(data, dict):
         raise ValidationError(f"expected a JSON object, got {type(data).__name__}",
                               field="(line)", value=data)
@@ -182,9 +222,18 @@ def parse_command(data: Any) -> Command:
 
 
 def parse_command_line(line: str | bytes) -> Command:
-    """Parse one JSON Lines line into a command."""
+    """Parse one JSON Lines line into a command, strictly: integers must be JSON
+    integers, dates ``YYYY-MM-DD`` strings in the documented range, no key twice.
+    Raises ValidationError naming the field and the value, whatever the bytes."""
     try:
-        data = json.loads(line)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValidationError(f"malformed JSON: {e}", field="(line)", value=None) from e
-    return parse_command(data)
+        command = COMMAND_ADAPTER.validate_json(line, strict=True)
+    except PydanticError as e:
+        msg, field, value = describe_pydantic_error(e)
+        raise ValidationError(msg, field=field, value=value) from None
+    duplicate = duplicate_key(line)
+    if duplicate is not None:
+        key, first, second = duplicate
+        raise ValidationError(
+            f"field {key!r} is given twice ({_quoted(first)} then {_quoted(second)}); "
+            "a line names each field once", field=key, value=second)
+    return command

@@ -2,14 +2,24 @@
 
 Pure functions, no I/O. Each aggregate is small (one shipment, one allocation, one
 VEU, one rule revision); its history is the list of its own events. A decision is
-either new events, a no-op for an identical repeat (idempotency), or a ``LedgerError``
-saying exactly what was wrong.
+either new events, a no-op for a repeat (idempotency), or a ``LedgerError`` saying
+exactly what was wrong.
+
+**Idempotency.** Every command from outside has a key: a Kafka message's signed
+``message_id``, an import line's ``command_id``, and otherwise the command's content.
+A command whose key was already applied to its aggregate, at any point of its
+history (not only as its last event), is a no-op reported as a duplicate, checked
+before anything else, so a replayed correction can never undo a later one and a
+replayed amendment of a since-revoked VEU is not an error. The explicit keys applied
+to an aggregate are stored beside its events (``applied``); the content key is
+matched against the events themselves. A deliberate return to an earlier value
+therefore takes a new ``command_id`` (or a different reason).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Sequence, Set
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +42,7 @@ from ledger.errors import (
     InvalidTransition,
     LedgerError,
     NotFound,
+    RevivesAllocation,
     ValidationError,
 )
 from ledger.events import (
@@ -40,6 +51,7 @@ from ledger.events import (
     AllocationRevoked,
     LedgerEvent,
     RuleRevisionPublished,
+    ShipmentChanges,
     ShipmentCorrected,
     ShipmentFields,
     ShipmentRecorded,
@@ -89,10 +101,25 @@ def aggregate_id_of(command: Command) -> Any:
     return rule_aggregate_id(command.document.id)
 
 
-def decide(command: Command, history: Sequence[LedgerEvent], ctx: Context) -> Decision:
-    """Decide one command against its aggregate's history. Raises ``LedgerError``."""
+def command_key(command: Command) -> str | None:
+    """The explicit idempotency key of an import line (None: its content is its key)."""
+    return None if command.command_id is None else f"command:{command.command_id}"
+
+
+def message_key(message_id: object) -> str:
+    """The idempotency key of a Kafka message."""
+    return f"message:{message_id}"
+
+
+def decide(command: Command, history: Sequence[LedgerEvent], ctx: Context, *,
+           key: str | None = None, applied: Set[str] = frozenset()) -> Decision:
+    """Decide one command against its aggregate's history and the explicit keys
+    already applied to it. ``key`` is the command's explicit key (a message id or a
+    command id); None means its content is the key. Raises ``LedgerError``."""
+    if key is not None and key in applied:
+        return Decision(duplicate=True, note=f"{key} was already applied: nothing appended")
     handler = _HANDLERS[type(command)]
-    decision: Decision = handler(command, history, ctx)
+    decision: Decision = handler(command, history, ctx, key is not None)
     return decision
 
 
@@ -171,8 +198,8 @@ def _check_ship_date(day: dt.date, ctx: Context) -> None:
         )
 
 
-def _record_shipment(cmd: RecordShipment, history: Sequence[LedgerEvent], ctx: Context
-                     ) -> Decision:
+def _record_shipment(cmd: RecordShipment, history: Sequence[LedgerEvent], ctx: Context,
+                     keyed: bool) -> Decision:
     _check_ship_date(cmd.ship_date, ctx)
     tpp_per_unit = _resolve_tpp(cmd.product_id, cmd.tpp_per_unit, ctx, "tpp_per_unit")
     _check_tpp(cmd.quantity, tpp_per_unit)
@@ -214,16 +241,26 @@ def _existing_shipment(exporter_id: str, ref: str, history: Sequence[LedgerEvent
     return state
 
 
-def _correct_shipment(cmd: CorrectShipment, history: Sequence[LedgerEvent], ctx: Context
-                      ) -> Decision:
+def _same_correction(event: ShipmentCorrected, changes: ShipmentChanges, reason: str) -> bool:
+    """True if ``event`` is what a correction with these changes and reason appended
+    (the TPP per unit it took from the catalog included)."""
+    if event.reason != reason:
+        return False
+    given, applied = changes.changed(), event.changes.changed()
+    if "tpp_per_unit" not in given:
+        applied.pop("tpp_per_unit", None)
+    return given == applied
+
+
+def _correct_shipment(cmd: CorrectShipment, history: Sequence[LedgerEvent], ctx: Context,
+                      keyed: bool) -> Decision:
     state = _existing_shipment(cmd.exporter_id, cmd.shipment_ref, history)
     changes = cmd.changes()
     if not changes.changed():
         raise ValidationError("a correction must change at least one field",
                               field="(fields)", value=None)
-    last = state.last
-    if (isinstance(last, ShipmentCorrected) and last.changes == changes
-            and last.reason == cmd.reason):
+    if not keyed and any(isinstance(e, ShipmentCorrected)
+                         and _same_correction(e, changes, cmd.reason) for e in history):
         return Decision(duplicate=True, note="identical correction already applied")
     if state.voided:
         raise InvalidTransition(
@@ -254,11 +291,11 @@ def _correct_shipment(cmd: CorrectShipment, history: Sequence[LedgerEvent], ctx:
     return Decision([event])
 
 
-def _void_shipment(cmd: VoidShipment, history: Sequence[LedgerEvent], ctx: Context) -> Decision:
+def _void_shipment(cmd: VoidShipment, history: Sequence[LedgerEvent], ctx: Context,
+                   keyed: bool) -> Decision:
     state = _existing_shipment(cmd.exporter_id, cmd.shipment_ref, history)
     if state.voided:
-        last = state.last
-        if isinstance(last, ShipmentVoided) and last.reason == cmd.reason:
+        if any(isinstance(e, ShipmentVoided) and e.reason == cmd.reason for e in history):
             return Decision(duplicate=True, note="already voided")
         raise InvalidTransition(
             f"shipment {cmd.exporter_id}/{cmd.shipment_ref} is already voided")
@@ -275,9 +312,9 @@ def _void_shipment(cmd: VoidShipment, history: Sequence[LedgerEvent], ctx: Conte
 # --- allocations ----------------------------------------------------------------------
 
 
-def _grant_allocation(cmd: GrantAllocation, history: Sequence[LedgerEvent], ctx: Context
-                      ) -> Decision:
-    fields = cmd.model_dump(exclude={"type"})
+def _grant_allocation(cmd: GrantAllocation, history: Sequence[LedgerEvent], ctx: Context,
+                      keyed: bool) -> Decision:
+    fields = cmd.model_dump(exclude={"type", "command_id"})
     if history:
         first = history[0]
         assert isinstance(first, AllocationGranted)
@@ -307,12 +344,13 @@ def _live_allocation(allocation_id: str, history: Sequence[LedgerEvent]) -> None
         raise NotFound(f"allocation {allocation_id!r} was never granted")
 
 
-def _adjust_allocation(cmd: AdjustAllocation, history: Sequence[LedgerEvent], ctx: Context
-                       ) -> Decision:
+def _adjust_allocation(cmd: AdjustAllocation, history: Sequence[LedgerEvent], ctx: Context,
+                       keyed: bool) -> Decision:
     _live_allocation(cmd.allocation_id, history)
-    last = history[-1]
-    if (isinstance(last, AllocationAdjusted) and last.tpp_amount == cmd.tpp_amount
-            and last.effective_date == cmd.effective_date and last.reason == cmd.reason):
+    if not keyed and any(
+            isinstance(e, AllocationAdjusted) and e.tpp_amount == cmd.tpp_amount
+            and e.effective_date == cmd.effective_date and e.reason == cmd.reason
+            for e in history):
         return Decision(duplicate=True, note="identical adjustment already applied")
     _not_after_end(cmd, history)
     event = AllocationAdjusted(**_envelope(history, cmd, ctx), effective_date=cmd.effective_date,
@@ -330,22 +368,22 @@ def _not_after_end(cmd: AdjustAllocation, history: Sequence[LedgerEvent]) -> Non
     revoked = next((e for e in history if isinstance(e, AllocationRevoked)), None)
     day = cmd.effective_date
     if revoked is not None and day >= revoked.effective_date:
-        raise ValidationError(
+        raise RevivesAllocation(
             f"effective_date {day} is on or after allocation {cmd.allocation_id!r} was "
             f"revoked ({revoked.effective_date}); an adjustment never revives an allocation",
-            field="effective_date", value=day.isoformat())
+            value=day.isoformat())
     if grant.valid_to is not None and day > grant.valid_to:
-        raise ValidationError(
+        raise RevivesAllocation(
             f"effective_date {day} is after allocation {cmd.allocation_id!r} ended "
             f"(valid_to {grant.valid_to}); an adjustment never revives an allocation",
-            field="effective_date", value=day.isoformat())
+            value=day.isoformat())
     if revoked is not None:
         raise InvalidTransition(
             f"allocation {cmd.allocation_id!r} is revoked; it cannot be adjusted")
 
 
-def _revoke_allocation(cmd: RevokeAllocation, history: Sequence[LedgerEvent], ctx: Context
-                       ) -> Decision:
+def _revoke_allocation(cmd: RevokeAllocation, history: Sequence[LedgerEvent], ctx: Context,
+                       keyed: bool) -> Decision:
     _live_allocation(cmd.allocation_id, history)
     _not_before_grant(cmd.effective_date, history[0], f"allocation {cmd.allocation_id!r}")
     last = history[-1]
@@ -361,8 +399,9 @@ def _revoke_allocation(cmd: RevokeAllocation, history: Sequence[LedgerEvent], ct
 # --- VEUs -----------------------------------------------------------------------------
 
 
-def _grant_veu(cmd: GrantVeu, history: Sequence[LedgerEvent], ctx: Context) -> Decision:
-    fields = cmd.model_dump(exclude={"type"})
+def _grant_veu(cmd: GrantVeu, history: Sequence[LedgerEvent], ctx: Context,
+               keyed: bool) -> Decision:
+    fields = cmd.model_dump(exclude={"type", "command_id"})
     if history:
         first = history[0]
         assert isinstance(first, VeuGranted)
@@ -377,7 +416,8 @@ def _grant_veu(cmd: GrantVeu, history: Sequence[LedgerEvent], ctx: Context) -> D
     return Decision([event])
 
 
-def _amend_veu(cmd: AmendVeu, history: Sequence[LedgerEvent], ctx: Context) -> Decision:
+def _amend_veu(cmd: AmendVeu, history: Sequence[LedgerEvent], ctx: Context,
+               keyed: bool) -> Decision:
     if not history:
         raise NotFound(f"VEU {cmd.veu_id!r} was never granted")
     changes = VeuChanges(entity=cmd.entity, covered_countries=cmd.covered_countries,
@@ -385,9 +425,10 @@ def _amend_veu(cmd: AmendVeu, history: Sequence[LedgerEvent], ctx: Context) -> D
     if not changes.model_dump(exclude_none=True):
         raise ValidationError("a VEU amendment must change at least one field",
                               field="(fields)", value=None)
-    last = history[-1]
-    if (isinstance(last, VeuAmended) and last.changes == changes
-            and last.effective_date == cmd.effective_date):
+    if not keyed and any(
+            isinstance(e, VeuAmended) and e.changes == changes
+            and e.effective_date == cmd.effective_date and e.reason == cmd.reason
+            for e in history):
         return Decision(duplicate=True, note="identical amendment already applied")
     if any(isinstance(e, VeuRevoked) for e in history):
         raise InvalidTransition(f"VEU {cmd.veu_id!r} is revoked; it cannot be amended")
@@ -396,7 +437,8 @@ def _amend_veu(cmd: AmendVeu, history: Sequence[LedgerEvent], ctx: Context) -> D
     return Decision([event])
 
 
-def _revoke_veu(cmd: RevokeVeu, history: Sequence[LedgerEvent], ctx: Context) -> Decision:
+def _revoke_veu(cmd: RevokeVeu, history: Sequence[LedgerEvent], ctx: Context,
+                keyed: bool) -> Decision:
     if not history:
         raise NotFound(f"VEU {cmd.veu_id!r} was never granted")
     _not_before_grant(cmd.effective_date, history[0], f"VEU {cmd.veu_id!r}")
@@ -413,8 +455,8 @@ def _revoke_veu(cmd: RevokeVeu, history: Sequence[LedgerEvent], ctx: Context) ->
 # --- rule revisions -------------------------------------------------------------------
 
 
-def _publish_rule(cmd: PublishRuleRevision, history: Sequence[LedgerEvent], ctx: Context
-                  ) -> Decision:
+def _publish_rule(cmd: PublishRuleRevision, history: Sequence[LedgerEvent], ctx: Context,
+                  keyed: bool) -> Decision:
     doc = cmd.document
     if history:
         first = history[0]
@@ -443,4 +485,5 @@ _HANDLERS: dict[type, Any] = {
     PublishRuleRevision: _publish_rule,
 }
 
-__all__ = ["Context", "Decision", "LedgerError", "aggregate_id_of", "decide", "shipment_state"]
+__all__ = ["Context", "Decision", "LedgerError", "aggregate_id_of", "command_key", "decide",
+           "message_key", "shipment_state"]

@@ -56,6 +56,18 @@ class InvalidTransition(LedgerError):
     code = "invalid-transition"
 
 
+class RevivesAllocation(InvalidTransition):
+    """An adjustment effective on or after the day its allocation ended (expired or
+    revoked): an adjustment never revives an allocation. Names the field and value."""
+
+    code = "revives-allocation"
+
+    def __init__(self, message: str, *, field: str = "effective_date", value: object = None):
+        super().__init__(message)
+        self.field = field
+        self.value = value
+
+
 class Unauthorized(LedgerError):
     """An actor tried to write what only an administrator or another exporter may."""
 

@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import re
 import uuid
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -67,7 +69,37 @@ MAX_TPP_PER_UNIT = 10**12
 MAX_TPP_AMOUNT = 10**15
 
 Identifier = str  # ids: 1..128 printable characters, validated where used
-_ID = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/\-]*$")
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/\-]*$"
+_ID = Field(min_length=1, max_length=128, pattern=ID_PATTERN)
+
+#: The dates a command may carry (ship dates, validity, effective dates): a year-1 or
+#: year-9999 date is a typo or an attack, never a fact about an AI-chip export.
+DATE_MIN = dt.date(2000, 1, 1)
+DATE_MAX = dt.date(2100, 12, 31)
+#: characters no id or text may hold: C0/C1 controls (NUL among them; PostgreSQL
+#: cannot even store it), lone surrogates (not encodable) and the line/paragraph
+#: separators (they break every line-oriented log and export)
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\u2028\u2029]")
+
+
+def _in_range(v: dt.date) -> dt.date:
+    if not DATE_MIN <= v <= DATE_MAX:
+        raise ValueError(f"date {v.isoformat()} is outside {DATE_MIN}..{DATE_MAX}")
+    return v
+
+
+def _plain_text(v: str) -> str:
+    found = _CONTROL.search(v)
+    if found is not None:
+        raise ValueError(f"control character {found.group()!r} at index {found.start()} "
+                         "is not allowed")
+    return v
+
+
+#: a date of a command or a grant: YYYY-MM-DD on the wire, within DATE_MIN..DATE_MAX
+Day = Annotated[dt.date, AfterValidator(_in_range)]
+#: free text (reasons, entity names, references): no control characters
+Text = Annotated[str, AfterValidator(_plain_text)]
 
 
 def _country(v: str, field: str = "country") -> str:
@@ -97,7 +129,7 @@ class Authorization(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     kind: Literal["none", "lpp", "license", "veu"]
-    ref: str | None = Field(default=None, min_length=1, max_length=128)
+    ref: str | None = Field(default=None, min_length=1, max_length=128, pattern=ID_PATTERN)
 
     @model_validator(mode="after")
     def _ref_matches_kind(self) -> Authorization:
@@ -114,7 +146,7 @@ class ShipmentFields(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    ship_date: dt.date
+    ship_date: Day
     destination: str
     consignee_id: str = _ID
     product_id: str = _ID
@@ -143,10 +175,12 @@ class ShipmentChanges(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    ship_date: dt.date | None = None
+    ship_date: Day | None = None
     destination: str | None = None
-    consignee_id: str | None = Field(default=None, min_length=1, max_length=128)
-    product_id: str | None = Field(default=None, min_length=1, max_length=128)
+    consignee_id: str | None = Field(default=None, min_length=1, max_length=128,
+                                     pattern=ID_PATTERN)
+    product_id: str | None = Field(default=None, min_length=1, max_length=128,
+                                   pattern=ID_PATTERN)
     quantity: int | None = Field(default=None, gt=0, le=MAX_QUANTITY)
     tpp_per_unit: int | None = Field(default=None, gt=0, le=MAX_TPP_PER_UNIT)
     authorization: Authorization | None = None
@@ -181,9 +215,9 @@ class VeuLimits(BaseModel):
 class VeuChanges(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    entity: str | None = None
+    entity: Text | None = Field(default=None, min_length=1, max_length=256)
     covered_countries: list[str] | None = None
-    valid_to: dt.date | None = None
+    valid_to: Day | None = None
     limits: VeuLimits | None = None
 
     @field_validator("covered_countries")
@@ -208,7 +242,7 @@ class LedgerEvent(BaseModel):
     originator_version: int = Field(ge=1)
     timestamp: dt.datetime
     effective_date: dt.date
-    actor: str = Field(min_length=1, max_length=256)
+    actor: Text = Field(min_length=1, max_length=256)
 
     @field_validator("timestamp")
     @classmethod
@@ -246,10 +280,10 @@ class AllocationGrant(BaseModel):
     allocation_id: str = _ID
     country: str
     tpp_amount: int = Field(gt=0, le=MAX_TPP_AMOUNT)
-    valid_from: dt.date
-    valid_to: dt.date | None = None
-    holder: str | None = Field(default=None, min_length=1, max_length=128)
-    reference: str | None = Field(default=None, max_length=256)
+    valid_from: Day
+    valid_to: Day | None = None
+    holder: str | None = Field(default=None, min_length=1, max_length=128, pattern=ID_PATTERN)
+    reference: Text | None = Field(default=None, max_length=256)
 
     @field_validator("country")
     @classmethod
@@ -269,13 +303,13 @@ class AllocationAdjusted(LedgerEvent):
     type_name: ClassVar[str] = "allocation.adjusted"
     allocation_id: str = _ID
     tpp_amount: int = Field(gt=0, le=MAX_TPP_AMOUNT)
-    reason: str = Field(min_length=1)
+    reason: Text = Field(min_length=1, max_length=1000)
 
 
 class AllocationRevoked(LedgerEvent):
     type_name: ClassVar[str] = "allocation.revoked"
     allocation_id: str = _ID
-    reason: str = Field(min_length=1)
+    reason: Text = Field(min_length=1, max_length=1000)
 
 
 # --- verified end users ---------------------------------------------------------------
@@ -287,12 +321,12 @@ class VeuGrant(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     veu_id: str = _ID
-    entity: str = Field(min_length=1)
+    entity: Text = Field(min_length=1, max_length=256)
     kind: Literal["universal", "national"]
     headquarters_country: str
     covered_countries: list[str] = Field(min_length=1)
-    valid_from: dt.date
-    valid_to: dt.date | None = None
+    valid_from: Day
+    valid_to: Day | None = None
     limits: VeuLimits = Field(default_factory=VeuLimits)
 
     @field_validator("headquarters_country")
@@ -316,13 +350,13 @@ class VeuAmended(LedgerEvent):
     type_name: ClassVar[str] = "veu.amended"
     veu_id: str = _ID
     changes: VeuChanges
-    reason: str | None = None
+    reason: Text | None = Field(default=None, min_length=1, max_length=1000)
 
 
 class VeuRevoked(LedgerEvent):
     type_name: ClassVar[str] = "veu.revoked"
     veu_id: str = _ID
-    reason: str = Field(min_length=1)
+    reason: Text = Field(min_length=1, max_length=1000)
 
 
 # --- shipments ------------------------------------------------------------------------
@@ -341,7 +375,7 @@ class ShipmentRecorded(LedgerEvent):
     exporter_id: str = _ID
     shipment_ref: str = _ID
     shipment: ShipmentFields
-    end_use: str | None = Field(default=None, min_length=1, max_length=256)
+    end_use: Text | None = Field(default=None, min_length=1, max_length=256)
 
     @classmethod
     def upcast_v1_v2(cls, state: dict[str, Any]) -> dict[str, Any]:
@@ -354,7 +388,7 @@ class ShipmentCorrected(LedgerEvent):
     type_name: ClassVar[str] = "shipment.corrected"
     exporter_id: str = _ID
     shipment_ref: str = _ID
-    reason: str = Field(min_length=1)
+    reason: Text = Field(min_length=1, max_length=1000)
     changes: ShipmentChanges
 
 
@@ -362,7 +396,7 @@ class ShipmentVoided(LedgerEvent):
     type_name: ClassVar[str] = "shipment.voided"
     exporter_id: str = _ID
     shipment_ref: str = _ID
-    reason: str = Field(min_length=1)
+    reason: Text = Field(min_length=1, max_length=1000)
 
 
 EVENT_TYPES: tuple[type[LedgerEvent], ...] = (

@@ -32,6 +32,9 @@ from ledger.errors import ConfigurationError, ValidationError
 from ledger.events import LedgerEvent
 
 CHAIN_TABLE = "ledger_chain"
+#: the explicit idempotency keys (Kafka message ids, import command ids) applied to
+#: each aggregate, written in the transaction that appends the command's events
+APPLIED_KEYS_TABLE = "ledger_applied_keys"
 EVENTS_TABLE = "stored_events"
 DEFAULT_DB = "ledger.db"
 
@@ -133,6 +136,13 @@ class SQLiteLedgerRecorder(SQLiteProcessRecorder):
             f"CREATE INDEX IF NOT EXISTS {CHAIN_TABLE}_recorded_at "
             f"ON {CHAIN_TABLE} (recorded_at)"
         )
+        statements.append(
+            f"CREATE TABLE IF NOT EXISTS {APPLIED_KEYS_TABLE} ("
+            "originator_id TEXT NOT NULL, "
+            "key TEXT NOT NULL, "
+            "originator_version INTEGER NOT NULL, "
+            "PRIMARY KEY (originator_id, key))"
+        )
         return statements
 
     def _insert_events(
@@ -166,6 +176,10 @@ class SQLiteLedgerRecorder(SQLiteProcessRecorder):
         head = None if row is None else (row["recorded_at"], row["hash"])
         rows = chain_rows(head, positions, stored_events)
         c.executemany(f"INSERT INTO {CHAIN_TABLE} VALUES (?,?,?)", rows)
+        keys: Sequence[tuple[UUID, str, int]] = kwargs.get("applied_keys") or ()
+        if keys:
+            c.executemany(f"INSERT INTO {APPLIED_KEYS_TABLE} VALUES (?,?,?)",
+                          [(agg.hex, key, version) for agg, key, version in keys])
         return positions
 
 

@@ -20,7 +20,7 @@ from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
 
-from ledger.persistence import CHAIN_TABLE, chain_rows
+from ledger.persistence import APPLIED_KEYS_TABLE, CHAIN_TABLE, chain_rows
 
 #: tries at creating the tables when other processes race to create them too
 CREATE_ATTEMPTS = 8
@@ -46,6 +46,15 @@ class PostgresLedgerRecorder(PostgresProcessRecorder):
             "SELECT position, recorded_at, hash FROM {0}.{1} ORDER BY position DESC LIMIT 1"
         ).format(schema, table)
         self._insert_links = SQL("INSERT INTO {0}.{1} VALUES (%s, %s, %s)").format(schema, table)
+        keys = Identifier(APPLIED_KEYS_TABLE)
+        self.sql_create_statements.append(SQL(
+            "CREATE TABLE IF NOT EXISTS {0}.{1} ("
+            "originator_id uuid NOT NULL, "
+            "key text NOT NULL, "
+            "originator_version bigint NOT NULL, "
+            "PRIMARY KEY (originator_id, key))"
+        ).format(schema, keys))
+        self._insert_keys = SQL("INSERT INTO {0}.{1} VALUES (%s, %s, %s)").format(schema, keys)
 
     def create_table(self) -> None:
         """Create the tables, retrying when another process creates them at the same
@@ -91,7 +100,14 @@ class PostgresLedgerRecorder(PostgresProcessRecorder):
                 curs.executemany(self._insert_links, links)
                 head = (links[-1][1], links[-1][2])
                 positions += ids
+            self._append_keys(curs, **kwargs)
         return positions
+
+    def _append_keys(self, curs: Cursor[DictRow], **kwargs: Any) -> None:
+        """The idempotency keys of the commands whose events are being appended."""
+        keys: Sequence[tuple[Any, str, int]] = kwargs.get("applied_keys") or ()
+        if keys:
+            curs.executemany(self._insert_keys, list(keys))
 
     def _append_links(self, curs: Cursor[DictRow], positions: Sequence[int],
                       stored_events: Sequence[StoredEvent]) -> None:
@@ -111,4 +127,5 @@ class PostgresLedgerRecorder(PostgresProcessRecorder):
             return positions
         assert positions is not None
         self._append_links(curs, positions, stored_events)
+        self._append_keys(curs, **kwargs)
         return positions

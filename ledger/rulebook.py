@@ -13,6 +13,8 @@ a summary rather than the rule text.
 from __future__ import annotations
 
 import datetime as dt
+import json
+import re
 from decimal import Decimal
 from functools import cache
 from importlib import resources
@@ -26,6 +28,9 @@ from ledger.units import H100_TPP as H100_TPP  # re-exported: its old home
 
 
 Tier = Literal[1, 2, 3]
+#: the characters no rule-book text may hold (as ``ledger.events``; not imported from
+#: there, which imports this module)
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\u2028\u2029]")
 
 
 class _Doc(BaseModel):
@@ -204,8 +209,37 @@ CLAUSE_IDS = (
 )
 
 
+def _control_character(value: object, path: str) -> tuple[str, str] | None:
+    """(path, text) of the first string in a rule book's data holding a control
+    character, keys included."""
+    if isinstance(value, str):
+        return (path, value) if _CONTROL.search(value) else None
+    if isinstance(value, dict):
+        for k, v in value.items():
+            found = (_control_character(k, path) or
+                     _control_character(v, f"{path}.{k}" if path else str(k)))
+            if found:
+                return found
+    if isinstance(value, list):
+        for i, v in enumerate(value):
+            found = _control_character(v, f"{path}.{i}")
+            if found:
+                return found
+    return None
+
+
 class RuleBook(_Doc):
     """A complete rule revision."""
+
+    @model_validator(mode="after")
+    def _no_control_characters(self) -> RuleBook:
+        # after, not before: a before-validator would turn strict JSON validation
+        # into Python validation, where a date string is refused
+        found = _control_character(self.model_dump(), "")
+        if found is not None:
+            raise ValueError(f"{found[0] or 'a key'}: control characters are not allowed "
+                             f"(value: {found[1][:200]!r})")
+        return self
 
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
     title: str
@@ -293,13 +327,16 @@ def parse_rulebook(text: str, *, origin: str = "<text>") -> RuleBook:
     from pydantic import ValidationError as PydanticError
 
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_strict_loader())  # a SafeLoader
     except yaml.YAMLError as e:
         raise ValidationError(f"{origin}: not valid YAML/JSON: {e}") from e
     if not isinstance(data, dict):
         raise ValidationError(f"{origin}: a rule book must be a mapping, got {type(data).__name__}")
     try:
-        return RuleBook.model_validate(data)
+        # strict, as every wire input: through JSON so that dates are YYYY-MM-DD
+        # strings (a YAML timestamp is refused) and integers are integers
+        return RuleBook.model_validate_json(json.dumps(data, default=_yaml_scalar),
+                                            strict=True)
     except PydanticError as e:
         first = e.errors()[0]
         field = ".".join(str(p) for p in first["loc"])
@@ -308,6 +345,36 @@ def parse_rulebook(text: str, *, origin: str = "<text>") -> RuleBook:
             field=field,
             value=first.get("input"),
         ) from e
+
+
+def _yaml_scalar(value: object) -> str:
+    """JSON text of the scalars YAML gives beyond JSON's: dates as YYYY-MM-DD; a
+    timestamp keeps its time, which a date field then refuses."""
+    if isinstance(value, (dt.date, dt.datetime)):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not a rule-book value")
+
+
+@cache
+def _strict_loader() -> type:
+    import yaml
+
+    class StrictLoader(yaml.SafeLoader):
+        """A SafeLoader that refuses a key given twice in one mapping (PyYAML keeps
+        the last, silently)."""
+
+        def construct_mapping(self, node: yaml.MappingNode, deep: bool = False
+                              ) -> dict[object, object]:
+            seen: set[object] = set()
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=deep)
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"key {key!r} is given twice", key_node.start_mark)
+                seen.add(key)
+            return super().construct_mapping(node, deep=deep)
+
+    return StrictLoader
 
 
 @cache

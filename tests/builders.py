@@ -12,7 +12,7 @@ from typing import Any
 
 from ledger.catalog import bundled_catalog
 from ledger.commands import PublishRuleRevision, parse_command
-from ledger.decide import Context, aggregate_id_of, decide
+from ledger.decide import Context, aggregate_id_of, command_key, decide
 from ledger.events import LedgerEvent
 from ledger.rulebook import RuleBook, bundled_rulebooks
 from projections.positions import Position, country_position
@@ -30,6 +30,7 @@ class Scenario:
         self.state = LedgerState()
         self.events: list[tuple[int, LedgerEvent]] = []
         self.histories: dict[Any, list[LedgerEvent]] = {}
+        self.applied: dict[Any, set[str]] = {}
         self.ctx = Context(now=NOW, actor="test", catalog=bundled_catalog())
         if rules:
             for book in bundled_rulebooks():
@@ -37,7 +38,11 @@ class Scenario:
 
     def _apply(self, command: Any) -> list[LedgerEvent]:
         history = self.histories.setdefault(aggregate_id_of(command), [])
-        decision = decide(command, history, self.ctx)
+        applied = self.applied.setdefault(aggregate_id_of(command), set())
+        key = command_key(command)
+        decision = decide(command, history, self.ctx, key=key, applied=applied)
+        if key is not None and decision.events:
+            applied.add(key)
         for event in decision.events:
             position = len(self.events) + 1
             self.events.append((position, event))

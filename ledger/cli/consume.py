@@ -37,20 +37,28 @@ from ledger.cli.output import print_json
 @click.option("--max-poll-interval-ms", type=click.IntRange(min=1000), default=300_000,
               show_default=True, help="kafka-python max_poll_interval_ms (also the "
                                       "group's rebalance timeout).")
+@click.option("--max-message-age", type=click.FloatRange(min=0.001), default=7 * 24.0,
+              show_default=True,
+              help="Hours: a message whose sent_at is older is refused (dead letter "
+                   "'stale-message'), so an old signed message cannot be replayed.")
 @click.option("--session-timeout-ms", type=click.IntRange(min=1000), default=45_000,
               show_default=True, help="kafka-python session_timeout_ms.")
 @click.pass_context
 def consume(ctx: click.Context, /, topic: str, group: str, dead_letter_topic: str | None,
             keyring: Path, batch: int, print_stats: bool, stats_interval: float,
-            idle_exit: float | None, max_poll_interval_ms: int, session_timeout_ms: int,
-            **kwargs: Any) -> None:
+            idle_exit: float | None, max_poll_interval_ms: int, max_message_age: float,
+            session_timeout_ms: int, **kwargs: Any) -> None:
     """Append exporters' shipments from Kafka to the ledger, exactly once.
 
     Each message is checked (signature, exporter, shipment only, shape, product,
     date) and the good ones are appended with the Kafka position in the same
     transaction; a restarted or rebalanced consumer resumes from that position.
     Refused messages go to the dead-letter topic with the reason; the stream goes on.
+    A message whose message_id was already applied is a no-op (counted as a
+    duplicate), so a replayed message can never undo a later one.
     """
+    import datetime as dt
+
     from consumers.consumer import ConsumerSettings, IngestConsumer
     from consumers.signing import Keyring
 
@@ -61,6 +69,7 @@ def consume(ctx: click.Context, /, topic: str, group: str, dead_letter_topic: st
         batch=batch, idle_exit_s=idle_exit, stats_interval_s=stats_interval,
         max_poll_interval_ms=max_poll_interval_ms, session_timeout_ms=session_timeout_ms,
         heartbeat_interval_ms=max(300, min(3000, session_timeout_ms // 3)),
+        max_message_age=dt.timedelta(hours=max_message_age),
     )
     ledger = open_ledger(ctx)
     try:

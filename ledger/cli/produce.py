@@ -130,8 +130,11 @@ def produce(file: Path, topic: str, exporter: str, key_file: Path, key_id: str |
     Every line is checked first; if any is bad, each bad line is listed with its
     field and value and nothing is published. Each message is signed with your key,
     keyed by your exporter id, and confirmed by the brokers (acks=all) before this
-    command reports success. Republishing a file is harmless: the ledger records
-    each (exporter, shipment_ref) once.
+    command reports success. Republishing a file is harmless: each message's id is
+    derived from your exporter id and the line, and the ledger applies a message id
+    once (a correction replayed after a later one changes nothing). To send the same
+    change again on purpose (back to an earlier value), give the line a new
+    "command_id".
     """
     from consumers.producer import ShipmentProducer
     from consumers.signing import load_private_key

@@ -12,7 +12,7 @@ import datetime as dt
 
 import pytest
 
-from ledger.errors import LedgerError, ValidationError
+from ledger.errors import InvalidTransition, RevivesAllocation
 from ledger.events import AllocationAdjusted, allocation_aggregate_id
 from tests.builders import CAP, Scenario
 
@@ -60,11 +60,11 @@ def test_a_backdated_revocation_ends_an_allocation_adjusted_after_it() -> None:
 def test_deciding_refuses_an_adjustment_after_the_end() -> None:
     s = Scenario()
     _g2g(s, 100_000_000, "2025-01-01", "2025-06-30")
-    with pytest.raises(ValidationError) as e:
+    with pytest.raises(RevivesAllocation) as e:
         _adjust(s, "G2G-MX", 20_000_000, "2025-08-01")
     assert e.value.field == "effective_date" and e.value.value == "2025-08-01"
     assert "never revives" in str(e.value) and "2025-06-30" in str(e.value)
-    with pytest.raises(ValidationError):
+    with pytest.raises(RevivesAllocation):
         _adjust(s, "G2G-MX", 20_000_000, "2025-07-01")  # the day it expired
     _adjust(s, "G2G-MX", 20_000_000, "2025-06-30")       # its last day: fine
 
@@ -74,10 +74,10 @@ def test_deciding_refuses_an_adjustment_on_or_after_the_revocation() -> None:
     _g2g(s, 100_000_000, "2025-01-01")
     s.do(type="allocation.revoked", allocation_id="G2G-MX", effective_date="2025-03-01",
          reason="withdrawn")
-    with pytest.raises(ValidationError) as e:
+    with pytest.raises(RevivesAllocation) as e:
         _adjust(s, "G2G-MX", 20_000_000, "2025-03-01")
     assert e.value.field == "effective_date" and "revoked (2025-03-01)" in str(e.value)
-    with pytest.raises(LedgerError, match="is revoked"):
+    with pytest.raises(InvalidTransition, match="is revoked"):
         _adjust(s, "G2G-MX", 20_000_000, "2025-02-01")
 
 

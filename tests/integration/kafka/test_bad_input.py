@@ -171,6 +171,12 @@ def test_bad_messages_are_dead_lettered_with_their_reason_and_good_ones_appended
                                                         ShipmentVoided))}
     assert actors <= {f"kafka:{topic}/0/{o}" for o in offsets}
     assert ledger.recorder.max_tracking_id(f"kafka:{topic}:0") == len(messages.items) - 1
+    # the applied message ids are stored with the events, on both backends
+    from ledger.events import shipment_id
+
+    first_id = json.loads(messages.items[0][1])["message_id"]
+    applied = ledger.applied_keys_of([shipment_id("acme", "A-1")])
+    assert applied[shipment_id("acme", "A-1")] == {f"message:{first_id}"}
 
     # rewind the group's Kafka offsets, as if the consumer crashed after the ledger
     # stored the batches but before Kafka heard of it: running again writes nothing,

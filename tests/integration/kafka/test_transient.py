@@ -26,14 +26,14 @@ class FlakyLedger(Ledger):
 
     failures = 3
 
-    def append(self, events: Any, *, tracking: Any = None) -> list[int]:
+    def append(self, events: Any, *, tracking: Any = None, keys: Any = ()) -> list[int]:
         if FlakyLedger.failures > 0:
             FlakyLedger.failures -= 1
             # nothing is written: the position must not move either
             assert tracking is None or (
                 self.recorder.max_tracking_id(tracking.application_name) is None)
             raise StorageError("the ledger database is unavailable: database is locked")
-        return super().append(events, tracking=tracking)
+        return super().append(events, tracking=tracking, keys=keys)
 
 
 def test_storage_outage_is_retried_not_dead_lettered(
