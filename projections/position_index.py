@@ -105,23 +105,30 @@ class Miss(Exception):
         self.rule_position = rule_position
 
 
-#: reasons of a Miss: rebuild the country's pairs, or compute the timeline, then retry
-STALE, NO_TIMELINE = "stale", "no-timeline"
+#: reasons of a Miss: rebuild the country's pairs, compute the timeline, or catch up
+#: the read model, then retry
+STALE, NO_TIMELINE, BEHIND = "stale", "no-timeline", "behind"
 #: reasons of a Miss the full fold answers (or refuses with the right error)
 UNINDEXED = "unindexed"
 
 
-def read_position(c: Cursor) -> int:
-    rows = c.execute("SELECT position FROM rm_position WHERE name = ?",
+def _positions(c: Cursor, known_at: int | None, head_sql: str | None) -> tuple[int, int]:
+    """(the read model's position, the last recorded position at or before it: a
+    replay's state.position), in one statement. Raises Miss if ``known_at`` is before
+    the read model's position (not indexed) or, given ``head_sql`` (the log's head),
+    if the read model has not folded everything recorded."""
+    head = f", ({head_sql})" if head_sql else ""
+    rows = c.execute(f"SELECT r.position, (SELECT MAX(position) FROM {CHAIN_TABLE} WHERE "
+                     f"position <= r.position){head} FROM rm_position r WHERE r.name = ?",
                      (PROJECTION,)).fetchall()
-    return int(rows[0][0]) if rows else 0
-
-
-def computed_at(c: Cursor, cut: int) -> int:
-    """The last recorded position at or before ``cut`` (a replay's state.position)."""
-    rows = c.execute(f"SELECT MAX(position) FROM {CHAIN_TABLE} WHERE position <= ?",
-                     (cut,)).fetchall()
-    return int(rows[0][0] or 0)
+    if not rows:
+        raise Miss(BEHIND)
+    rm, computed = int(rows[0][0]), int(rows[0][1] or 0)
+    if head_sql and int(rows[0][2] or 0) != rm:
+        raise Miss(BEHIND)
+    if known_at is not None and known_at < rm:
+        raise Miss(UNINDEXED)
+    return rm, computed
 
 
 def choose_rule(c: Cursor, as_of: dt.date, rule_id: str | None, on_the_books: bool,
@@ -147,16 +154,18 @@ def choose_rule(c: Cursor, as_of: dt.date, rule_id: str | None, on_the_books: bo
 
 def _day_row(c: Cursor, rule_position: int, country: str, as_of: dt.date
              ) -> dict[str, Any]:
-    pair = c.execute("SELECT valid_before FROM rm_quota_pairs WHERE rule_position = ? "
-                     "AND country = ?", (rule_position, country)).fetchall()
-    if not pair or _iso(as_of) >= pair[0][0]:
+    """The stored position of the last day on or before ``as_of``, if the pair is
+    valid then (one statement: the check and the row from one snapshot)."""
+    rows = c.execute(
+        "SELECT p.valid_before, (SELECT d.position FROM rm_quota_days d WHERE "
+        "d.rule_position = p.rule_position AND d.country = p.country AND d.day <= ? "
+        "ORDER BY d.day DESC LIMIT 1) FROM rm_quota_pairs p WHERE p.rule_position = ? "
+        "AND p.country = ?", (_iso(as_of), rule_position, country)).fetchall()
+    if not rows or _iso(as_of) >= rows[0][0]:
         raise Miss(STALE, [country], rule_position)
-    rows = c.execute("SELECT position FROM rm_quota_days WHERE rule_position = ? AND "
-                     "country = ? AND day <= ? ORDER BY day DESC LIMIT 1",
-                     (rule_position, country, _iso(as_of))).fetchall()
-    if not rows:  # every built pair has a first day (dt.date.min): the fold answers
+    if rows[0][1] is None:  # every built pair has a first day (dt.date.min): the fold
         raise Miss(UNINDEXED)
-    data: dict[str, Any] = json.loads(rows[0][0])
+    data: dict[str, Any] = json.loads(rows[0][1])
     return data
 
 
@@ -169,33 +178,26 @@ def _stamp(data: dict[str, Any], as_of: dt.date, known_at: int | None,
     return data
 
 
-def _cut(c: Cursor, known_at: int | None) -> int:
-    """The read model's position; Miss if ``known_at`` is before it (not indexed)."""
-    rm = read_position(c)
-    if known_at is not None and known_at < rm:
-        raise Miss(UNINDEXED)
-    return rm
-
-
 def lookup(c: Cursor, country: str, as_of: dt.date, *, rule_id: str | None = None,
-           known_at: int | None = None, on_the_books: bool = False) -> dict[str, Any]:
+           known_at: int | None = None, on_the_books: bool = False,
+           head_sql: str | None = None) -> dict[str, Any]:
     """The position of ``country`` on ``as_of`` as ``ledger quota --json`` prints it
     (``Position.model_dump(mode="json")`` without contributions), from the index as
-    the read model stands. Raises Miss."""
-    cut = _cut(c, known_at)
+    the read model stands (with ``head_sql``: only if it has folded the whole log).
+    Raises Miss."""
+    cut, state_position = _positions(c, known_at, head_sql)
     rule_position = choose_rule(c, as_of, rule_id, on_the_books, cut)
     return _stamp(_day_row(c, rule_position, country, as_of), as_of, known_at,
-                  computed_at(c, cut))
+                  state_position)
 
 
 def lookup_all(c: Cursor, as_of: dt.date, *, rule_id: str | None = None,
-               known_at: int | None = None, on_the_books: bool = False
-               ) -> list[dict[str, Any]]:
+               known_at: int | None = None, on_the_books: bool = False,
+               head_sql: str | None = None) -> list[dict[str, Any]]:
     """Every active country's position on ``as_of`` (sorted by country), like
     ``quota_all``. Raises Miss naming the stale countries."""
-    cut = _cut(c, known_at)
+    cut, state_position = _positions(c, known_at, head_sql)
     rule_position = choose_rule(c, as_of, rule_id, on_the_books, cut)
-    state_position = computed_at(c, cut)
     countries = [r[0] for r in c.execute(
         "SELECT country FROM rm_quota_countries ORDER BY country").fetchall()]
     pairs = dict(c.execute("SELECT country, valid_before FROM rm_quota_pairs WHERE "
@@ -272,15 +274,11 @@ def _lookup_database(url: str, country: str, as_of: dt.date, rule_id: str | None
 
 def _lookup_caught_up(c: _Bare, position: str, events: str, country: str, as_of: dt.date,
                       rule_id: str | None, on_the_books: bool) -> dict[str, Any] | None:
-    """``lookup``, if the read model has folded everything recorded (in one read)."""
+    """``lookup``, if the read model has folded everything recorded."""
     if not c.pg:
-        c.execute("BEGIN")  # one snapshot for the check and the lookup
-    else:
-        c.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-    head = c.execute(f"SELECT MAX({position}) FROM {events}").fetchall()[0][0]
-    if int(head or 0) != read_position(c):
-        return None
-    return lookup(c, country, as_of, rule_id=rule_id, on_the_books=on_the_books)
+        c.execute("BEGIN")  # one snapshot for every statement below
+    return lookup(c, country, as_of, rule_id=rule_id, on_the_books=on_the_books,
+                  head_sql=f"SELECT MAX({position}) FROM {events}")
 
 
 # --- maintenance: what a catch-up batch changed --------------------------------------------
@@ -416,26 +414,29 @@ class PositionIndex:
         self.rm = rm
 
     def position(self, country: str, as_of: dt.date, *, rule_id: str | None = None,
-                 known_at: int | None = None, on_the_books: bool = False
-                 ) -> Position | None:
-        """The indexed answer (building what is stale first), or None when only the
-        full fold answers (see the module docstring)."""
+                 known_at: int | None = None, on_the_books: bool = False,
+                 catch_up: bool = True) -> Position | None:
+        """The indexed answer (catching the read model up and building what is stale
+        first), or None when only the full fold answers (see the module docstring)."""
         from projections.positions import Position
 
+        head = self.rm._head_sql() if catch_up else None
         data = self._retrying(lambda c: lookup(c, country, as_of, rule_id=rule_id,
-                                               known_at=known_at,
-                                               on_the_books=on_the_books))
+                                               known_at=known_at, on_the_books=on_the_books,
+                                               head_sql=head))
         return None if data is None else Position.model_validate(data)
 
     def positions_all(self, as_of: dt.date, *, rule_id: str | None = None,
-                      known_at: int | None = None, on_the_books: bool = False
-                      ) -> list[Position] | None:
+                      known_at: int | None = None, on_the_books: bool = False,
+                      catch_up: bool = True) -> list[Position] | None:
         from projections.positions import Position
 
         self._seed_countries()
+        head = self.rm._head_sql() if catch_up else None
         found = self._retrying(lambda c: lookup_all(c, as_of, rule_id=rule_id,
                                                     known_at=known_at,
-                                                    on_the_books=on_the_books))
+                                                    on_the_books=on_the_books,
+                                                    head_sql=head))
         return None if found is None else [Position.model_validate(d) for d in found]
 
     def _retrying(self, ask: Any) -> Any:
@@ -447,7 +448,9 @@ class PositionIndex:
             except Miss as miss:
                 if miss.reason == UNINDEXED:
                     return None
-                if miss.reason == NO_TIMELINE:
+                if miss.reason == BEHIND:
+                    self.rm.catch_up()
+                elif miss.reason == NO_TIMELINE:
                     self.refresh_timeline()
                 else:
                     for country in miss.countries:

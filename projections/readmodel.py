@@ -164,7 +164,9 @@ class ReadModel:
     def __init__(self, ledger: Ledger):
         self.ledger = ledger
         self.pg = is_postgres(ledger.url)
-        self._schema_ready = False
+        # a query opens a ReadModel each time: remember on the Ledger that the
+        # tables were there, so its next queries skip the catalogue look-up
+        self._schema_ready: bool = getattr(ledger, "_read_model_schema_ready", False)
         recorder: Any = ledger.recorder
         #: the events table eventsourcing writes (its name differs per backend)
         self.events_table: str = recorder.events_table_name
@@ -226,7 +228,7 @@ class ReadModel:
         if indexes and self._exists():
             # No DDL when the tables are there: every query opens a ReadModel, and DDL
             # takes table locks that can deadlock with a concurrent fold on PostgreSQL.
-            self._schema_ready = True
+            self._ready()
             return
         for attempt in range(8):
             try:
@@ -240,7 +242,11 @@ class ReadModel:
                 if attempt == 7:
                     raise StorageError(f"cannot create the read-model tables: {e}") from e
                 time.sleep(0.05 + random.random() * 0.2)
+        self._ready()
+
+    def _ready(self) -> None:
         self._schema_ready = True
+        self.ledger._read_model_schema_ready = True  # type: ignore[attr-defined]
 
     def _exists(self) -> bool:
         """Whether a previous run created the tables (the last DDL makes the position

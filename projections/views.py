@@ -79,13 +79,14 @@ def readmodel_quota(ledger: Ledger, country: str, as_of: dt.date, *,
     from projections.readmodel import ReadModel
 
     rm = ReadModel(ledger)
-    if catch_up:
-        rm.catch_up()
-    if not explain:
+    if not explain:  # the index catches up itself, checking the head in its own read
         indexed = PositionIndex(rm).position(country, as_of, rule_id=rule_id,
-                                             known_at=known_at, on_the_books=on_the_books)
+                                             known_at=known_at, on_the_books=on_the_books,
+                                             catch_up=catch_up)
         if indexed is not None:
             return indexed
+    if catch_up:
+        rm.catch_up()
     state = rm.country_state(country, known_at, as_of)
     return quota(state, country, as_of, rule_id=rule_id, known_at=known_at, explain=explain,
                  on_the_books=on_the_books)
@@ -100,12 +101,12 @@ def readmodel_quota_all(ledger: Ledger, as_of: dt.date, *, rule_id: str | None =
     from projections.readmodel import ReadModel
 
     rm = ReadModel(ledger)
-    if catch_up:
-        rm.catch_up()
     indexed = PositionIndex(rm).positions_all(as_of, rule_id=rule_id, known_at=known_at,
-                                              on_the_books=on_the_books)
+                                              on_the_books=on_the_books, catch_up=catch_up)
     if indexed is not None:
         return [p for p in indexed if tier is None or p.tier == tier]
+    if catch_up:
+        rm.catch_up()
     state = rm.full_state(known_at)
     return quota_all(state, as_of, rule_id=rule_id, known_at=known_at, tier=tier,
                      on_the_books=on_the_books)
