@@ -1,8 +1,14 @@
-"""The product catalog: chips and their TPP per unit, with the basis of each figure.
+"""The product catalog: chips, their TPP per unit and performance density, their origin.
 
 Most TPP figures are derived (dense TFLOPS x bit length); the catalog says so and
-shows the arithmetic, as ``shared/domain/rules-facts.md`` requires. A shipment of a
-product not in the catalog must carry its own ``tpp_per_unit``.
+shows the arithmetic, as ``shared/domain/rules-facts.md`` requires. A chip is
+controlled because of its figures under the 3A090 thresholds (``ledger.classification``),
+so the catalog also gives the performance density where it is sourced: from a die
+area with its source, or from a sourced density statement when the die area itself
+is secondary (the H20). A product with neither is treated as controlled when its TPP
+alone cannot settle it. Non-US products (Huawei Ascend) are never counted against a
+US country cap. A shipment of a product not in the catalog must carry its own
+``tpp_per_unit`` (and may carry a die area).
 """
 
 from __future__ import annotations
@@ -12,10 +18,22 @@ from functools import cache
 from importlib import resources
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from ledger.errors import UnknownProduct
+
+
+class DensityStatement(BaseModel):
+    """A sourced performance density when no sourced die area is available."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    #: TPP / die area in mm²
+    performance_density: Decimal = Field(gt=0)
+    #: True when the source says "about"
+    approximate: bool = True
+    kind: Literal["official", "derived", "secondary"]
+    source: str
 
 
 class Product(BaseModel):
@@ -29,14 +47,20 @@ class Product(BaseModel):
     tpp_per_unit_low: int | None = Field(default=None, gt=0)
     basis: str
     kind: Literal["official", "derived", "secondary"]
-    die_area_mm2: Decimal | None = None
+    die_area_mm2: Decimal | None = Field(default=None, gt=0)
+    die_area_source: str | None = None
+    density: DensityStatement | None = None
+    #: ``non-us``: not US-origin, never counted against a US country cap
+    origin: Literal["us", "non-us"] = "us"
+    origin_source: str | None = None
     note: str | None = None
 
     @property
     def performance_density(self) -> Decimal | None:
-        if self.die_area_mm2 is None:
-            return None
-        return Decimal(self.tpp_per_unit) / self.die_area_mm2
+        """TPP / die area, else the sourced density statement, else None (unknown)."""
+        if self.die_area_mm2 is not None:
+            return Decimal(self.tpp_per_unit) / self.die_area_mm2
+        return None if self.density is None else self.density.performance_density
 
 
 class Catalog(BaseModel):
@@ -67,6 +91,11 @@ class Catalog(BaseModel):
 
 @cache
 def bundled_catalog() -> Catalog:
-    """The chips of rules-facts.md, from ``ledger/data/products.yaml``."""
-    text = (resources.files("ledger.data") / "products.yaml").read_text(encoding="utf-8")
-    return Catalog.model_validate(yaml.safe_load(text))
+    """The chips of rules-facts.md, from ``ledger/data/products.toml``.
+
+    TOML, read with the standard library: counting consults the catalog (density,
+    origin), and a quota answer should not have to import a YAML parser."""
+    import tomllib
+
+    text = (resources.files("ledger.data") / "products.toml").read_text(encoding="utf-8")
+    return Catalog.model_validate(tomllib.loads(text))

@@ -2,9 +2,24 @@
 
 Pure functions: given a shipment, the rule book, and what the named license or VEU
 looked like on the ship date, say which bucket the shipment counts in, which flag it
-raises, and which clause of the rule book decided it. Amount-dependent outcomes
-(LPP over the consignee's yearly limit, a license shipped past its amount) are
-settled by the fold in ``projections.positions``, which sees the running totals.
+raises, and which clause of the rule book decided it.
+
+The order of the steps (README, "How a shipment counts"):
+
+1. a product rule of the ``gp10`` kind (Huawei Ascend, from the 2025-05-13 guidance):
+   flagged ``gp10-ascend``, counted against nothing;
+2. a product that is not US-origin (catalog ``origin: non-us``): counted against no
+   US cap;
+3. classification: a product not named by a license-required product rule is
+   controlled only if its TPP and performance density (catalog: die area or a
+   sourced density statement) meet a threshold of the rule book; unknown density
+   between 1,600 and 4,800 TPP counts as controlled, and the detail says so;
+4. the destination's tier, cap and license requirement on the ship date (country
+   groups are dated: Cambodia leaves D:5 on 2026-02-03), then the authorization.
+
+Amount-dependent outcomes (LPP over the consignee's yearly limit, a license shipped
+past its amount) are settled by the fold in ``projections.positions``, which sees the
+running totals.
 
 Buckets:
     none     counts against nothing (tier 1, uncontrolled, no cap under the revision)
@@ -18,6 +33,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from decimal import Decimal
 from enum import StrEnum
 
 from ledger.events import ShipmentFields
@@ -39,6 +55,7 @@ class Flag(StrEnum):
     LICENSE_EXCESS = "license-excess"
     LICENSE_INVALID = "license-invalid"
     VEU_INVALID = "veu-invalid"
+    GP10_ASCEND = "gp10-ascend"
 
 
 @dataclass(frozen=True)
@@ -124,6 +141,45 @@ def veu_check(
     return AuthorizationCheck(ref, True)
 
 
+@dataclass(frozen=True)
+class ProductFacts:
+    """What counting needs to know about a product beyond its TPP."""
+
+    #: performance density (TPP / die area), None: unknown
+    density: Decimal | None
+    us_origin: bool = True
+
+
+_FACTS: dict[str, ProductFacts | None] = {}
+
+
+def product_facts(product_id: str) -> ProductFacts | None:
+    """The catalog's facts about ``product_id`` (None: not in the catalog).
+
+    Read straight from ``ledger/data/products.toml`` with the standard library, not
+    through the validated ``ledger.catalog`` models: a quota answer pays for one small
+    TOML parse, not for the catalog's models (a test checks both agree)."""
+    if not _FACTS:
+        _FACTS.update(_facts_from_toml())
+    return _FACTS.get(product_id)
+
+
+def _facts_from_toml() -> dict[str, ProductFacts | None]:
+    import tomllib
+    from importlib import resources
+
+    text = (resources.files("ledger.data") / "products.toml").read_text(encoding="utf-8")
+    out: dict[str, ProductFacts | None] = {}
+    for p in tomllib.loads(text)["products"]:
+        density = None
+        if p.get("die_area_mm2") is not None:
+            density = Decimal(p["tpp_per_unit"]) / Decimal(str(p["die_area_mm2"]))
+        elif p.get("density") is not None:
+            density = Decimal(str(p["density"]["performance_density"]))
+        out[p["id"]] = ProductFacts(density, p.get("origin", "us") == "us")
+    return out
+
+
 def classify(
     shipment: ShipmentFields,
     rule: RuleBook,
@@ -131,20 +187,53 @@ def classify(
     license: AuthorizationCheck | None = None,
     veu: AuthorizationCheck | None = None,
 ) -> Treatment:
-    """How one shipment counts under ``rule``.
+    """How one shipment counts under ``rule``, on its ship date.
 
     ``license``/``veu`` are the checks of the authorization the shipment names (pass
     the one matching ``shipment.authorization.kind``).
     """
     dest = shipment.destination
+    day = shipment.ship_date
+    product_rule = rule.product_rule_for(shipment.product_id, dest, day)
+    if product_rule is not None and product_rule.treatment == "gp10":
+        return Treatment(Bucket.NONE, Flag.GP10_ASCEND, "gp10-ascend",
+                         f"{shipment.product_id} is named by the guidance of "
+                         f"{product_rule.instrument or rule.id}: dealing in it may violate "
+                         "General Prohibition 10; never counted against a cap")
+    facts = product_facts(shipment.product_id)
+    if facts is not None and not facts.us_origin:
+        return Treatment(Bucket.NONE, None, "not-us-origin",
+                         f"{shipment.product_id} is not US-origin: counts against no "
+                         "US country cap")
+    density = None if facts is None else facts.density
+    unknown = ""
+    if product_rule is None:
+        if not rule.is_controlled(shipment.tpp_per_unit, density):
+            pd = "" if density is None else f", performance density {density}"
+            return Treatment(Bucket.NONE, None, "uncontrolled",
+                             f"{shipment.tpp_per_unit} TPP per unit{pd}: below the "
+                             "control thresholds")
+        if density is None and not rule.is_controlled(shipment.tpp_per_unit, Decimal(0)):
+            unknown = (f" [{shipment.tpp_per_unit} TPP per unit, performance density "
+                       "unknown: treated as controlled]")
+    treatment = _by_destination(shipment, rule, product_rule is not None, license, veu)
+    if unknown:
+        return Treatment(treatment.bucket, treatment.flag, treatment.clause,
+                         treatment.detail + unknown)
+    return treatment
+
+
+def _by_destination(shipment: ShipmentFields, rule: RuleBook, named: bool,
+                    license: AuthorizationCheck | None,
+                    veu: AuthorizationCheck | None) -> Treatment:
+    """Step 4: a controlled (or product-rule-named) shipment by tier, cap, license
+    requirement and authorization on its ship date."""
+    dest = shipment.destination
+    day = shipment.ship_date
     kind = shipment.authorization.kind
-    product_rule = rule.product_rule_for(shipment.product_id, dest)
-    if product_rule is None and not rule.is_controlled(shipment.tpp_per_unit):
-        return Treatment(Bucket.NONE, None, "uncontrolled",
-                         f"{shipment.tpp_per_unit} TPP per unit is below the control thresholds")
     licensed = kind == "license" and license is not None and license.valid
-    tier = rule.tier_of(dest)
-    cap = rule.cap_for(dest)
+    tier = rule.tier_of(dest, day)
+    cap = rule.cap_for(dest, day)
 
     if tier == 1:
         return Treatment(Bucket.NONE, None, "tier1", f"{dest} is tier 1: counts against nothing")
@@ -154,7 +243,7 @@ def classify(
         if licensed:
             return Treatment(Bucket.LICENSE, None, "license-required",
                              f"under license {license.ref}")  # type: ignore[union-attr]
-        needs_license = dest in rule.control.license_required or product_rule is not None
+        needs_license = rule.license_required_on(dest, day) or named
         if needs_license:
             why = _invalid_reason(kind, license, veu)
             return Treatment(Bucket.NONE, Flag.UNLICENSED, "license-required",

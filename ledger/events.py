@@ -264,9 +264,22 @@ class LedgerEvent(BaseModel):
 
 
 class RuleRevisionPublished(LedgerEvent):
+    """A rule revision published into the ledger.
+
+    Version 2: the document may carry the instruments it is composed of, dated country
+    groups, group references (tiers, license requirements, product rules), dated and
+    GP10 product rules, clause instruments and unverified-date marks. All are optional
+    with empty defaults, so a version-1 document reads unchanged."""
+
     type_name: ClassVar[str] = "rule.published"
+    class_version: ClassVar[int] = 2
     rule_id: str
     document: RuleBook
+
+    @classmethod
+    def upcast_v1_v2(cls, state: dict[str, Any]) -> dict[str, Any]:
+        """v1 documents had none of the version-2 fields: their defaults apply."""
+        return state
 
 
 # --- allocations ----------------------------------------------------------------------

@@ -1,11 +1,21 @@
-"""Rule books: one complete, validated document per rule revision.
+"""Rule books: one complete, validated document per rule revision, and its instruments.
 
 A rule revision is data, not code: tiers, caps, exceptions, VEU limits, control
 thresholds and the clauses that decide how a shipment counts, each with its legal
-citation and sources. A later revision restates what still applies from earlier ones
-(a rule book is never a patch), so any revision can be applied to any date.
+citation and sources. The law layers *instruments* (the October 2023 rules, the
+Diffusion rule, the H20 notice, the non-enforcement announcement, the H200 rule),
+each with its own lifecycle dates and parts; a bundled revision is a named
+composition of instruments (``ledger.composition``), and the composed book carries
+the instruments it was built from (``RuleBook.instruments``), every clause and
+product rule naming its instrument, and the dated country groups it refers to
+(``ledger.groups``). So a published revision is self-contained: it means forever
+what it meant when it was published.
 
-The bundled rule books live in ``ledger/data/rules/*.yaml``; their figures come from
+Group membership, product rules and so the tier of a country are dated: the tier of
+Cambodia under the Diffusion rule is 3 until 2026-02-03 and 2 from then on.
+
+The bundled instruments live in ``ledger/data/instruments/``, the compositions in
+``ledger/data/rules/``, the groups in ``ledger/data/groups/``; their figures come from
 ``shared/domain/rules-facts.md`` and carry the ``secondary`` mark where the source is
 a summary rather than the rule text.
 """
@@ -15,8 +25,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+from bisect import bisect_right
 from decimal import Decimal
-from functools import cache
+from functools import cache, cached_property
 from importlib import resources
 from typing import Literal
 
@@ -24,6 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from ledger.countries import is_country_code
 from ledger.errors import UnknownRule, ValidationError
+from ledger.groups import CountryGroup
 from ledger.units import H100_TPP as H100_TPP  # re-exported: its old home
 
 
@@ -66,10 +78,13 @@ class Enforcement(_Doc):
 
 
 class Tiers(_Doc):
-    """Country tiers: explicit countries, everything else in ``default``."""
+    """Country tiers: explicit countries first, then the dated groups (by name, defined
+    in the book's ``groups``), everything else in ``default``."""
 
     default: Tier
-    countries: dict[str, Tier]
+    countries: dict[str, Tier] = Field(default_factory=dict)
+    #: group id -> tier (e.g. tier-1: 1, d5: 3, macau: 3); membership is dated
+    groups: dict[str, Tier] = Field(default_factory=dict)
     note: str | None = None
 
     @field_validator("countries")
@@ -81,6 +96,7 @@ class Tiers(_Doc):
         return v
 
     def tier_of(self, country: str) -> Tier:
+        """The tier from the explicit countries only (groups need the book)."""
         return self.countries.get(country, self.default)
 
 
@@ -162,10 +178,23 @@ class Threshold(_Doc):
 
 
 class ProductRule(_Doc):
-    """A product controlled by name for some destinations (e.g. the H20 in 2025)."""
+    """A product named by an instrument for some destinations, from a date.
+
+    ``license-required``: a license is needed whatever the product's figures (the H20
+    from 2025-04-09). ``gp10``: the product is flagged as a General Prohibition 10
+    risk and never counted against a cap (Huawei Ascend from 2025-05-13)."""
 
     products: list[str]
-    destinations: list[str]
+    destinations: list[str] = Field(default_factory=list)
+    #: group ids whose members (on the ship date) are destinations too
+    destination_groups: list[str] = Field(default_factory=list)
+    #: every destination
+    anywhere: bool = False
+    #: first ship date the rule applies to (None: every date the book applies to)
+    applies_from: dt.date | None = None
+    treatment: Literal["license-required", "gp10"] = "license-required"
+    #: the instrument the rule comes from
+    instrument: str | None = None
     note: str | None = None
     source: str
 
@@ -176,6 +205,8 @@ class Control(_Doc):
     thresholds: list[Threshold]
     #: destinations that need a license for controlled items (no caps involved)
     license_required: list[str] = Field(default_factory=list)
+    #: groups whose members (on the ship date) need a license too
+    license_required_groups: list[str] = Field(default_factory=list)
     product_rules: list[ProductRule] = Field(default_factory=list)
     source: str
 
@@ -193,6 +224,8 @@ class Clause(_Doc):
 
     text: str
     citation: str
+    #: the instrument the clause comes from (None: the revision itself)
+    instrument: str | None = None
 
 
 #: Clause ids the counting rules use; every bundled rule book must cite each it uses.
@@ -206,7 +239,126 @@ CLAUSE_IDS = (
     "tier3",
     "no-cap",
     "license-required",
+    "not-us-origin",
+    "gp10-ascend",
 )
+
+
+# --- instruments -----------------------------------------------------------------------
+
+
+class Lifecycle(_Doc):
+    """An instrument's own dates. On the books from ``effective`` until ``rescinded``;
+    enforced from ``compliance`` (or ``effective``) until ``suspended`` or ``rescinded``."""
+
+    published: dt.date | None = None
+    effective: dt.date
+    #: first day enforced when it differs from ``effective`` (a compliance date)
+    compliance: dt.date | None = None
+    suspended: dt.date | None = None
+    #: the instrument that suspended it
+    suspended_by: str | None = None
+    rescinded: dt.date | None = None
+    #: the dates above that the facts do not confirm (e.g. ``published``)
+    unverified: list[Literal["published", "effective", "compliance", "suspended",
+                             "rescinded"]] = Field(default_factory=list)
+
+    @property
+    def enforcement_begins(self) -> dt.date | None:
+        """First day enforced, None when suspended before it ever began."""
+        begins = self.compliance or self.effective
+        if self.suspended is not None and self.suspended <= begins:
+            return None
+        return begins
+
+    def on_the_books(self, day: dt.date) -> bool:
+        return self.effective <= day and not (self.rescinded is not None
+                                              and day >= self.rescinded)
+
+    def enforced_on(self, day: dt.date) -> bool:
+        begins = self.enforcement_begins
+        if begins is None or day < begins:
+            return False
+        if self.suspended is not None and day >= self.suspended:
+            return False
+        return not (self.rescinded is not None and day >= self.rescinded)
+
+
+class LicenseRequirement(_Doc):
+    """Destinations where a controlled item needs a license (no caps involved)."""
+
+    countries: list[str] = Field(default_factory=list)
+    groups: list[str] = Field(default_factory=list)
+    source: str
+
+    @field_validator("countries")
+    @classmethod
+    def _codes(cls, v: list[str]) -> list[str]:
+        bad = [c for c in v if not is_country_code(c)]
+        if bad:
+            raise ValueError(f"unknown country codes in license_required: {', '.join(bad)}")
+        return v
+
+
+#: the parts an instrument can set; a later-effective instrument wins for the same
+#: part, except product_rules, which accumulate
+PART_NAMES = ("thresholds", "license_required", "product_rules", "tiers", "caps",
+              "exceptions", "veu")
+
+
+class Parts(_Doc):
+    """What an instrument sets; an absent part is left to the instruments below it."""
+
+    thresholds: list[Threshold] | None = None
+    thresholds_source: str | None = None
+    license_required: LicenseRequirement | None = None
+    product_rules: list[ProductRule] = Field(default_factory=list)
+    tiers: Tiers | None = None
+    caps: Caps | None = None
+    exceptions: Exceptions | None = None
+    veu: VeuRules | None = None
+
+    def present(self) -> list[str]:
+        """The names of the parts this instrument sets."""
+        return [n for n in PART_NAMES
+                if (getattr(self, n) not in (None, []))]
+
+
+class Suspension(_Doc):
+    """While the suspending instrument is enforced, these parts of another instrument
+    are not (they stay on the books), and these clauses say so."""
+
+    instrument: str
+    parts: list[Literal["thresholds", "license_required", "tiers", "caps", "exceptions",
+                        "veu"]]
+    clauses: dict[str, Clause] = Field(default_factory=dict)
+
+
+class Instrument(_Doc):
+    """One legal instrument: a rule, a notice, an announcement, guidance, or a draft."""
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
+    kind: Literal["final-rule", "interim-final-rule", "rule", "notice", "announcement",
+                  "guidance", "draft"]
+    title: str
+    citation: str
+    sources: list[Source] = Field(min_length=1)
+    lifecycle: Lifecycle
+    parts: Parts = Field(default_factory=Parts)
+    suspends: list[Suspension] = Field(default_factory=list)
+    #: instruments whose suspension this one lifts (a draft that enforces the
+    #: Diffusion rule from its compliance date after all)
+    reinstates: list[str] = Field(default_factory=list)
+    clauses: dict[str, Clause] = Field(default_factory=dict)
+    notes: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _known_clauses(self) -> Instrument:
+        names = set(self.clauses) | {c for s in self.suspends for c in s.clauses}
+        unknown = sorted(names - set(CLAUSE_IDS))
+        if unknown:
+            raise ValueError(f"instrument {self.id}: unknown clause ids: {', '.join(unknown)}")
+        return self
 
 
 def _control_character(value: object, path: str) -> tuple[str, str] | None:
@@ -229,7 +381,7 @@ def _control_character(value: object, path: str) -> tuple[str, str] | None:
 
 
 class RuleBook(_Doc):
-    """A complete rule revision."""
+    """A complete rule revision (a named composition of instruments, or written whole)."""
 
     @model_validator(mode="after")
     def _no_control_characters(self) -> RuleBook:
@@ -256,6 +408,13 @@ class RuleBook(_Doc):
     control: Control
     clauses: dict[str, Clause]
     notes: list[str] = Field(default_factory=list)
+    #: the dates above that the facts do not confirm (e.g. ``published``)
+    unverified: list[Literal["published", "effective", "enforcement"]] = Field(
+        default_factory=list)
+    #: the instruments the revision is composed of, in composition order
+    instruments: list[Instrument] = Field(default_factory=list)
+    #: the dated country groups the revision refers to, by id
+    groups: dict[str, CountryGroup] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _consistent(self) -> RuleBook:
@@ -264,17 +423,48 @@ class RuleBook(_Doc):
         unknown = sorted(set(self.clauses) - set(CLAUSE_IDS))
         if unknown:
             raise ValueError(f"unknown clause ids: {', '.join(unknown)}")
+        named = set(self.control.license_required_groups)
+        named |= {g for r in self.control.product_rules for g in r.destination_groups}
+        if self.tiers is not None:
+            named |= set(self.tiers.groups)
+        missing = sorted(named - set(self.groups))
+        if missing:
+            raise ValueError(f"groups named but not defined in the book: {', '.join(missing)}")
         return self
 
     # --- rule evaluation (pure) -------------------------------------------------
 
-    def tier_of(self, country: str) -> Tier | None:
-        """The country's tier, or None when this revision has no tiers."""
-        return None if self.tiers is None else self.tiers.tier_of(country)
+    def in_group(self, country: str, group: str, day: dt.date | None) -> bool:
+        """Is ``country`` a member of the book's group on ``day`` (None: after every
+        dated change)?"""
+        return country in self.groups[group].members_on(day)
 
-    def cap_for(self, country: str) -> int | None:
-        """The revision's own cap for the country in TPP, None when uncapped."""
-        tier = self.tier_of(country)
+    def tier_of(self, country: str, day: dt.date | None = None) -> Tier | None:
+        """The country's tier on ``day``, or None when this revision has no tiers.
+
+        Explicit countries first, then the groups (membership on ``day``; None: after
+        every dated change), then the default."""
+        tiers = self.tiers
+        if tiers is None:
+            return None
+        tier = tiers.countries.get(country)
+        if tier is not None:
+            return tier
+        for group, group_tier in tiers.groups.items():
+            if self.in_group(country, group, day):
+                return group_tier
+        return tiers.default
+
+    def license_required_on(self, country: str, day: dt.date | None = None) -> bool:
+        """Does a controlled item to ``country`` need a license on ``day``?"""
+        control = self.control
+        if country in control.license_required:
+            return True
+        return any(self.in_group(country, g, day) for g in control.license_required_groups)
+
+    def cap_for(self, country: str, day: dt.date | None = None) -> int | None:
+        """The revision's own cap for the country in TPP on ``day``, None when uncapped."""
+        tier = self.tier_of(country, day)
         if tier == 2 and self.caps.tier2 is not None:
             return self.caps.tier2.tpp
         if tier == 3 and self.caps.tier3_tpp is not None:
@@ -305,11 +495,36 @@ class RuleBook(_Doc):
                 return True
         return False
 
-    def product_rule_for(self, product_id: str, destination: str) -> ProductRule | None:
+    def product_rule_for(self, product_id: str, destination: str,
+                         day: dt.date | None = None) -> ProductRule | None:
+        """The first product rule naming the product for this destination on ``day``
+        (a rule with ``applies_from`` applies from that ship date on)."""
         for rule in self.control.product_rules:
-            if product_id in rule.products and destination in rule.destinations:
+            if product_id not in rule.products:
+                continue
+            if rule.applies_from is not None and day is not None and day < rule.applies_from:
+                continue
+            if (rule.anywhere or destination in rule.destinations
+                    or any(self.in_group(destination, g, day) for g in rule.destination_groups)):
                 return rule
         return None
+
+    def group_change_dates(self) -> list[dt.date]:
+        """Every date on which a group this book refers to changes."""
+        return sorted({d for g in self.groups.values() for d in g.change_dates()})
+
+    def dated_period(self, day: dt.date) -> int:
+        """Which of the book's dated periods ``day`` falls in: shipments of one period
+        (between group changes and product-rule start dates) are treated alike, so a
+        replay can memoise treatments per period instead of per ship date."""
+        return bisect_right(self.dated_cuts, day)
+
+    @cached_property
+    def dated_cuts(self) -> list[dt.date]:
+        """The dates the book's dated periods start on (cached; not a field)."""
+        found = set(self.group_change_dates())
+        found |= {r.applies_from for r in self.control.product_rules if r.applies_from}
+        return sorted(found)
 
     def clause(self, clause_id: str) -> Clause:
         try:
@@ -333,11 +548,20 @@ def parse_rulebook(text: str, *, origin: str = "<text>") -> RuleBook:
     if not isinstance(data, dict):
         raise ValidationError(f"{origin}: a rule book must be a mapping, got {type(data).__name__}")
     try:
+        if _names_instruments(data):
+            from ledger.composition import compose_named
+
+            return compose_named(data)
         # strict, as every wire input: through JSON so that dates are YYYY-MM-DD
         # strings (a YAML timestamp is refused) and integers are integers
         return RuleBook.model_validate_json(json.dumps(data, default=_yaml_scalar),
                                             strict=True)
-    except PydanticError as e:
+    except UnknownRule:
+        raise
+    except ValueError as e:
+        if not isinstance(e, PydanticError):
+            raise ValidationError(f"{origin}: {e}", field="instruments",
+                                  value=data.get("instruments")) from e
         first = e.errors()[0]
         field = ".".join(str(p) for p in first["loc"])
         raise ValidationError(
@@ -345,6 +569,12 @@ def parse_rulebook(text: str, *, origin: str = "<text>") -> RuleBook:
             field=field,
             value=first.get("input"),
         ) from e
+
+
+def _names_instruments(data: dict[str, object]) -> bool:
+    """A revision document that names bundled instruments instead of restating them."""
+    names = data.get("instruments")
+    return isinstance(names, list) and bool(names) and all(isinstance(n, str) for n in names)
 
 
 def _yaml_scalar(value: object) -> str:
@@ -444,7 +674,15 @@ def on_the_books(books: list[RuleBook] | tuple[RuleBook, ...], day: dt.date) -> 
     the books: the revisions that suspend it (e.g. the 2025-05-13 non-enforcement of
     ``ai-diffusion-2025``) change enforcement, not the text, so on a day when such a
     suspended revision exists the latest of them governs. Otherwise the latest
-    effective revision governs (ties: the later in ``books``)."""
+    effective revision governs (ties: the later in ``books``).
+
+    Books composed of instruments (every bundled revision) are answered by layering
+    every instrument on the books on ``day`` (``ledger.composition``): the Diffusion
+    rule stays on the books with the H20 notice and the H200 rule beside it."""
+    if any(b.instruments for b in books):
+        from ledger.composition import on_the_books_book
+
+        return on_the_books_book(books, day)
     live = [b for b in books
             if b.effective <= day
             and not (b.enforcement.rescinded is not None and day >= b.enforcement.rescinded)]

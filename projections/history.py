@@ -61,7 +61,7 @@ def country_history(state: LedgerState, country: str, rule: RuleBook | None, *,
     position = country_position(state, country, to_date, rule, known_at=known_at,
                                 explain=True)
     rows_by_pos = {r.position: r for r in state.shipments.values()}
-    base_cap = rule.cap_for(country) if rule is not None else None
+    base_cap = rule.cap_for(country, to_date) if rule is not None else None
     # (date, phase, position, sub, data): by the day rule a day's allocation changes
     # (phase 0) come before its shipments and their corrections (phase 1), as in the fold
     items: list[tuple[dt.date, int, int, int, dict[str, object]]] = []

@@ -4,9 +4,13 @@ For every rule revision (keyed by its recorded position) and country, the read m
 keeps the country's position at the end of every day on which its fold changes (an
 allocation changes standing or a shipment is dated), computed by the fold's own steps
 (``projections.positions.position_days``), so fixes to the fold flow through. The
-position on an as-of date is the stored one of the last such day on or before it:
+position on an as-of date is the stored one of the last such day on or before it,
+computed with the country's cap and tier of that as-of date: a revision's dated
+groups can move a country between tiers, so each (revision, country) has one or more
+*regimes*, the as-of dates from which its cap and tier are what they are, and days
+are stored per regime:
 
-    rm_quota_days       (rule_position, country, day) -> the position as JSON
+    rm_quota_days       (rule_position, country, regime, day) -> the position as JSON
     rm_quota_pairs      (rule_position, country) -> valid_before, active
     rm_quota_countries  every country a shipment or allocation names
     rm_quota_rules      which revision is in force (on the books) from which day
@@ -47,8 +51,9 @@ if TYPE_CHECKING:
 
 TABLES = [
     "CREATE TABLE IF NOT EXISTS rm_quota_days ("
-    "rule_position BIGINT NOT NULL, country TEXT NOT NULL, day TEXT NOT NULL, "
-    "position TEXT NOT NULL, PRIMARY KEY (rule_position, country, day))",
+    "rule_position BIGINT NOT NULL, country TEXT NOT NULL, regime TEXT NOT NULL, "
+    "day TEXT NOT NULL, position TEXT NOT NULL, "
+    "PRIMARY KEY (rule_position, country, regime, day))",
     "CREATE TABLE IF NOT EXISTS rm_quota_pairs ("
     "rule_position BIGINT NOT NULL, country TEXT NOT NULL, valid_before TEXT NOT NULL, "
     "active INTEGER NOT NULL, PRIMARY KEY (rule_position, country))",
@@ -152,15 +157,27 @@ def choose_rule(c: Cursor, as_of: dt.date, rule_id: str | None, on_the_books: bo
     return int(rows[0][0])
 
 
+#: the first stored day of every regime (``dt.date.min``: before anything happens)
+FIRST_DAY = dt.date.min.isoformat()
+#: the stored day of pair ``p`` for an as-of date: the regime is the latest starting
+#: on or before it (each regime has a FIRST_DAY row), the day the latest on or before
+#: it in that regime; parameters: FIRST_DAY, as_of, as_of
+_DAY_SQL = (
+    "SELECT d.position FROM rm_quota_days d WHERE d.rule_position = p.rule_position "
+    "AND d.country = p.country AND d.regime = (SELECT MAX(g.regime) FROM rm_quota_days g "
+    "WHERE g.rule_position = p.rule_position AND g.country = p.country AND g.day = ? "
+    "AND g.regime <= ?) AND d.day <= ? ORDER BY d.day DESC LIMIT 1")
+
+
 def _day_row(c: Cursor, rule_position: int, country: str, as_of: dt.date
              ) -> dict[str, Any]:
-    """The stored position of the last day on or before ``as_of``, if the pair is
-    valid then (one statement: the check and the row from one snapshot)."""
+    """The stored position of the last day on or before ``as_of`` in the regime of
+    ``as_of``, if the pair is valid then (one statement: one snapshot)."""
+    day = _iso(as_of)
     rows = c.execute(
-        "SELECT p.valid_before, (SELECT d.position FROM rm_quota_days d WHERE "
-        "d.rule_position = p.rule_position AND d.country = p.country AND d.day <= ? "
-        "ORDER BY d.day DESC LIMIT 1) FROM rm_quota_pairs p WHERE p.rule_position = ? "
-        "AND p.country = ?", (_iso(as_of), rule_position, country)).fetchall()
+        f"SELECT p.valid_before, ({_DAY_SQL}) FROM rm_quota_pairs p WHERE "
+        "p.rule_position = ? AND p.country = ?",
+        (FIRST_DAY, day, day, rule_position, country)).fetchall()
     if not rows or _iso(as_of) >= rows[0][0]:
         raise Miss(STALE, [country], rule_position)
     if rows[0][1] is None:  # every built pair has a first day (dt.date.min): the fold
@@ -206,11 +223,10 @@ def lookup_all(c: Cursor, as_of: dt.date, *, rule_id: str | None = None,
              if _iso(as_of) >= pairs.get(country, EVERYTHING)]
     if stale:
         raise Miss(STALE, stale, rule_position)
+    day = _iso(as_of)
     rows = c.execute(
-        "SELECT (SELECT d.position FROM rm_quota_days d WHERE d.rule_position = "
-        "p.rule_position AND d.country = p.country AND d.day <= ? ORDER BY d.day DESC "
-        "LIMIT 1) FROM rm_quota_pairs p WHERE p.rule_position = ? AND p.active = 1 "
-        "ORDER BY p.country", (_iso(as_of), rule_position)).fetchall()
+        f"SELECT ({_DAY_SQL}) FROM rm_quota_pairs p WHERE p.rule_position = ? AND "
+        "p.active = 1 ORDER BY p.country", (FIRST_DAY, day, day, rule_position)).fetchall()
     return [_stamp(json.loads(r[0]), as_of, known_at, state_position) for r in rows]
 
 
@@ -373,26 +389,47 @@ def timeline(rules: list[tuple[int, RuleBook]]) -> list[tuple[str, str, int | No
     """(choice, from day, rule position or None) rows: the revision ``in_force`` and
     ``on_the_books`` pick, from each day on which the pick can change (every date a
     rule document names, and the day after it: both functions compare days with the
-    documents' dates)."""
+    documents' dates). None: no published revision (the fold answers)."""
     from ledger.rulebook import in_force, on_the_books
 
     books = [book for _pos, book in rules]
     position_of = {id(book): pos for pos, book in rules}  # a later equal document wins
-    days = {dt.date.min}
-    for book in books:
-        for day in _dates(book.model_dump()):
-            days.add(day)
-            if day < dt.date.max:
-                days.add(day + dt.timedelta(days=1))
+    days = {day for book in books for day in _change_days(book)}
     out: list[tuple[str, str, int | None]] = []
     for choice, pick in ((IN_FORCE, in_force), (ON_THE_BOOKS, on_the_books)):
         previous: object = object()
         for day in sorted(days):
             chosen = pick(books, day)
-            rule_position = None if chosen is None else position_of[id(chosen)]
+            # None also when the pick is not a published revision (``on_the_books``
+            # composes one from instruments): not indexed, the fold answers
+            rule_position = None if chosen is None else position_of.get(id(chosen))
             if rule_position != previous:
                 out.append((choice, _iso(day), rule_position))
                 previous = rule_position
+    return out
+
+
+def _change_days(book: RuleBook) -> list[dt.date]:
+    """Every date the rule document names and the day after it, sorted: the only days
+    on which a choice that compares days with the document's dates can change."""
+    days = {dt.date.min}
+    for day in _dates(book.model_dump()):
+        days.add(day)
+        if day < dt.date.max:
+            days.add(day + dt.timedelta(days=1))
+    return sorted(days)
+
+
+def regimes(book: RuleBook, country: str) -> list[dt.date]:
+    """The as-of dates from which ``country``'s cap and tier under ``book`` are what
+    they are, until the next one (the first: ``dt.date.min``)."""
+    out: list[dt.date] = []
+    previous: object = object()
+    for day in _change_days(book):
+        now = (book.cap_for(country, day), book.tier_of(country, day))
+        if now != previous:
+            out.append(day)
+            previous = now
     return out
 
 
@@ -496,11 +533,12 @@ class PositionIndex:
                 since = valid.get(pos, EVERYTHING)
                 c.execute("DELETE FROM rm_quota_days WHERE rule_position = ? AND country = ? "
                           "AND day >= ?", (pos, country, since))
-                rows = [(pos, country, _iso(day), dump_position(p))
-                        for day, p in position_days(state, country, book)
+                rows = [(pos, country, _iso(regime), _iso(day), dump_position(p))
+                        for regime in regimes(book, country)
+                        for day, p in position_days(state, country, book, regime)
                         if _iso(day) >= since]
-                c.insert_rows("rm_quota_days", "rule_position, country, day, position",
-                              rows)
+                c.insert_rows("rm_quota_days",
+                              "rule_position, country, regime, day, position", rows)
                 c.execute("DELETE FROM rm_quota_pairs WHERE rule_position = ? AND "
                           "country = ?", (pos, country))
                 c.execute("INSERT INTO rm_quota_pairs (rule_position, country, "

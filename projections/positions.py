@@ -83,6 +83,8 @@ class Contribution(BaseModel):
     clause: str
     citation: str
     detail: str
+    #: the instrument the clause comes from (None: the revision itself, or none)
+    instrument: str | None = None
 
 
 class Position(BaseModel):
@@ -265,6 +267,10 @@ def _citation(rule: RuleBook | None, clause: str) -> str:
     return NO_RULE_CITATION if rule is None else rule.clause(clause).citation
 
 
+def _instrument(rule: RuleBook | None, clause: str) -> str | None:
+    return None if rule is None else rule.clause(clause).instrument
+
+
 @dataclass(frozen=True)
 class ShipmentOutcome:
     """What the fold did with one shipment: the replay compares these per shipment."""
@@ -313,24 +319,28 @@ def country_inputs(state: LedgerState, country: str, as_of: dt.date, rule: RuleB
     return treatments, lpp_excesses(state, rule, lpp_consignees, as_of)
 
 
-def position_days(state: LedgerState, country: str, rule: RuleBook
+def position_days(state: LedgerState, country: str, rule: RuleBook, regime: dt.date
                   ) -> Iterator[tuple[dt.date, Position]]:
     """``country``'s position under ``rule`` before anything happens (``dt.date.min``)
     and at the end of every day on which an allocation changes standing or a
-    shipment is dated, in date order, by the steps of ``fold_country``.
+    shipment is dated, in date order, by the steps of ``fold_country``, for as-of
+    dates on which the country's cap and tier are those of ``regime`` (they follow
+    the as-of date: group membership is dated).
 
-    The position on any as-of date is the one of the last such day on or before it
-    (only ``as_of`` differs): ``projections.position_index`` stores these."""
+    The position on such an as-of date is the one of the last such day on or before
+    it (only ``as_of`` differs): ``projections.position_index`` stores these."""
     treatments, lpp_excess_by_key = country_inputs(state, country, dt.date.max, rule)
     changes = allocation_changes(state, country, dt.date.max)
     rows = [state.shipments[k] for k in state.by_country.get(country, ())]
     rows = sorted((r for r in rows if not r.voided),
                   key=lambda r: (r.fields.ship_date, r.position))
-    run = _Fold(state, rule.cap_for(country), lambda _day: rule, treatments,
+    run = _Fold(state, rule.cap_for(country, regime), lambda _day: rule, treatments,
                 lpp_excess_by_key, False, None)
 
     def now(day: dt.date) -> Position:
-        return run.position(country, day, known_at=None, cap_rule=rule, rule_label=None)
+        # as of the regime's day: the tier is the regime's (the index stamps as_of)
+        return run.position(country, regime, known_at=None, cap_rule=rule,
+                            rule_label=None)
 
     yield dt.date.min, now(dt.date.min)
     i = j = 0
@@ -376,7 +386,7 @@ def fold_country(
     # a key of plain tuples sorts far faster than comparing rows
     rows = sorted((r for r in rows if not r.voided and r.fields.ship_date <= as_of),
                   key=lambda r: (r.fields.ship_date, r.position))
-    base_cap = None if cap_rule is None else cap_rule.cap_for(country)
+    base_cap = None if cap_rule is None else cap_rule.cap_for(country, as_of)
     run = _Fold(state, base_cap, rule_at, treatments, lpp_excess_by_key, explain, outcomes)
     i = 0
     for row in rows:
@@ -479,6 +489,7 @@ class _Fold:
             exporter_id=a.holder, tpp=ch.amount, committed_delta=committed_delta,
             cap_delta=cap_delta, bucket="license" if a.is_license else "cap", clause=clause,
             citation=_citation(self.rule_at(ch.day), clause),
+            instrument=_instrument(self.rule_at(ch.day), clause),
             detail=_allocation_detail(ch.kind, a),
         ))
 
@@ -511,6 +522,7 @@ class _Fold:
                 consignee_id=f.consignee_id, tpp=row.tpp, committed_delta=delta,
                 bucket=t.bucket.value, flag=flag.value if flag else None,
                 clause=t.clause, citation=_citation(rule, t.clause), detail=t.detail,
+                instrument=_instrument(rule, t.clause),
             ))
         breach = self._over()
         if breach:
@@ -600,7 +612,7 @@ class _Fold:
                                   else min(known_at, state.position)),
             rule=rule_label if rule_label is not None else (None if cap_rule is None
                                                             else cap_rule.id),
-            tier=None if cap_rule is None else cap_rule.tier_of(country), cap_tpp=cap,
+            tier=None if cap_rule is None else cap_rule.tier_of(country, as_of), cap_tpp=cap,
             committed_tpp=committed, remaining_tpp=remaining, status=status,
             first_breach=self.first_breach,
             flagged={k: FlagTotal(count=v[0], tpp=v[1])
@@ -617,7 +629,7 @@ def _outside_cap_period(row: ShipmentRow, rule: RuleBook | None) -> str | None:
     counts against nothing, whichever way it would reach the cap (directly, under a
     license, as LPP excess). The tier-3 cap of 0 has no period."""
     f = row.fields
-    if rule is None or rule.tier_of(f.destination) != 2:
+    if rule is None or rule.tier_of(f.destination, f.ship_date) != 2:
         return None
     period = rule.cap_period()
     if period is None or period.contains(f.ship_date):

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -60,11 +60,16 @@ class Lane:
     timeline: bool
 
 
-def make_lane(state: LedgerState, spec: str, to: dt.date) -> Lane:
-    """The lane for ``spec``: a rule id in the ledger, ``in-force`` or ``on-the-books``.
+def make_lane(state: LedgerState, spec: str, to: dt.date,
+              drafts: Mapping[str, RuleBook] | None = None) -> Lane:
+    """The lane for ``spec``: a rule id in the ledger (or in ``drafts``: rule books not
+    in the ledger, e.g. ``--rule-file``), ``in-force`` or ``on-the-books``.
 
     Raises UnknownRule naming the id and the revisions the ledger knows."""
     books = state.rule_books()
+    if drafts and spec in drafts:
+        draft = drafts[spec]
+        return Lane(draft.id, lambda _day: draft, draft, False)
     if spec in TIMELINES:
         pick = in_force if spec == "in-force" else on_the_books
         cache: dict[dt.date, RuleBook | None] = {}
@@ -216,7 +221,8 @@ def classify_all(rows: list[ShipmentRow], rule_at: RuleAt, checks: Checks
     ``positions.treat``, with the classification memoized.
 
     ``classify`` reads only the destination, the product and its TPP per unit, the
-    authorization kind and the license/VEU checks, so shipments alike in these get the
+    authorization kind, the license/VEU checks and the rule's dated period of the ship
+    date (group changes, product-rule start dates), so shipments alike in these get the
     same Treatment; a large ledger has far fewer such combinations than shipments."""
     memo: dict[tuple[object, ...], Treatment] = {}
     out: dict[tuple[str, str], Treatment] = {}
@@ -228,8 +234,8 @@ def classify_all(rows: list[ShipmentRow], rule_at: RuleAt, checks: Checks
             out[key] = no_rule_treatment(f.ship_date)
             continue
         lic, veu = checks[key]
-        memo_key = (id(rule), f.destination, f.authorization.kind, f.product_id,
-                    f.tpp_per_unit, lic, veu)
+        memo_key = (id(rule), rule.dated_period(f.ship_date), f.destination,
+                    f.authorization.kind, f.product_id, f.tpp_per_unit, lic, veu)
         t = memo.get(memo_key)
         if t is None:
             t = memo[memo_key] = classify(f, rule, license=lic, veu=veu)
@@ -337,11 +343,14 @@ def replay(
     window_to: dt.date | None = None,
     known_at: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    drafts: Mapping[str, RuleBook] | None = None,
 ) -> ReplayResult:
     """Replay ``rule_id`` against ``against`` over the shipments of ``state``.
 
     ``window_from``/``window_to`` default to the first and last ship dates in the
     ledger. ``progress(total, advanced)`` is called as shipments are processed.
+    ``drafts``: rule books that are not in the ledger, by id (``--rule-file``); they
+    never join the in-force or on-the-books timelines.
     Raises UnknownRule for an unknown revision, ValidationError for a bad window."""
     if window_from is not None and window_to is not None and window_from > window_to:
         raise ValidationError(f"--from {window_from} is after --to {window_to}",
@@ -352,8 +361,8 @@ def replay(
     if window_from is None and live:
         window_from = min(r.fields.ship_date for r in live)
     to = window_to or dt.date.min
-    lane_a = make_lane(state, rule_id, to)
-    lane_b = make_lane(state, against, to)
+    lane_a = make_lane(state, rule_id, to, drafts)
+    lane_b = make_lane(state, against, to, drafts)
     rows = sorted((r for r in live if r.fields.ship_date <= to),
                   key=lambda r: (r.fields.ship_date, r.position))
     # no shipments and no --to: there is no date to take positions on

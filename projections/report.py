@@ -138,7 +138,7 @@ def build_report(state: LedgerState, as_of: dt.date, rule: RuleBook | None,
                     computed_at_position=state.position if known_at is None
                     else min(known_at, state.position), head_hash=head_hash)
     for country in state.countries_with_activity():
-        if tiers is None or tiers.tier_of(country) != 2:
+        if tiers is None or tiers.tier_of(country, as_of) != 2:
             continue
         position = country_position(state, country, as_of, used, known_at=known_at)
         hist = country_history(state, country, used, from_date=None, to_date=as_of,

@@ -2,7 +2,10 @@
 
 ``timeline`` answers "which revision governed which period", in two lanes: enforced
 (``ledger.rulebook.in_force``) and on the books (``ledger.rulebook.on_the_books``,
-the legal text whether enforced or not). ``diff`` answers "what changes between two
+the legal text whether enforced or not: for books composed of instruments, the
+composition of every instrument on the books, listed per period). It also lists each
+instrument's own lifecycle (``instruments``) and every dated change of a country
+group the books refer to (``group_changes``). ``diff`` answers "what changes between two
 revisions": countries that move tier, caps, exception limits, thresholds, VEU limits,
 license requirements and product rules.
 
@@ -26,7 +29,51 @@ def boundaries(books: list[RuleBook]) -> list[dt.date]:
     for b in books:
         e = b.enforcement
         days |= {d for d in (b.effective, e.begins, e.suspended, e.rescinded) if d}
+        for inst in b.instruments:
+            life = inst.lifecycle
+            days |= {d for d in (life.effective, life.rescinded) if d}
     return sorted(days)
+
+
+def instrument_lanes(books: list[RuleBook], start: dt.date, end: dt.date
+                     ) -> list[dict[str, Any]]:
+    """Each instrument the books carry: its lifecycle and, clipped to start..end, the
+    period it is on the books and the period it is enforced (None: not in range)."""
+    from ledger.composition import instruments_of, ordered
+
+    out: list[dict[str, Any]] = []
+    for inst in ordered(instruments_of(books).values()):
+        life = inst.lifecycle
+        books_to = (life.rescinded - dt.timedelta(days=1)) if life.rescinded else end
+        begins = life.enforcement_begins
+        stops = [d for d in (life.suspended, life.rescinded) if d]
+        enforced_to = (min(stops) - dt.timedelta(days=1)) if stops else end
+        out.append({
+            "instrument": inst.id, "kind": inst.kind, "title": inst.title,
+            "citation": inst.citation,
+            "lifecycle": life.model_dump(mode="python"),
+            "on_the_books": _clip(life.effective, books_to, start, end),
+            "enforced": None if begins is None else _clip(begins, enforced_to, start, end),
+        })
+    return out
+
+
+def _clip(a: dt.date, b: dt.date, start: dt.date, end: dt.date) -> dict[str, Any] | None:
+    a, b2 = max(a, start), min(b, end)
+    if a > b2:
+        return None
+    return {"from": a, "to": b2, "open_ended": b >= end}
+
+
+def group_changes(books: list[RuleBook]) -> list[dict[str, Any]]:
+    """Every dated change of a country group the books refer to, in date order."""
+    groups = {}
+    for b in books:
+        groups.update(b.groups)
+    rows = [{"group": g.id, "title": g.title, "date": c.date, "add": c.add,
+             "remove": c.remove, "source": c.source}
+            for g in groups.values() for c in g.changes if c.date is not None]
+    return sorted(rows, key=lambda r: (r["date"], r["group"]))
 
 
 def timeline(books: list[RuleBook], start: dt.date | None = None,
@@ -38,7 +85,8 @@ def timeline(books: list[RuleBook], start: dt.date | None = None,
     ``open_ended`` says it goes on."""
     days = boundaries(books)
     if not days:
-        return {"from": None, "to": None, "lanes": {lane: [] for lane in LANES}}
+        return {"from": None, "to": None, "lanes": {lane: [] for lane in LANES},
+                "instruments": [], "group_changes": []}
     start = start or days[0]
     end = end or days[-1] + dt.timedelta(days=365)
     cuts = [start] + [d for d in days if start < d <= end]
@@ -53,17 +101,23 @@ def timeline(books: list[RuleBook], start: dt.date | None = None,
                 periods[-1]["to"] = last
             else:
                 periods.append({"rule": rid, "from": day, "to": last})
+                if lane == "on-the-books" and book is not None and book.instruments:
+                    periods[-1]["instruments"] = [i.id for i in book.instruments]
         if periods:
             periods[-1]["open_ended"] = True
         lanes[lane] = periods
-    return {"from": start, "to": end, "lanes": lanes}
+    return {"from": start, "to": end, "lanes": lanes,
+            "instruments": instrument_lanes(books, start, end),
+            "group_changes": [c for c in group_changes(books) if start <= c["date"] <= end]}
 
 
 # --- diff ----------------------------------------------------------------------------
 
 
 def _tier(book: RuleBook, country: str) -> int | None:
-    return book.tier_of(country)
+    """The country's tier under ``book`` on the book's effective date (groups are
+    dated: Cambodia is tier 3 under the Diffusion rule until 2026-02-03)."""
+    return book.tier_of(country, book.effective)
 
 
 def diff(a: RuleBook, b: RuleBook) -> dict[str, Any]:
@@ -133,13 +187,22 @@ def diff(a: RuleBook, b: RuleBook) -> dict[str, Any]:
     if veu:
         out["veu"] = veu
 
-    la, lb = set(a.control.license_required), set(b.control.license_required)
+    def required(book: RuleBook) -> set[str]:
+        return (set(book.control.license_required)
+                | {f"group {g}" for g in book.control.license_required_groups})
+
+    la, lb = required(a), required(b)
     if la != lb:
         out["license_required"] = {"removed": sorted(la - lb), "added": sorted(lb - la)}
 
     def rules_of(book: RuleBook) -> set[str]:
-        return {f"{', '.join(sorted(r.products))} to {', '.join(sorted(r.destinations))}"
-                for r in book.control.product_rules}
+        out: set[str] = set()
+        for r in book.control.product_rules:
+            where = ("anywhere" if r.anywhere else ", ".join(
+                sorted(r.destinations) + [f"group {g}" for g in sorted(r.destination_groups)]))
+            since = f" from {r.applies_from}" if r.applies_from else ""
+            out.add(f"{', '.join(sorted(r.products))} to {where}{since} ({r.treatment})")
+        return out
     ra, rb = rules_of(a), rules_of(b)
     if ra != rb:
         out["product_rules"] = {"removed": sorted(ra - rb), "added": sorted(rb - ra)}

@@ -8,6 +8,7 @@ counterfactual); ``quota`` and ``quota_all`` compute positions.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 
 from ledger.application import Ledger
 from ledger.errors import UnknownRule
@@ -42,18 +43,25 @@ def select_rule(state: LedgerState, as_of: dt.date, rule_id: str | None, *,
     return in_force(state.rule_books(), as_of)
 
 
+#: builds a rule book that is not in the ledger (a draft) from the state's revisions
+DraftRule = Callable[[LedgerState], RuleBook]
+
+
 def quota(state: LedgerState, country: str, as_of: dt.date, *, rule_id: str | None = None,
           known_at: int | None = None, explain: bool = False,
-          on_the_books: bool = False) -> Position:
-    rule = select_rule(state, as_of, rule_id, on_the_books=on_the_books)
+          on_the_books: bool = False, draft: DraftRule | None = None) -> Position:
+    """``draft``: apply the rule book it builds (``--rule-file``) instead."""
+    rule = (draft(state) if draft is not None
+            else select_rule(state, as_of, rule_id, on_the_books=on_the_books))
     return country_position(state, country, as_of, rule, known_at=known_at, explain=explain)
 
 
 def quota_all(state: LedgerState, as_of: dt.date, *, rule_id: str | None = None,
               known_at: int | None = None, tier: int | None = None,
-              on_the_books: bool = False) -> list[Position]:
+              on_the_books: bool = False, draft: DraftRule | None = None) -> list[Position]:
     """Positions of every country with activity (optionally only one tier)."""
-    rule = select_rule(state, as_of, rule_id, on_the_books=on_the_books)
+    rule = (draft(state) if draft is not None
+            else select_rule(state, as_of, rule_id, on_the_books=on_the_books))
     positions = [country_position(state, c, as_of, rule, known_at=known_at)
                  for c in state.countries_with_activity()]
     if tier is not None:
@@ -71,15 +79,16 @@ def quota_all(state: LedgerState, as_of: dt.date, *, rule_id: str | None = None,
 def readmodel_quota(ledger: Ledger, country: str, as_of: dt.date, *,
                     rule_id: str | None = None, known_at: int | None = None,
                     explain: bool = False, on_the_books: bool = False,
-                    catch_up: bool = True) -> Position:
+                    catch_up: bool = True, draft: DraftRule | None = None) -> Position:
     """``quota`` for one country, from the read model: an indexed lookup
     (``projections.position_index``) unless only the fold answers (``--explain``,
-    ``--known-at`` before the read model's position). Raises UnknownRule."""
+    ``--known-at`` before the read model's position, a ``draft`` rule book). Raises
+    UnknownRule."""
     from projections.position_index import PositionIndex
     from projections.readmodel import ReadModel
 
     rm = ReadModel(ledger)
-    if not explain:  # the index catches up itself, checking the head in its own read
+    if not explain and draft is None:  # the index catches up itself, checking the head
         indexed = PositionIndex(rm).position(country, as_of, rule_id=rule_id,
                                              known_at=known_at, on_the_books=on_the_books,
                                              catch_up=catch_up)
@@ -89,27 +98,29 @@ def readmodel_quota(ledger: Ledger, country: str, as_of: dt.date, *,
         rm.catch_up()
     state = rm.country_state(country, known_at, as_of)
     return quota(state, country, as_of, rule_id=rule_id, known_at=known_at, explain=explain,
-                 on_the_books=on_the_books)
+                 on_the_books=on_the_books, draft=draft)
 
 
 def readmodel_quota_all(ledger: Ledger, as_of: dt.date, *, rule_id: str | None = None,
                         known_at: int | None = None, tier: int | None = None,
-                        on_the_books: bool = False, catch_up: bool = True) -> list[Position]:
+                        on_the_books: bool = False, catch_up: bool = True,
+                        draft: DraftRule | None = None) -> list[Position]:
     """``quota_all`` from the read model: indexed lookups, or, where only the fold
     answers, every row as known (no event decoding)."""
     from projections.position_index import PositionIndex
     from projections.readmodel import ReadModel
 
     rm = ReadModel(ledger)
-    indexed = PositionIndex(rm).positions_all(as_of, rule_id=rule_id, known_at=known_at,
-                                              on_the_books=on_the_books, catch_up=catch_up)
+    indexed = None if draft is not None else PositionIndex(rm).positions_all(
+        as_of, rule_id=rule_id, known_at=known_at, on_the_books=on_the_books,
+        catch_up=catch_up)
     if indexed is not None:
         return [p for p in indexed if tier is None or p.tier == tier]
     if catch_up:
         rm.catch_up()
     state = rm.full_state(known_at)
     return quota_all(state, as_of, rule_id=rule_id, known_at=known_at, tier=tier,
-                     on_the_books=on_the_books)
+                     on_the_books=on_the_books, draft=draft)
 
 
 def read_model_differences(ledger: Ledger) -> list[str]:

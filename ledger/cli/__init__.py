@@ -24,6 +24,7 @@ LAZY_COMMANDS: dict[str, str] = {
     "import": "ledger.cli.imports:import_",
     "keygen": "ledger.cli.produce:keygen",
     "produce": "ledger.cli.produce:produce",
+    "products": "ledger.cli.products:products",
     "projections": "ledger.cli.projections:projections",
     "quota": "ledger.cli.quota:quota",
     "replay": "ledger.cli.replay:replay",

@@ -54,7 +54,10 @@ def import_(ctx: click.Context, file: Path, skip_bad: bool, as_json: bool) -> No
 
     The file is one transaction: if any line is bad, nothing is appended and every
     bad line is listed with its line number, field and value (exit code 1).
-    Re-importing the same file is a no-op.
+    Re-importing the same file is a no-op: a line whose "command_id" (or, without
+    one, whose content) was already applied to its shipment, allocation or VEU is a
+    duplicate, even after later changes. To return deliberately to an earlier value,
+    give the line a new "command_id" (or another reason).
     """
     from ledger.application import BatchRejected
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 from typing import Any
 
 import click
@@ -31,6 +32,10 @@ EXPLAIN_AGGREGATE_OVER = 50
 @click.option("--known-at", help="Only events recorded up to this position or ISO time.")
 @click.option("--rule", "rule_id", help="Apply this rule revision to every date "
                                          "(counterfactual) instead of the one in force.")
+@click.option("--rule-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Apply a draft rule that is not in the ledger (a draft instrument or a "
+                   "whole rule book, validated like 'rules load'); nothing is written. "
+                   "The answer names the file and its SHA-256.")
 @click.option("--on-the-books", "books", is_flag=True,
               help="Follow the legal text instead of enforcement: the revision on the "
                    "books on --as-of, enforced or not (e.g. ai-diffusion-2025 after its "
@@ -44,8 +49,8 @@ EXPLAIN_AGGREGATE_OVER = 50
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
 @click.pass_context
 def quota(ctx: click.Context, country: str | None, all_: bool, tier: int | None,
-          as_of: dt.date, known_at: str | None, rule_id: str | None, books: bool,
-          explain: str | None, as_json: bool) -> None:
+          as_of: dt.date, known_at: str | None, rule_id: str | None,
+          rule_file: Path | None, books: bool, explain: str | None, as_json: bool) -> None:
     """Cap, committed, remaining and status of a country's quota on a date.
 
     \b
@@ -59,6 +64,7 @@ def quota(ctx: click.Context, country: str | None, all_: bool, tier: int | None,
       ledger quota --country MX --as-of 2025-06-30 --rule ai-diffusion-2025 --json
       ledger quota --all --as-of 2025-06-30 --known-at 2025-07-01T00:00:00Z
       ledger quota --country MX --as-of 2025-06-30 --on-the-books --explain
+      ledger quota --all --tier 2 --as-of 2026-06-30 --rule-file draft.yaml
     """
     from ledger.errors import ValidationError
 
@@ -71,10 +77,20 @@ def quota(ctx: click.Context, country: str | None, all_: bool, tier: int | None,
     if books and rule_id is not None:
         raise ValidationError(f"--on-the-books and --rule {rule_id!r} both choose the "
                               "revision: give one", field="rule", value=rule_id)
+    chosen = [o for o, v in (("--rule", rule_id), ("--rule-file", rule_file),
+                             ("--on-the-books", books)) if v]
+    if len(chosen) > 1:
+        raise ValidationError(f"{' and '.join(chosen)} all choose the revision: give one",
+                              field="rule", value=rule_id or str(rule_file))
+    drafted: list[Any] = []
+    draft = None
+    if rule_file is not None:
+        draft = _draft_rule(rule_file, drafted)
     if explain is not None and country is None:
         raise ValidationError("--explain needs --country CC (one position at a time)",
                               field="explain", value=explain)
-    if as_json and country is not None and explain is None and known_at is None:
+    if (as_json and country is not None and explain is None and known_at is None
+            and draft is None):
         # the common question, answered from the position index on a bare connection
         # (no Ledger application, no pydantic); None: the full path below answers
         from projections.position_index import lookup_database
@@ -91,7 +107,7 @@ def quota(ctx: click.Context, country: str | None, all_: bool, tier: int | None,
     # answered from the read model (caught up first), not by replaying the log
     if country is not None:
         p = readmodel_quota(ledger, country, as_of, rule_id=rule_id, known_at=position,
-                            explain=explain is not None, on_the_books=books)
+                            explain=explain is not None, on_the_books=books, draft=draft)
         lineage = None
         if explain is not None:
             lineage = explain_items(p.contributions or [], full=explain == "full")
@@ -99,18 +115,42 @@ def quota(ctx: click.Context, country: str | None, all_: bool, tier: int | None,
             data = p.model_dump(mode="json", exclude_none=False, exclude={"contributions"})
             if lineage is not None:
                 data["contributions"] = lineage
+            if drafted:
+                data["draft"] = drafted[0].describe()
             print_json(data)
         else:
+            if drafted:
+                click.echo(drafted[0].line())
             _print_position(p)
             if lineage is not None:
                 _print_lineage(lineage)
         return
     positions = readmodel_quota_all(ledger, as_of, rule_id=rule_id, known_at=position,
-                                    tier=tier, on_the_books=books)
+                                    tier=tier, on_the_books=books, draft=draft)
     if as_json:
-        print_json([p.model_dump(mode="json", exclude={"contributions"}) for p in positions])
-    else:
-        print_table(positions, title=f"Quota positions as of {as_of}")
+        rows = [p.model_dump(mode="json", exclude={"contributions"}) for p in positions]
+        if drafted:  # every row carries the draft it was computed under
+            rows = [{**r, "draft": drafted[0].describe()} for r in rows]
+        print_json(rows)
+        return
+    if drafted:
+        click.echo(drafted[0].line())
+    print_table(positions, title=f"Quota positions as of {as_of}")
+
+
+def _draft_rule(path: Path, drafted: list[Any]) -> Any:
+    """A DraftRule for the views: validates the file against the state's revisions
+    and keeps the Draft in ``drafted`` for the output."""
+    from ledger.drafts import load_draft
+
+    data = path.read_bytes()
+
+    def build(state: Any) -> Any:
+        draft = load_draft(data, str(path), state.rule_books())
+        drafted[:] = [draft]
+        return draft.book
+
+    return build
 
 
 def explain_items(contributions: list[Any], *, full: bool) -> list[dict[str, Any]]:
@@ -135,7 +175,8 @@ def explain_items(contributions: list[Any], *, full: bool) -> list[dict[str, Any
             g = groups[key] = {
                 "kind": "shipments", "exporter_id": r["exporter_id"],
                 "consignee_id": r["consignee_id"], "bucket": r["bucket"], "flag": r["flag"],
-                "clause": r["clause"], "citation": r["citation"], "count": 0, "tpp": 0,
+                "clause": r["clause"], "citation": r["citation"],
+                "instrument": r.get("instrument"), "count": 0, "tpp": 0,
                 "committed_delta": 0, "first_date": r["date"], "last_date": r["date"],
             }
             out.append(g)
@@ -156,7 +197,7 @@ def _print_lineage(rows: list[dict[str, Any]]) -> None:
     for name, justify in [("date", "left"), ("item", "left"), ("TPP", "right"),
                           ("adds to committed", "right"), ("clause", "left")]:
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
-    cited: dict[str, str] = {}
+    cited: dict[str, tuple[str, str | None]] = {}
     for r in rows:
         if r["kind"] == "shipments":
             when = (r["first_date"] if r["first_date"] == r["last_date"]
@@ -168,14 +209,15 @@ def _print_lineage(rows: list[dict[str, Any]]) -> None:
             if r.get("cap_delta"):
                 item += f" (cap {r['cap_delta']:+,})"
         clause = r["clause"] + (f" ({r['flag']})" if r["flag"] else "")
-        cited[r["clause"]] = r["citation"]
+        cited[r["clause"]] = (r["citation"], r.get("instrument"))
         table.add_row(str(when), item, tpp(r["tpp"]), f"{r['committed_delta']:+,}",
                       clause)
     out.print(table)
     if not rows:
         out.print("  nothing contributes to this position")
-    for clause, citation in sorted(cited.items()):
-        out.print(f"  {clause}: {citation}", soft_wrap=True)
+    for clause, (citation, instrument) in sorted(cited.items()):
+        by = f" (instrument {instrument})" if instrument else ""
+        out.print(f"  {clause}{by}: {citation}", soft_wrap=True)
 
 
 def _print_position(p: Any) -> None:

@@ -11,6 +11,7 @@ import csv
 import datetime as dt
 import gc
 import io
+from pathlib import Path
 from typing import Any
 
 import click
@@ -20,8 +21,13 @@ from ledger.cli.output import STATUS_STYLE, console, echo_json_stream, progress,
 
 
 @click.command()
-@click.option("--rule", "rule_id", required=True,
+@click.option("--rule", "rule_id",
               help="The revision to replay, e.g. ai-diffusion-2025.")
+@click.option("--rule-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Replay a draft rule that is not in the ledger instead of --rule (a "
+                   "draft instrument layered on the revision in force, or a whole rule "
+                   "book; validated like 'rules load'). Nothing is written; the output "
+                   "names the file and its SHA-256.")
 @click.option("--against", default="in-force", show_default=True,
               help="A rule id, 'in-force' (the revision in force on each shipment's "
                    "date) or 'on-the-books' (the one whose legal text governed it).")
@@ -42,7 +48,8 @@ from ledger.cli.output import STATUS_STYLE, console, echo_json_stream, progress,
                    "--csv always list all.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.pass_context
-def replay(ctx: click.Context, rule_id: str, against: str, window_from: dt.date | None,
+def replay(ctx: click.Context, rule_id: str | None, rule_file: Path | None, against: str,
+           window_from: dt.date | None,
            window_to: dt.date | None, known_at: str | None, as_json: bool,
            as_csv: str | None, limit: int, quiet: bool) -> None:
     """Replay a rule revision against past shipments and compare, side by side.
@@ -66,7 +73,9 @@ def replay(ctx: click.Context, rule_id: str, against: str, window_from: dt.date 
       ledger replay --rule ai-diffusion-2025
       ledger replay --rule ai-diffusion-2025 --from 2025-05-15 --to 2025-12-31 --json
       ledger replay --rule ai-diffusion-2025 --against baseline-2023 --csv=changes
+      ledger replay --rule-file draft.yaml --to 2026-06-30
     """
+    from ledger.errors import ValidationError
     from projections.readmodel import ReadModel
     from projections.replay import replay as run_replay
 
@@ -77,6 +86,9 @@ def replay(ctx: click.Context, rule_id: str, against: str, window_from: dt.date 
     # a third of a replay's time and held every event's pydantic model in memory
     rm = ReadModel(ledger)
     rm.catch_up()
+    if (rule_id is None) == (rule_file is None):
+        raise ValidationError("give exactly one of --rule ID or --rule-file FILE",
+                              field="rule", value=rule_id)
     bar, task = progress(None, "replaying", quiet=quiet or as_json or as_csv is not None)
 
     def on_progress(total: int, done: int) -> None:
@@ -90,23 +102,35 @@ def replay(ctx: click.Context, rule_id: str, against: str, window_from: dt.date 
     gc.disable()
     try:
         state = rm.full_state(position)
+        draft = None
+        if rule_file is not None:
+            from ledger.drafts import load_draft
+
+            draft = load_draft(rule_file.read_bytes(), str(rule_file), state.rule_books())
+            rule_id = draft.book.id
+        assert rule_id is not None
         with bar:
             result = run_replay(state, rule_id, against, window_from=window_from,
                                 window_to=window_to, known_at=position,
-                                progress=on_progress)
+                                progress=on_progress,
+                                drafts=None if draft is None else {rule_id: draft.book})
     finally:
         if gc_was_enabled:
             gc.enable()
     if as_json:
         # the same text as print_json(result.model_dump(mode="json")), streamed: the
         # shipment changes are most of it and are written from their dataclasses
-        echo_json_stream(result.model_dump(mode="json", exclude={"changes"}), "changes",
-                         result.changes)
+        head = result.model_dump(mode="json", exclude={"changes"})
+        if draft is not None:
+            head["draft"] = draft.describe()
+        echo_json_stream(head, "changes", result.changes)
     elif as_csv == "changes":
         click.echo(changes_csv(result), nl=False)
     elif as_csv == "countries":
         click.echo(countries_csv(result), nl=False)
     else:
+        if draft is not None:
+            click.echo(draft.line())
         print_result(result, limit=limit)
 
 

@@ -87,6 +87,8 @@ def list_(ctx: click.Context, known_at: str | None, as_json: bool) -> None:
 @click.pass_context
 def show(ctx: click.Context, rule_id: str, as_json: bool) -> None:
     """One rule revision: dates, tiers, caps, exceptions and sources."""
+    from rich.markup import escape
+
     from ledger.errors import UnknownRule
     from ledger.rulebook import bundled_rulebook
     from projections.views import load_state
@@ -103,11 +105,33 @@ def show(ctx: click.Context, rule_id: str, as_json: bool) -> None:
     out = console()
     out.print(f"[bold]{book.id}[/bold]: {book.title}")
     out.print(f"  citation   {book.citation}")
-    out.print(f"  published  {book.published}   effective {book.effective}")
+    unverified = set(book.unverified)
+
+    def mark(name: str) -> str:
+        return " (unverified)" if name in unverified else ""
+
+    out.print(f"  published  {book.published}{mark('published')}   "
+              f"effective {book.effective}{mark('effective')}")
     e = book.enforcement
-    out.print(f"  enforced   from {e.begins or 'never'}"
+    out.print(f"  enforced   from {e.begins or 'never'}{mark('enforcement')}"
               + (f", suspended {e.suspended}" if e.suspended else "")
               + (f", rescinded {e.rescinded}" if e.rescinded else ""))
+    for inst in book.instruments:
+        life = inst.lifecycle
+        dates = ", ".join(f"{k} {getattr(life, k)}" + (" (unverified)" if k in life.unverified
+                                                          else "")
+                          for k in ("published", "effective", "compliance", "suspended",
+                                    "rescinded") if getattr(life, k) is not None)
+        parts = ", ".join(inst.parts.present()) or "no counting parts"
+        out.print(escape(f"  instrument {inst.id} ({inst.kind}): {dates}; sets {parts}"),
+                  soft_wrap=True)
+    for gid, group in book.groups.items():
+        changes = "; ".join(
+            f"{c.date or 'undated'}: "
+            + " ".join([f"+{x}" for x in c.add] + [f"-{x}" for x in c.remove])
+            for c in group.changes)
+        out.print(escape(f"  group {gid}{' (partial)' if group.partial else ''}: {changes}"),
+                  soft_wrap=True)
     if book.tiers is not None:
         by_tier: dict[int, list[str]] = {}
         for code, tier in sorted(book.tiers.countries.items()):
@@ -156,17 +180,26 @@ def _book(ctx: click.Context, rule_id: str, state: Any) -> Any:
 @click.option("--width", type=click.IntRange(20, 400),
               help="Width of the chart's bars, in characters (default: what the "
                    "terminal leaves, at least 20).")
+@click.option("--on-the-books", "instruments", is_flag=True,
+              help="Chart every instrument on the books, one row each (enforced "
+                   "stretches solid, on the books but not enforced shaded), with the "
+                   "country-group changes.")
 @click.option("--json", "as_json", is_flag=True, help="Print the periods as JSON.")
 @click.pass_context
 def timeline(ctx: click.Context, start: dt.date | None, end: dt.date | None,
-             known_at: str | None, width: int | None, as_json: bool) -> None:
+             known_at: str | None, width: int | None, instruments: bool,
+             as_json: bool) -> None:
     """Which revision governed which period: enforced, and on the books.
 
     \b
     The enforced lane follows enforcement (what 'ledger quota' uses by default);
     the on-the-books lane follows the legal text ('ledger quota --on-the-books'):
-    a revision whose enforcement was suspended but never rescinded stays on the
-    books, e.g. ai-diffusion-2025 after the non-enforcement of 2025-05-13.
+    every instrument on the books on a date, enforced or not, e.g. the Diffusion
+    rule throughout, with the H20 notice and the H200 rule beside it.
+    Country-group changes (Cambodia leaving D:5 on 2026-02-03) are listed below.
+
+    \b
+    ledger rules timeline --on-the-books --from 2025-01-01 --to 2026-06-30
     """
     from projections.rules import timeline as compute
     from projections.views import load_state
@@ -181,14 +214,99 @@ def timeline(ctx: click.Context, start: dt.date | None, end: dt.date | None,
     if result["from"] is None:
         click.echo("No rule revisions yet: run 'ledger rules load --bundled'.")
         return
-    print_timeline(result, width=width)
+    if instruments:
+        print_instruments(result, width=width)
+    else:
+        print_timeline(result, width=width)
+    print_group_changes(result)
+
+
+def _axis(first: dt.date, last: dt.date, width: int) -> tuple[str, str]:
+    """The axis line (years at each 1 January) and its tick marks."""
+    span = max(1, (last - first).days + 1)
+    axis, marks = [" "] * width, [" "] * width
+    year = first.year + 1
+    while dt.date(year, 1, 1) <= last:
+        c = min(width - 1, (dt.date(year, 1, 1) - first).days * width // span)
+        marks[c] = "|"
+        for i, ch in enumerate(str(year)):
+            if c + i < width:
+                axis[c + i] = ch
+        year += 1
+    return "".join(axis), "".join(marks)
+
+
+def print_instruments(result: dict[str, Any], *, width: int | None) -> None:
+    """One row per instrument: on the books (░), enforced (█), with its dates."""
+    first: dt.date = result["from"]
+    last: dt.date = result["to"]
+    rows = [i for i in result["instruments"] if i["on_the_books"] is not None]
+    out = console()
+    if not rows:
+        out.print("No instrument is on the books in this period (revisions published "
+                  "before instruments existed: see 'ledger rules timeline').")
+        return
+    label_w = max(len(i["instrument"]) for i in rows)
+    pad = " " * (2 + label_w + 2 + 24 + 2)
+    if width is None:
+        width = max(20, out.width - len(pad) - 1)
+    span = max(1, (last - first).days + 1)
+
+    def col(day: dt.date) -> int:
+        return min(width - 1, (day - first).days * width // span)
+
+    axis, marks = _axis(first, last, width)
+    out.print(f"[bold]Instruments on the books[/bold] {first} .. {last}  "
+              "(░ on the books, █ also enforced)")
+    out.print(pad + axis)
+    out.print(pad + marks)
+    for i in rows:
+        books, enforced = i["on_the_books"], i["enforced"]
+        bar = [" "] * width
+        for c in range(col(books["from"]), col(books["to"]) + 1):
+            bar[c] = "░"
+        if enforced is not None:
+            for c in range(col(enforced["from"]), col(enforced["to"]) + 1):
+                bar[c] = "█"
+        until = "…" if books["open_ended"] else str(books["to"])
+        when = f"{i['lifecycle']['effective']} → {until}"
+        out.print(f"  {i['instrument']:<{label_w}}  {when:<24}  [cyan]{''.join(bar)}[/cyan]")
+    for i in rows:
+        life = i["lifecycle"]
+        dates = [f"{k} {life[k]}" + (" (unverified)" if k in life["unverified"] else "")
+                 for k in ("published", "effective", "compliance", "suspended", "rescinded")
+                 if life[k] is not None]
+        state = ("never enforced" if i["enforced"] is None else
+                 f"enforced from {life['compliance'] or life['effective']}")
+        out.print(f"  [bold]{i['instrument']}[/bold] ({i['kind']}): {', '.join(dates)}; "
+                  f"{state}", soft_wrap=True)
+
+
+def print_group_changes(result: dict[str, Any]) -> None:
+    changes = result.get("group_changes", [])
+    if not changes:
+        return
+    out = console()
+    out.print("[bold]Country-group changes[/bold]")
+    for c in changes:
+        what = ", ".join([f"+{x}" for x in c["add"]] + [f"-{x}" for x in c["remove"]])
+        out.print(f"  {c['date']}  {c['group']:<6} {what}  ({c['source']})", soft_wrap=True)
+
+
+def _label(period: dict[str, Any]) -> str:
+    """A period's label: the revision id, or for a composition on the books the
+    instrument it adds to the period before ('+ h20-notice-2025')."""
+    layers = period.get("instruments")
+    if layers:
+        return layers[0] if len(layers) == 1 else f"+ {layers[-1]}"
+    return str(period["rule"] or "")
 
 
 def print_timeline(result: dict[str, Any], *, width: int | None) -> None:
     """A Gantt chart: one row per period, its bar placed on a shared date axis."""
     first: dt.date = result["from"]
     last: dt.date = result["to"]
-    ids = sorted({p["rule"] or "" for periods in result["lanes"].values() for p in periods})
+    ids = sorted({_label(p) for periods in result["lanes"].values() for p in periods})
     label_w = max(len(r) for r in [*ids, "(none in force)"])
     pad = " " * (2 + 23 + 2 + label_w + 2)
     out = console()
@@ -202,24 +320,17 @@ def print_timeline(result: dict[str, Any], *, width: int | None) -> None:
     palette = ["cyan", "magenta", "yellow", "green", "blue", "red", "bright_cyan",
                "bright_magenta", "bright_yellow", "bright_green"]
     colour = {rid: palette[i % len(palette)] for i, rid in enumerate(ids)}
-    # axis: a tick at each 1 January in range
-    axis, marks = [" "] * width, [" "] * width
-    year = first.year + 1
-    while dt.date(year, 1, 1) <= last:
-        c = col(dt.date(year, 1, 1))
-        marks[c] = "|"
-        for i, ch in enumerate(str(year)):
-            if c + i < width:
-                axis[c + i] = ch
-        year += 1
+    axis, marks = _axis(first, last, width)
     out.print(f"[bold]Rule timeline[/bold] {first} .. {last}")
-    out.print(pad + "".join(axis))
-    out.print(pad + "".join(marks))
-    names = {"enforced": "enforced (in force)", "on-the-books": "on the books (legal text)"}
+    out.print(pad + axis)
+    out.print(pad + marks)
+    names = {"enforced": "enforced (in force)",
+             "on-the-books": "on the books (legal text; + the instrument each period adds, "
+                             "--on-the-books for all)"}
     for lane, periods in result["lanes"].items():
         out.print(f"[bold]{names[lane]}[/bold]")
         for p in periods:
-            rid = p["rule"] or ""
+            rid = _label(p)
             a, b = col(p["from"]), col(p["to"])
             bar = " " * a + "█" * max(1, b - a + 1)
             until = "…" if p.get("open_ended") else str(p["to"])
@@ -228,6 +339,52 @@ def print_timeline(result: dict[str, Any], *, width: int | None) -> None:
             style = colour[rid] if rid else "dim"
             out.print(f"  {when:<23}  [{style}]{label:<{label_w}}[/{style}]  "
                       f"[{style}]{bar}[/{style}]")
+
+
+@rules.command("check")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the check as JSON.")
+@click.pass_context
+def check(ctx: click.Context, file: Path, as_json: bool) -> None:
+    """Validate a draft rule FILE and show what it would change; writes nothing.
+
+    \b
+    FILE is a draft instrument (kind: draft, layered on the revision in force on
+    its effective date, or on 'layers_on') or a whole rule book. It is validated
+    exactly like 'ledger rules load' and against this ledger (the revisions it names
+    in supersedes must be here). Then the changes against the revision in force on
+    its effective date are listed, as 'ledger rules diff' would. Exit 0: valid;
+    1: refused, with the field and the value.
+
+    \b
+    ledger rules check draft.yaml
+    ledger replay --rule-file draft.yaml        # then replay it
+    """
+    from ledger.drafts import load_draft
+    from ledger.rulebook import in_force
+    from projections.rules import diff as compute
+    from projections.views import load_state
+
+    state = load_state(open_ledger(ctx))
+    draft = load_draft(file.read_bytes(), str(file), state.rule_books())
+    base_id = draft.layers_on
+    base = state.rule(base_id) if base_id else in_force(state.rule_books(),
+                                                         draft.book.effective)
+    result = None if base is None else compute(base, draft.book)
+    if as_json:
+        print_json({"valid": True, "draft": draft.describe(),
+                    "instruments": [i.id for i in draft.book.instruments],
+                    "against": None if base is None else base.id, "diff": result})
+        return
+    click.echo(f"OK: {draft.line()}")
+    if draft.book.instruments:
+        click.echo("  instruments: " + ", ".join(i.id for i in draft.book.instruments))
+    if result is None:
+        click.echo(f"  no revision is in force on {draft.book.effective} to compare with")
+        return
+    click.echo(f"  what it would change against {base.id}, the revision in force on "  # type: ignore[union-attr]
+               f"{draft.book.effective}:")
+    print_diff(result)
 
 
 @rules.command("diff")

@@ -24,10 +24,13 @@ def _authorization(value: str) -> dict[str, Any]:
 
 
 def _submit(ctx: click.Context, data: dict[str, Any]) -> None:
-    from ledger.application import BatchRejected
-    from ledger.commands import parse_command
+    import json
 
-    command = parse_command({k: v for k, v in data.items() if v is not None})
+    from ledger.application import BatchRejected
+    from ledger.commands import parse_command_line
+
+    # through the same strict reader as an import line (control characters, dates)
+    command = parse_command_line(json.dumps({k: v for k, v in data.items() if v is not None}))
     ledger = open_ledger(ctx)
     try:
         result = ledger.submit([command])
@@ -81,12 +84,18 @@ def record(ctx: click.Context, exporter: str, ref: str, ship_date: dt.date, dest
 @click.option("--quantity", type=int)
 @click.option("--tpp-per-unit", type=int)
 @click.option("--auth")
+@click.option("--command-id",
+              help="Idempotency key. Without one, a correction identical to one already "
+                   "applied (same values and reason) is a no-op; give a new id to return "
+                   "deliberately to an earlier value.")
 @click.pass_context
 def correct(ctx: click.Context, exporter: str, ref: str, reason: str, ship_date: dt.date | None,
             destination: str | None, consignee: str | None, product: str | None,
-            quantity: int | None, tpp_per_unit: int | None, auth: str | None) -> None:
+            quantity: int | None, tpp_per_unit: int | None, auth: str | None,
+            command_id: str | None) -> None:
     """Correct fields of a recorded shipment; it then counts with the new values."""
     _submit(ctx, {"type": "shipment.corrected", "exporter_id": exporter, "shipment_ref": ref,
+                  "command_id": command_id,
                   "reason": reason, "ship_date": ship_date.isoformat() if ship_date else None,
                   "destination": destination, "consignee_id": consignee, "product_id": product,
                   "quantity": quantity, "tpp_per_unit": tpp_per_unit,

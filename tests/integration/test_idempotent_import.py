@@ -87,3 +87,21 @@ def test_command_ids_are_stored_with_the_events(db_url: str, tmp_path: Path) -> 
         assert keys == {shipment_id("acme", "S1"): {"command:fix-1", "command:fix-2"}}
     finally:
         app.close()
+
+
+def test_ship_correct_replay_is_a_no_op_and_a_command_id_returns_deliberately(
+        run_cli: Any, db_url: str) -> None:
+    base = ["ship", "correct", "--exporter", "acme", "--ref", "S1"]
+    assert run_cli("ship", "record", "--exporter", "acme", "--ref", "S1", "--date",
+                   "2025-03-01", "--to", "MX", "--consignee", "c1", "--product",
+                   "nvidia-h100-sxm", "--quantity", "64").exit_code == 0
+    assert run_cli(*base, "--quantity", "72", "--reason", "invoice").exit_code == 0
+    assert run_cli(*base, "--quantity", "80", "--reason", "recount").exit_code == 0
+    count = _count(db_url)
+    replay = run_cli(*base, "--quantity", "72", "--reason", "invoice")
+    assert replay.exit_code == 0 and "already applied" in replay.output
+    assert _count(db_url) == count
+    back = run_cli(*base, "--quantity", "72", "--reason", "invoice", "--command-id", "back-1")
+    assert back.exit_code == 0 and _count(db_url) == count + 1, back.output
+    again = run_cli(*base, "--quantity", "72", "--reason", "invoice", "--command-id", "back-1")
+    assert "back-1 was already applied" in again.output and _count(db_url) == count + 1

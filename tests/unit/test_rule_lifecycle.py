@@ -47,15 +47,27 @@ def test_same_begin_ties_go_to_the_later_recorded() -> None:
 
 def test_on_the_books_keeps_the_suspended_diffusion_rule() -> None:
     books = bundled_rulebooks()
-    assert on_the_books(books, D(2025, 3, 1)).id == "ai-diffusion-2025"  # type: ignore[union-attr]
-    assert on_the_books(books, D(2025, 6, 30)).id == "ai-diffusion-2025"  # type: ignore[union-attr]
+
+    def layers(day: dt.date) -> list[str]:
+        found = on_the_books(books, day)
+        return [] if found is None else [i.id for i in found.instruments]
+
+    assert layers(D(2025, 3, 1)) == ["oct-2023-rules", "ai-diffusion-2025"]
+    assert layers(D(2025, 6, 30)) == ["oct-2023-rules", "ai-diffusion-2025", "h20-notice-2025",
+                                      "diffusion-nonenforcement-2025"]
     assert in_force(books, D(2025, 6, 30)).id == "diffusion-nonenforcement-2025"  # type: ignore[union-attr]
-    assert on_the_books(books, D(2024, 1, 1)).id == "baseline-2023"  # type: ignore[union-attr]
-    rescinded = bundled_rulebook("ai-diffusion-2025").model_copy(update={
-        "enforcement": bundled_rulebook("ai-diffusion-2025").enforcement.model_copy(
-            update={"rescinded": D(2026, 3, 1)})})
-    books2 = [b if b.id != "ai-diffusion-2025" else rescinded for b in books]
-    assert on_the_books(books2, D(2026, 4, 1)).id == "h200-china-2026"  # type: ignore[union-attr]
+    assert layers(D(2024, 1, 1)) == ["oct-2023-rules"]
+    # rescinding the Diffusion instrument takes it off the books from that day
+    diffusion = bundled_rulebook("ai-diffusion-2025")
+    inst = next(i for i in diffusion.instruments if i.id == "ai-diffusion-2025")
+    gone = inst.model_copy(update={"lifecycle": inst.lifecycle.model_copy(
+        update={"rescinded": D(2026, 3, 1)})})
+    rescinded = diffusion.model_copy(update={"instruments": [
+        i if i.id != "ai-diffusion-2025" else gone for i in diffusion.instruments]})
+    books2 = [*books, rescinded]  # recorded last: its copy of the instrument wins
+    after = on_the_books(books2, D(2026, 4, 1))
+    assert after is not None and "ai-diffusion-2025" not in [i.id for i in after.instruments]
+    assert after.cap_for("MX") is None
 
 
 def test_retroactive_revision_changes_past_positions_known_at_does_not() -> None:
@@ -84,9 +96,17 @@ def test_timeline_lanes() -> None:
                         ("diffusion-nonenforcement-2025", D(2025, 5, 13)),
                         ("h200-china-2026", D(2026, 1, 15))]
     books = t["lanes"]["on-the-books"]
-    assert books[1] == {"rule": "ai-diffusion-2025", "from": D(2025, 1, 13),
-                        "to": D(2025, 4, 8)}
-    assert books[-1]["rule"] == "ai-diffusion-2025" and books[-1]["open_ended"]
+    assert books[1] == {"rule": "on-the-books-2025-01-13", "from": D(2025, 1, 13),
+                        "to": D(2025, 4, 8),
+                        "instruments": ["oct-2023-rules", "ai-diffusion-2025"]}
+    # the Diffusion rule stays on the books throughout, the others layer beside it
+    assert all("ai-diffusion-2025" in p["instruments"] for p in books[1:])
+    assert books[-1]["instruments"][-1] == "h200-china-2026" and books[-1]["open_ended"]
+    lanes = {i["instrument"]: i for i in t["instruments"]}
+    assert lanes["ai-diffusion-2025"]["enforced"] is None
+    assert lanes["ai-diffusion-2025"]["on_the_books"]["open_ended"]
+    assert [(c["group"], c["date"], c["remove"]) for c in t["group_changes"]] == [
+        ("d5", D(2026, 2, 3), ["KH"])]
     # periods tile the range without gaps
     for lane in t["lanes"].values():
         for a, b in itertools.pairwise(lane):

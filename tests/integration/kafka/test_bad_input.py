@@ -196,3 +196,11 @@ def test_bad_messages_are_dead_lettered_with_their_reason_and_good_ones_appended
     before = ledger.max_position()
     again = run_consumer(ledger, keyring, kafka_bootstrap, topic, tmp_path)
     assert again.received == 0 and ledger.max_position() == before
+    # and its clean exit committed the stored position, though it read nothing: a lag
+    # monitor shows 0 (before issue 10 the group stayed at the rewound offset 0)
+    check = KafkaConsumer(bootstrap_servers=kafka_bootstrap, group_id=f"g-{topic}",
+                          enable_auto_commit=False)
+    try:
+        assert check.committed(tp) == len(messages.items)
+    finally:
+        check.close()

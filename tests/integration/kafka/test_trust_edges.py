@@ -161,6 +161,6 @@ def test_corpus_replay_stale_and_poison_are_handled_and_the_partition_goes_on(
     group = KafkaConsumer(bootstrap_servers=kafka_bootstrap, group_id=f"g-{topic}",
                           enable_auto_commit=False)
     try:
-        assert group.committed(tp) == group.end_offsets([tp])[tp] == len(stream.items)
+        assert group.committed(tp) == len(stream.items)
     finally:
         group.close()

@@ -1,0 +1,76 @@
+"""Which 3A090 paragraph a chip falls under, from its TPP and performance density.
+
+The thresholds of the October 2023 rules, reused by the Diffusion rule (rules-facts.md
+R0 and "Classification"; CSET, "A Bigger Yard, A Higher Fence", 2023-12-04, notes 6-7):
+
+- 3A090.a: TPP >= 4,800; or TPP >= 1,600 and performance density >= 5.92.
+- 3A090.b: 2,400 <= TPP < 4,800 and 1.6 <= PD < 5.92; or TPP >= 1,600 and
+  3.2 <= PD < 5.92.
+
+PD = TPP / die area in mm². When the density is unknown and the TPP alone cannot
+settle the paragraph (1,600 <= TPP < 4,800), the chip is treated as controlled: a
+compliance ledger must not under-count, and the answer says so.
+
+This is what ``ledger products show`` prints. Counting uses the thresholds of the
+rule book in force (``RuleBook.is_controlled``), with the density from here.
+
+Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Literal
+
+THRESHOLDS_SOURCE = ('CSET, "A Bigger Yard, A Higher Fence" (2023-12-04), notes 6-7 '
+                     '(rules-facts.md R0 and "Classification")')
+
+A_TPP = 4_800
+MIN_TPP = 1_600
+A_PD = Decimal("5.92")
+B_TPP = 2_400
+B_PD_LOW = Decimal("1.6")
+B_PD_ALT = Decimal("3.2")
+
+
+@dataclass(frozen=True)
+class Classification:
+    #: "3A090.a", "3A090.b", or None (below both)
+    paragraph: str | None
+    #: controlled for counting (a paragraph applies, or the density is unknown and
+    #: the TPP alone cannot rule it out)
+    controlled: bool
+    #: what decided it: the TPP alone, the density, or an unknown density
+    decided_by: Literal["tpp", "density", "unknown-density"]
+    reason: str
+
+
+def classify_3a090(tpp: int, density: Decimal | None) -> Classification:
+    """The 3A090 paragraph of a chip of ``tpp`` TPP and ``density`` (None: unknown)."""
+    if tpp >= A_TPP:
+        return Classification("3A090.a", True, "tpp", f"TPP {tpp:,} >= {A_TPP:,}")
+    if tpp < MIN_TPP:
+        return Classification(None, False, "tpp",
+                              f"TPP {tpp:,} < {MIN_TPP:,}: below every 3A090 threshold")
+    if density is None:
+        return Classification(
+            None, True, "unknown-density",
+            f"TPP {tpp:,} is between {MIN_TPP:,} and {A_TPP:,} and the performance "
+            "density is unknown (no sourced die area): treated as controlled")
+    pd = f"PD {density}"
+    if density >= A_PD:
+        return Classification("3A090.a", True, "density",
+                              f"TPP {tpp:,} >= {MIN_TPP:,} and {pd} >= {A_PD}")
+    if tpp >= B_TPP and B_PD_LOW <= density:
+        return Classification("3A090.b", True, "density",
+                              f"{B_TPP:,} <= TPP {tpp:,} < {A_TPP:,} and "
+                              f"{B_PD_LOW} <= {pd} < {A_PD}")
+    if B_PD_ALT <= density:
+        return Classification("3A090.b", True, "density",
+                              f"TPP {tpp:,} >= {MIN_TPP:,} and {B_PD_ALT} <= {pd} < {A_PD}")
+    return Classification(
+        None, False, "density",
+        f"TPP {tpp:,} < {A_TPP:,} and {pd} < {A_PD} (not 3A090.a); "
+        + (f"TPP < {B_TPP:,} and " if tpp < B_TPP else f"{pd} < {B_PD_LOW} and ")
+        + f"{pd} < {B_PD_ALT} (not 3A090.b)")
