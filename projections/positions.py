@@ -489,8 +489,8 @@ class _Fold:
             exporter_id=a.holder, tpp=ch.amount, committed_delta=committed_delta,
             cap_delta=cap_delta, bucket="license" if a.is_license else "cap", clause=clause,
             citation=_citation(self.rule_at(ch.day), clause),
-            instrument=_instrument(self.rule_at(ch.day), clause),
             detail=_allocation_detail(ch.kind, a),
+            instrument=_instrument(self.rule_at(ch.day), clause),
         ))
 
     def _breach_ref(self, ch: AllocationChange) -> BreachRef:
