@@ -506,6 +506,7 @@ class PositionIndex:
         return int(rows[0][0]) if rows else 0
 
     def refresh_timeline(self) -> None:
+        self.rm.ensure_schema()
         with self.rm._tx() as c:
             cut = self._lock(c)
             c.execute("DELETE FROM rm_quota_rules")
@@ -517,6 +518,7 @@ class PositionIndex:
         revision) from their ``valid_before`` on; returns how many were rebuilt."""
         from projections.positions import position_days
 
+        self.rm.ensure_schema()
         with self.rm._tx() as c:
             cut = self._lock(c)
             valid = dict(c.execute("SELECT rule_position, valid_before FROM rm_quota_pairs "
