@@ -161,6 +161,21 @@ class Ledger(Application[UUID]):
         stored = self.recorder.select_events(aggregate_id)
         return [self.mapper.to_domain_event(s) for s in stored]  # type: ignore[misc]
 
+    def positioned_history(self, aggregate_id: UUID) -> list[tuple[int, LedgerEvent]]:
+        """All events of one aggregate as (recorded position, event), in version order:
+        one indexed query, not a scan of the log."""
+        table = self.recorder.events_table_name  # type: ignore[attr-defined]
+        if is_postgres(self.url):
+            rows = self._query(
+                f"SELECT notification_id, originator_version, topic, state FROM {table} "
+                "WHERE originator_id = ? ORDER BY originator_version", [aggregate_id])
+        else:
+            rows = self._query(
+                f"SELECT rowid, originator_version, topic, state FROM {table} "
+                "WHERE originator_id = ? ORDER BY originator_version", [aggregate_id.hex])
+        return [(int(pos), decode_event(topic, bytes(state), aggregate_id, int(version)))
+                for pos, version, topic, state in rows]
+
     def histories_of(self, aggregate_ids: Sequence[UUID]) -> dict[UUID, list[LedgerEvent]]:
         """The histories of many aggregates (empty lists for unknown ones), fetched
         with one query per ``PREFETCH_CHUNK`` ids."""

@@ -52,6 +52,9 @@ from ledger.rulebook import (
 
 M = TypeVar("M", bound=BaseModel)
 
+#: the part a suspension clause speaks of (default: caps)
+CLAUSE_PART = {"tier2-lpp": "exceptions", "tier2-veu": "veu"}
+
 
 def load_instrument(text: str) -> Instrument:
     """An instrument document (YAML or JSON), validated strictly like a rule book."""
@@ -96,11 +99,16 @@ def compose_parts(instruments: Iterable[Instrument], *, enforced: bool
             for suspension in inst.suspends:
                 if suspension.instrument not in ids or suspension.instrument in lifted:
                     continue
+                removed = set()
                 for name in suspension.parts:
                     if owner.get(name) == suspension.instrument:
                         del parts[name]
+                        removed.add(name)
                 for cid, clause in suspension.clauses.items():
-                    clauses[cid] = clause.model_copy(update={"instrument": inst.id})
+                    # only where the part the clause speaks of was removed: a later
+                    # instrument (a draft) that sets its own caps keeps the cap clauses
+                    if CLAUSE_PART.get(cid, "caps") in removed:
+                        clauses[cid] = clause.model_copy(update={"instrument": inst.id})
     return parts, product_rules, clauses
 
 

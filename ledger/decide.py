@@ -216,10 +216,12 @@ def _record_shipment(cmd: RecordShipment, history: Sequence[LedgerEvent], ctx: C
     if state is not None:
         if state.recorded.shipment == fields and state.recorded.end_use == cmd.end_use:
             return Decision(duplicate=True, note="already recorded, identical: nothing appended")
-        before = state.recorded.shipment.model_dump(mode="json")
+        before = {**state.recorded.shipment.model_dump(mode="json"),
+                  "end_use": state.recorded.end_use}
+        after = {**fields.model_dump(mode="json"), "end_use": cmd.end_use}
         raise ConflictingDuplicate(
             f"shipment {cmd.exporter_id}/{cmd.shipment_ref} was already recorded with "
-            f"different values ({_differences(before, fields.model_dump(mode='json'))}); "
+            f"different values ({_differences(before, after)}); "
             "send a shipment.corrected instead"
         )
     event = ShipmentRecorded(

@@ -82,17 +82,33 @@ DATE_MAX = dt.date(2100, 12, 31)
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\u2028\u2029]")
 
 
-def _in_range(v: dt.date) -> dt.date:
-    if not DATE_MIN <= v <= DATE_MAX:
+#: the validation context of events read back from the store: what was appended is a
+#: fact and stays readable, even if today's rules for new input are stricter
+STORED: dict[str, bool] = {"stored": True}
+_ID_RE = re.compile(ID_PATTERN.removeprefix("^").removesuffix("$"))
+
+
+def _stored(info: ValidationInfo) -> bool:
+    return bool(info.context and info.context.get("stored"))
+
+
+def _in_range(v: dt.date, info: ValidationInfo) -> dt.date:
+    if not DATE_MIN <= v <= DATE_MAX and not _stored(info):
         raise ValueError(f"date {v.isoformat()} is outside {DATE_MIN}..{DATE_MAX}")
     return v
 
 
-def _plain_text(v: str) -> str:
+def _plain_text(v: str, info: ValidationInfo) -> str:
     found = _CONTROL.search(v)
-    if found is not None:
+    if found is not None and not _stored(info):
         raise ValueError(f"control character {found.group()!r} at index {found.start()} "
                          "is not allowed")
+    return v
+
+
+def _an_id(v: str, info: ValidationInfo) -> str:
+    if not _ID_RE.fullmatch(v) and not _stored(info):
+        raise ValueError(f"String should match pattern '{ID_PATTERN}'")
     return v
 
 
@@ -100,6 +116,9 @@ def _plain_text(v: str) -> str:
 Day = Annotated[dt.date, AfterValidator(_in_range)]
 #: free text (reasons, entity names, references): no control characters
 Text = Annotated[str, AfterValidator(_plain_text)]
+#: an id in a field that once took any text (authorization refs, corrected consignee
+#: and product, holders): checked on new input, not on events already stored
+NewId = Annotated[str, Field(min_length=1, max_length=128), AfterValidator(_an_id)]
 
 
 def _country(v: str, field: str = "country") -> str:
@@ -129,7 +148,7 @@ class Authorization(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     kind: Literal["none", "lpp", "license", "veu"]
-    ref: str | None = Field(default=None, min_length=1, max_length=128, pattern=ID_PATTERN)
+    ref: NewId | None = None
 
     @model_validator(mode="after")
     def _ref_matches_kind(self) -> Authorization:
@@ -177,10 +196,8 @@ class ShipmentChanges(BaseModel):
 
     ship_date: Day | None = None
     destination: str | None = None
-    consignee_id: str | None = Field(default=None, min_length=1, max_length=128,
-                                     pattern=ID_PATTERN)
-    product_id: str | None = Field(default=None, min_length=1, max_length=128,
-                                   pattern=ID_PATTERN)
+    consignee_id: NewId | None = None
+    product_id: NewId | None = None
     quantity: int | None = Field(default=None, gt=0, le=MAX_QUANTITY)
     tpp_per_unit: int | None = Field(default=None, gt=0, le=MAX_TPP_PER_UNIT)
     authorization: Authorization | None = None
@@ -295,7 +312,7 @@ class AllocationGrant(BaseModel):
     tpp_amount: int = Field(gt=0, le=MAX_TPP_AMOUNT)
     valid_from: Day
     valid_to: Day | None = None
-    holder: str | None = Field(default=None, min_length=1, max_length=128, pattern=ID_PATTERN)
+    holder: NewId | None = None
     reference: Text | None = Field(default=None, max_length=256)
 
     @field_validator("country")

@@ -29,7 +29,7 @@ from eventsourcing.utils import get_topic, resolve_topic
 
 from ledger.chain import GENESIS_HASH, link_hash
 from ledger.errors import ConfigurationError, ValidationError
-from ledger.events import LedgerEvent
+from ledger.events import STORED, LedgerEvent
 
 CHAIN_TABLE = "ledger_chain"
 #: the explicit idempotency keys (Kafka message ids, import command ids) applied to
@@ -82,7 +82,9 @@ def decode_event(topic: str, state: bytes, originator_id: Any, version: int) -> 
         stored_version += 1
     data["originator_id"] = originator_id
     data["originator_version"] = version
-    return cls.model_validate(data)
+    # STORED: a fact already appended is read as it is, not re-judged by the checks
+    # on new input (date range, control characters) that came after it
+    return cls.model_validate(data, context=STORED)
 
 
 # --- recorders with the chain -------------------------------------------------------

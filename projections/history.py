@@ -16,6 +16,7 @@ Pure: no I/O.
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -40,6 +41,13 @@ class HistoryEntry(BaseModel):
     late: bool
     late_after: int | None
     detail: str
+    #: the item after which committed first exceeded the cap (the position's first breach)
+    first_breach: bool = False
+    #: a voided shipment's original row (it stays listed, counting for nothing)
+    voided: bool = False
+    #: a correction's changed fields, field -> [old, new] (filled by the caller, which
+    #: reads the shipment's versions)
+    changes: dict[str, list[Any]] | None = None
 
 
 class History(BaseModel):
@@ -86,6 +94,13 @@ def country_history(state: LedgerState, country: str, rule: RuleBook | None, *,
         identity = f"{row.exporter_id}/{row.shipment_ref}"
         if kind == "voided":
             detail = (f"voided (recorded at position {row.position}): counts for nothing")
+            if after == country:
+                # the original row stays listed where it was, counting for nothing
+                items.append((ship_date, 1, row.position, 0, {
+                    "kind": "shipment.recorded", "identity": identity, "bucket": "none",
+                    "flag": None, "tpp": row.tpp, "committed_delta": 0, "cap_delta": 0,
+                    "last_position": row.last_position, "voided": True,
+                    "detail": f"voided at position {pos}: counts for nothing"}))
         elif before == after:
             detail = "corrected: the shipment above counts with the corrected values"
         elif before == country:
@@ -114,12 +129,21 @@ def country_history(state: LedgerState, country: str, rule: RuleBook | None, *,
     entries: list[HistoryEntry] = []
     committed = 0
     cap = base_cap
+    breach = position.first_breach
     for day, _phase, pos, _, data in items:
         committed += int(data["committed_delta"])  # type: ignore[call-overload]
         if cap is not None:
             cap += int(data["cap_delta"])  # type: ignore[call-overload]
         prior = latest_before.get(pos)
         late = prior is not None and prior[0] > event_date[pos]
+        # the fold's own first breach (a day's allocation changes take effect together,
+        # so the running totals between two of them are no moment of their own)
+        first_breach = (breach is not None and day == breach.date and pos == breach.position
+                        and not data.get("voided", False)
+                        and data["kind"] in (("shipment.recorded",) if breach.type == "shipment"
+                                             else ("license", "country-allocation"))
+                        and (breach.type == "shipment"
+                             or data["identity"] == breach.allocation_id))
         if from_date is not None and day < from_date:
             continue
         entries.append(HistoryEntry(
@@ -128,7 +152,8 @@ def country_history(state: LedgerState, country: str, rule: RuleBook | None, *,
             flag=data["flag"] if data["flag"] is None else str(data["flag"]),
             tpp=int(data["tpp"]), committed_delta=int(data["committed_delta"]),  # type: ignore[call-overload]
             committed_tpp=committed, cap_tpp=cap, late=late,
-            late_after=prior[1] if late and prior else None, detail=str(data["detail"])))
+            late_after=prior[1] if late and prior else None, detail=str(data["detail"]),
+            first_breach=first_breach, voided=bool(data.get("voided", False))))
     return History(country=country, rule=position.rule, from_date=from_date, to_date=to_date,
                    known_at=known_at, computed_at_position=position.computed_at_position,
                    entries=entries)

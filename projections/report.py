@@ -20,8 +20,10 @@ import io
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 
+from ledger.countries import country_name
 from ledger.rulebook import H100_TPP, RuleBook, in_force
 from projections.history import History, country_history
 from projections.positions import Position, country_position
@@ -124,12 +126,22 @@ def rule_marks(state: LedgerState, start: dt.date, end: dt.date) -> list[RuleMar
     return marks
 
 
+def report_countries(state: LedgerState, as_of: dt.date, rule: RuleBook | None) -> list[str]:
+    """The countries the report has a section for: tier 2 with activity."""
+    used = rule if rule is not None else in_force(state.rule_books(), as_of)
+    tiers = _tier_book(state, used, as_of)
+    return [c for c in state.countries_with_activity()
+            if tiers is not None and tiers.tier_of(c) == 2]
+
+
 def build_report(state: LedgerState, as_of: dt.date, rule: RuleBook | None,
-                 *, known_at: int | None = None, head_hash: str | None = None) -> Report:
+                 *, known_at: int | None = None, head_hash: str | None = None,
+                 progress: Callable[[str], None] | None = None) -> Report:
     """The report's data: one section per tier-2 country with activity (pure).
 
     ``rule`` None means the revision in force on ``as_of``; another revision adds the
-    comparison with the one in force."""
+    comparison with the one in force. ``progress`` is called with each country as its
+    section is computed."""
     books = state.rule_books()
     current = in_force(books, as_of)
     used = rule if rule is not None else current
@@ -140,6 +152,8 @@ def build_report(state: LedgerState, as_of: dt.date, rule: RuleBook | None,
     for country in state.countries_with_activity():
         if tiers is None or tiers.tier_of(country, as_of) != 2:
             continue
+        if progress is not None:
+            progress(country)
         position = country_position(state, country, as_of, used, known_at=known_at)
         hist = country_history(state, country, used, from_date=None, to_date=as_of,
                                known_at=known_at)
@@ -322,7 +336,7 @@ def render_chart(section: CountrySection, as_of: dt.date, rule_id: str | None,
             ax.text(x(mark.day), top * 0.97, " " + mark.label, rotation=90, va="top",
                     fontsize=7, color="#6a3d9a")
         ax.set_ylabel("million TPP")
-        ax.set_title(f"{section.country}: committed TPP against the cap, to {as_of}",
+        ax.set_title(f"{_named(section.country)}: committed TPP against the cap, to {as_of}",
                      fontsize=10)
         ax.xaxis_date()
         ax.xaxis.set_major_formatter(
@@ -388,12 +402,24 @@ window.addEventListener('load', function () {
     var r = s.getBoundingClientRect(); if (r.width > 0 && r.height > 0) { n++; }
   });
   document.body.setAttribute('data-charts-rendered', String(n));
+  var first = document.querySelector('.chart svg');
+  if (first) {
+    var r = first.getBoundingClientRect();
+    document.body.setAttribute('data-first-chart', [r.left + window.scrollX,
+      r.top + window.scrollY, r.width, r.height].map(Math.round).join(','));
+  }
 });
 """
 
 
-def render_html(report: Report) -> str:
-    """The whole report as one HTML document (no external resources)."""
+def _named(country: str) -> str:
+    """'Mexico (MX)': the name beside the ISO code."""
+    return f"{country_name(country)} ({country})"
+
+
+def render_html(report: Report, *, progress: Callable[[str], None] | None = None) -> str:
+    """The whole report as one HTML document (no external resources). ``progress``
+    is called with each country as its chart is drawn (the slow part)."""
     e = html.escape
     rule_id = report.rule.id if report.rule else None
     compare_id = report.in_force.id if report.in_force else None
@@ -415,11 +441,11 @@ def render_html(report: Report) -> str:
     if not report.sections:
         parts.append('<p class="none">No tier-2 country has activity.</p>')
     parts.append("<ul>" + "".join(
-        f'<li><a href="#c-{s.country}">{s.country}</a>: {s.position.status}</li>'
+        f'<li><a href="#c-{s.country}">{e(_named(s.country))}</a>: {s.position.status}</li>'
         for s in report.sections) + "</ul>")
     for s in report.sections:
         p = s.position
-        parts.append(f'<section id="c-{s.country}"><h2>{s.country}</h2>')
+        parts.append(f'<section id="c-{s.country}"><h2>{e(_named(s.country))}</h2>')
         status = p.status + (f" by {_tpp(-(p.remaining_tpp or 0))} TPP"
                              if p.status == "over-cap" else "")
         parts.append(
@@ -435,6 +461,8 @@ def render_html(report: Report) -> str:
                 else f"{p.first_breach.type} {p.first_breach.allocation_id}"))
                if p.first_breach else "—")
             + "</td></tr></table>")
+        if progress is not None:
+            progress(s.country)
         parts.append(f'<div class="chart">{render_chart(s, report.as_of, rule_id, compare_id)}'
                      "</div>")
         parts.append("<h3>Licenses</h3>")

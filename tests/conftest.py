@@ -16,8 +16,16 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 PG_BASE = os.environ.get("LEDGER_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
+
+# Under mutation testing (mutmut sets MUTANT_UNDER_TEST; tests/MUTATION.md) property tests
+# draw the same examples for every mutant, so a mutant is killed or not, never by luck.
+settings.register_profile("mutation", derandomize=True, database=None, deadline=None,
+                          suppress_health_check=list(HealthCheck))
+if "MUTANT_UNDER_TEST" in os.environ:
+    settings.load_profile("mutation")
 
 
 def _pg_admin() -> Any:

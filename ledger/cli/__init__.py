@@ -18,11 +18,13 @@ import click
 #: command name -> "module:attribute"; each module owns one command or group
 LAZY_COMMANDS: dict[str, str] = {
     "audit": "ledger.cli.audit:audit",
+    "check": "ledger.cli.check:check",
     "consume": "ledger.cli.consume:consume",
     "demo": "ledger.cli.demo:demo",
     "history": "ledger.cli.history:history",
     "import": "ledger.cli.imports:import_",
     "keygen": "ledger.cli.produce:keygen",
+    "licenses": "ledger.cli.licenses:licenses",
     "produce": "ledger.cli.produce:produce",
     "products": "ledger.cli.products:products",
     "projections": "ledger.cli.projections:projections",
@@ -31,8 +33,13 @@ LAZY_COMMANDS: dict[str, str] = {
     "report": "ledger.cli.report:report",
     "rules": "ledger.cli.rules:rules",
     "ship": "ledger.cli.ship:ship",
+    "shipment": "ledger.cli.shipment:shipment",
     "veu": "ledger.cli.veu:veu",
 }
+
+
+#: options that belong to ``ledger`` itself, before the command
+GLOBAL_OPTIONS = ("--db",)
 
 
 class LazyGroup(click.Group):
@@ -47,33 +54,91 @@ class LazyGroup(click.Group):
         command: click.Command = getattr(importlib.import_module(module), attr)
         return command
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        # --json anywhere on the line: errors are then a JSON object on stderr too
+        ctx.meta["json_errors"] = "--json" in args
+        return super().parse_args(ctx, args)
+
     def invoke(self, ctx: click.Context) -> Any:
-        from ledger.errors import LedgerError
+        from ledger.cli import exitcodes
 
+        json_errors = bool(ctx.meta.get("json_errors"))
         try:
-            return super().invoke(ctx)
-        except LedgerError as e:
-            from ledger.cli.output import print_error
-
-            print_error(e)
-            sys.exit(getattr(e, "exit_code", 1))
-        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            result = super().invoke(ctx)
+            sys.stdout.flush()  # a closed pipe shows here, inside the handler below
+            return result
+        except BrokenPipeError:
+            _quiet_after_broken_pipe()
+        except click.NoSuchOption as e:
+            if e.option_name in GLOBAL_OPTIONS:
+                e = click.NoSuchOption(
+                    e.option_name, ctx=e.ctx,
+                    message=f"{e.option_name} is a global option: give it before the "
+                            f"command, e.g. 'ledger {e.option_name} PATH "
+                            f"{ctx.invoked_subcommand or 'COMMAND'} ...' (or set LEDGER_DB)")
+            _usage_failure(e, json_errors)
+        except click.ClickException as e:
+            _usage_failure(e, json_errors)
+        except (click.exceptions.Exit, click.Abort):
             raise
-        except OSError as e:
-            # a file that cannot be read or written (missing folder, permissions, full
-            # disk): say which, without a traceback
-            if os.environ.get("LEDGER_DEBUG"):
-                raise
-            click.secho(f"error: {e.filename or ''}: {e.strerror or e}".replace(": : ", ": "),
-                        fg="red", err=True)
-            sys.exit(1)
         except Exception as e:
-            # a bug, not bad input: still one line for the user, the traceback on demand
+            from ledger.errors import LedgerError
+
+            if isinstance(e, LedgerError):
+                _fail(e, getattr(e, "exit_code", exitcodes.REFUSED), json_errors)
             if os.environ.get("LEDGER_DEBUG"):
                 raise
-            click.secho(f"internal error: {type(e).__name__}: {e} "
-                        "(run with LEDGER_DEBUG=1 for the traceback)", fg="red", err=True)
-            sys.exit(70)
+            if isinstance(e, OSError):
+                # a file that cannot be read or written (missing folder, permissions,
+                # full disk): say which, without a traceback
+                _fail(e, exitcodes.REFUSED, json_errors,
+                      f"{e.filename or ''}: {e.strerror or e}".replace(": : ", ": ")
+                      .lstrip(": "))
+            # a bug, not bad input: still one line for the user, the traceback on demand
+            _fail(e, exitcodes.INTERNAL, json_errors,
+                  f"internal error: {type(e).__name__}: {e} "
+                  "(run with LEDGER_DEBUG=1 for the traceback)", code="internal")
+
+
+def _quiet_after_broken_pipe() -> None:
+    """The reader of our stdout went away (``ledger ... | head``): what it wanted was
+    printed, so stop quietly with 0, and point stdout at /dev/null so the interpreter's
+    final flush does not complain either."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    sys.exit(0)
+
+
+def _usage_failure(e: click.ClickException, json_errors: bool) -> None:
+    if not json_errors:
+        raise e
+    from ledger.cli.output import print_error_json
+
+    print_error_json("usage" if isinstance(e, click.UsageError) else "invalid",
+                     e.format_message(), exit_code=e.exit_code,
+                     field=getattr(getattr(e, "param", None), "name", None))
+    sys.exit(e.exit_code)
+
+
+def _fail(e: Exception, exit_code: int, json_errors: bool, message: str | None = None, *,
+          code: str | None = None) -> None:
+    """Print the error (one line plus details, or one JSON object) and exit."""
+    from ledger.cli.output import print_error, print_error_json
+
+    if json_errors:
+        print_error_json(code or str(getattr(e, "code", "error")), message or str(e),
+                         exit_code=exit_code, field=getattr(e, "field", None),
+                         value=getattr(e, "value", None),
+                         details=list(getattr(e, "details", None) or []))
+    elif message is not None:
+        click.secho(("" if message.startswith("internal error") else "error: ") + message,
+                    fg="red", err=True)
+    else:
+        print_error(e)
+    sys.exit(exit_code)
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"],

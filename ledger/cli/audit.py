@@ -21,8 +21,7 @@ import click
 from ledger.cli.common import DATE, open_ledger
 from ledger.cli.output import print_json
 
-#: exit code of ``audit verify`` when the chain is broken
-EXIT_BROKEN = 2
+from ledger.cli.exitcodes import TAMPERED as EXIT_BROKEN
 
 
 @click.group()
@@ -47,7 +46,8 @@ def verify_cmd(ctx: click.Context, expect_head: str | None, read_model: bool,
     \b
     Breaks: edited (bytes, identity, type or recorded time), deleted, inserted,
     reordered, truncated (tail removed), chain-row-edited, not-extending-head.
-    Exit code 0 when intact, 2 when any break is found.
+    Exit code 0 when intact, 5 when any break is found (or, with --read-model,
+    when the read model differs from the log).
 
     \b
     Example:
@@ -160,12 +160,13 @@ def export_cmd(ctx: click.Context, start: int, stop: int | None, fmt: str,
         --rule ai-diffusion-2025 --out q.beancount
     """
     from ledger.audit import export_rows, write_csv, write_jsonl
-    from ledger.errors import ValidationError
 
     ledger = open_ledger(ctx)
     head = ledger.max_position()
     last = head if stop is None else stop
     if last < start:
+        from ledger.errors import ValidationError
+
         raise ValidationError(f"--to {last} is before --from {start}", field="to", value=last)
     if fmt == "ledger-journal":
         text = _journal(ledger, start, last, as_of, rule_id)

@@ -18,6 +18,42 @@ from ledger.cli.kafka_options import kafka_connection_options, pop_connection
 from ledger.cli.output import print_json
 
 
+def _require_rule_revision(ledger: Any) -> None:
+    """Refuse to consume into a ledger that has no rule revision: every shipment would
+    be stored, but no position could be answered until rules are loaded."""
+    from ledger.errors import ConfigurationError
+
+    has_rules = getattr(ledger, "has_rules", None)
+    if has_rules is not None:
+        found = bool(has_rules())
+    else:
+        from ledger.events import RuleRevisionPublished
+
+        found = any(isinstance(e, RuleRevisionPublished) for _, e in ledger.read())
+    if not found:
+        ledger.close()
+        raise ConfigurationError(
+            "the ledger has no rule revision: load them first with 'ledger rules load "
+            "--bundled' (or your rule books), then start the consumer")
+
+
+def _health_log(path: Path) -> Any:
+    """The consumer's JSON log, also touching ``path`` at every line: the loop logs at
+    least every --stats-interval, so the file's age says whether it is alive."""
+    from consumers.consumer import JsonLog
+
+    class HealthLog(JsonLog):
+        def __call__(self, event: str, level: str = "info", **fields: Any) -> None:
+            super().__call__(event, level, **fields)
+            try:
+                path.touch()
+            except OSError:
+                pass  # a health file that cannot be touched must not stop ingestion
+
+    path.touch()
+    return HealthLog()
+
+
 @click.command("consume")
 @kafka_connection_options
 @click.option("--topic", required=True, help="Topic exporters publish shipments to.")
@@ -43,11 +79,14 @@ from ledger.cli.output import print_json
                    "'stale-message'), so an old signed message cannot be replayed.")
 @click.option("--session-timeout-ms", type=click.IntRange(min=1000), default=45_000,
               show_default=True, help="kafka-python session_timeout_ms.")
+@click.option("--health-file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Touch this file at every log line (at least every --stats-interval): "
+                   "a health check tests its age.")
 @click.pass_context
 def consume(ctx: click.Context, /, topic: str, group: str, dead_letter_topic: str | None,
             keyring: Path, batch: int, print_stats: bool, stats_interval: float,
             idle_exit: float | None, max_poll_interval_ms: int, max_message_age: float,
-            session_timeout_ms: int, **kwargs: Any) -> None:
+            session_timeout_ms: int, health_file: Path | None, **kwargs: Any) -> None:
     """Append exporters' shipments from Kafka to the ledger, exactly once.
 
     Each message is checked (signature, exporter, shipment only, shape, product,
@@ -72,8 +111,10 @@ def consume(ctx: click.Context, /, topic: str, group: str, dead_letter_topic: st
         max_message_age=dt.timedelta(hours=max_message_age),
     )
     ledger = open_ledger(ctx)
+    _require_rule_revision(ledger)
+    log = _health_log(health_file) if health_file is not None else None
     try:
-        stats = IngestConsumer(ledger, ring, settings).run()
+        stats = IngestConsumer(ledger, ring, settings, log=log).run()
     finally:
         ledger.close()
     if print_stats:

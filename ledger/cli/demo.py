@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from ledger.cli.common import open_ledger
-from ledger.cli.output import STATUS_STYLE, console, h100, mtpp
+from ledger.cli.output import STATUS_STYLE, Col, console, h100, print_fitted, tpp
 
 AS_OF = dt.date(2025, 6, 30)
 COUNTERFACTUAL = "ai-diffusion-2025"
@@ -17,8 +17,11 @@ COUNTERFACTUAL = "ai-diffusion-2025"
 @click.command()
 @click.option("--seed", default=2025, show_default=True, help="Seed of the sample.")
 @click.option("--shipments", default=3_000, show_default=True, help="How many shipments.")
+@click.option("--wide", is_flag=True, help="Every column, however narrow the terminal "
+                                          "(default: drop H100e left, shipped, in force, "
+                                          "first breach in that order to fit).")
 @click.pass_context
-def demo(ctx: click.Context, seed: int, shipments: int) -> None:
+def demo(ctx: click.Context, seed: int, shipments: int, wide: bool) -> None:
     """Load the bundled rules and a deterministic sample, then show the quota table.
 
     The sample (fictitious exporters and consignees) has licenses, a
@@ -44,12 +47,20 @@ def demo(ctx: click.Context, seed: int, shipments: int) -> None:
     out.print(f"[bold]quota-ledger demo[/bold] on {ctx.obj['db']}: {appended} events appended "
               f"({len(sample.shipments) + len(sample.late) - 2} shipments, "
               f"{len(sample.setup)} allocations and VEUs, {len(bundled_rulebooks())} rule "
-              "revisions); late reports, a correction and a void recorded last")
-    print_demo_table(ledger, on_time_head)
+              "revisions); late reports, a correction and a void recorded last", soft_wrap=True)
+    print_demo_table(ledger, on_time_head, wide=wide)
 
 
-def print_demo_table(ledger: Any, on_time_head: int) -> None:
-    from rich.table import Table
+#: the demo table's columns; ``drop`` is the order they go when the terminal is narrow
+DEMO_COLUMNS = [
+    Col("country"), Col("shipped", "right", drop=2), Col("in force", drop=3),
+    Col("cap", "right"), Col("committed", "right"), Col("remaining", "right"),
+    Col("H100e left", "right", drop=1), Col("status"), Col("first breach", drop=4),
+]
+
+
+def print_demo_table(ledger: Any, on_time_head: int, *, wide: bool = False) -> None:
+    from rich import box
 
     from projections.views import load_state, quota_all, select_rule
 
@@ -63,17 +74,7 @@ def print_demo_table(ledger: Any, on_time_head: int) -> None:
         if not row.voided and row.fields.ship_date <= AS_OF:
             shipped[row.fields.destination] = shipped.get(row.fields.destination, 0) + row.tpp
 
-    table = Table(title=f"Tier-2 quota positions as of {AS_OF}: in force ({in_force_id}) "
-                        f"vs. {COUNTERFACTUAL} had it been enforced",
-                  title_justify="left", show_lines=False)
-    table.caption = "TPP columns in millions of TPP; H100e = TPP / 15,832"
-    table.caption_justify = "left"
-    for name, justify in [("country", "left"), ("shipped", "right"),
-                          ("in force", "left"), ("cap", "right"),
-                          ("committed", "right"), ("remaining", "right"),
-                          ("H100e left", "right"), ("status", "left"),
-                          ("first breach", "left")]:
-        table.add_column(name, justify=justify, no_wrap=True)  # type: ignore[arg-type]
+    rows = []
     for p in sorted(what_if, key=lambda p: (p.remaining_tpp or 0)):
         style = STATUS_STYLE[p.status]
         breach = ""
@@ -81,16 +82,22 @@ def print_demo_table(ledger: Any, on_time_head: int) -> None:
             b = p.first_breach
             breach = (f"{b.date} {b.shipment_ref}" if b.type == "shipment"
                       else f"{b.date} {b.allocation_id}")
-        table.add_row(p.country, mtpp(shipped.get(p.country, 0)),
-                      now[p.country].status if p.country in now else "—", mtpp(p.cap_tpp),
-                      mtpp(p.committed_tpp), mtpp(p.remaining_tpp), h100(p.remaining_tpp),
-                      f"[{style}]{p.status}[/{style}]", breach)
+        rows.append([p.country, tpp(shipped.get(p.country, 0)),
+                     now[p.country].status if p.country in now else "—", tpp(p.cap_tpp),
+                     tpp(p.committed_tpp), tpp(p.remaining_tpp), h100(p.remaining_tpp),
+                     f"[{style}]{p.status}[/{style}]", breach])
     out = console()
-    out.print(table)
+    out.print(f"[bold]Tier-2 quota positions as of {AS_OF}[/bold]: in force "
+              f"({in_force_id}) vs. {COUNTERFACTUAL} had it been enforced", soft_wrap=True)
+    dropped = print_fitted(out, DEMO_COLUMNS, rows, wide=wide, box=box.SIMPLE_HEAD,
+                           pad_edge=False)
+    out.print("TPP" + ("; H100e = TPP / 15,832" if "H100e left" not in dropped else ""),
+              soft_wrap=True)
     over = [p for p in what_if if p.status == "over-cap"]
     out.print(f"Under {in_force_id} no tier-2 country has a cap; under {COUNTERFACTUAL} "
               f"{len(over)} of {len(what_if)} would be over it. Computed at recorded position "
-              f"{state.position}.")
+              f"{state.position}.", soft_wrap=True)
+    # commands are never broken by the table's wrapping: the terminal wraps them whole
     out.print("[dim]Next: ledger quota --country MX --as-of 2025-06-30 --rule ai-diffusion-2025"
               f"\n      ledger quota --all --as-of 2025-06-30 --rule ai-diffusion-2025 "
-              f"--known-at {on_time_head}   (before the late reports)[/dim]")
+              f"--known-at {on_time_head}   (before the late reports)[/dim]", soft_wrap=True)

@@ -10,8 +10,7 @@ import click
 from ledger.cli.common import open_ledger
 from ledger.cli.output import print_json
 
-#: exit code when --skip-bad appended the good lines but some were refused
-EXIT_SKIPPED = 3
+from ledger.cli.exitcodes import PARTIAL_IMPORT as EXIT_SKIPPED
 
 
 def read_commands(path: Path) -> tuple[list[Any], list[int]]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import dataclass
 from json.encoder import encode_basestring_ascii as _enc_str  # the C encoder
 from typing import Any
 
@@ -38,14 +39,126 @@ def tpp_h100(value: int | None) -> str:
     return "no cap" if value is None else f"{value:,} TPP ({h100(value)} H100e)"
 
 
+#: width of the output when it is not a terminal and $COLUMNS is not set (logs, pipes)
+PIPE_WIDTH = 150
+
+
 def console(stderr: bool = False) -> Any:
-    """A rich console; when not a terminal (pipes, files, CI logs) it is 150 columns
-    wide instead of rich's 80 (or $COLUMNS), so tables are not cut."""
+    """A rich console as wide as the terminal; when not a terminal (pipes, files, CI
+    logs) as wide as $COLUMNS, else 150 columns instead of rich's 80."""
+    import os
+
     from rich.console import Console
 
     stream = sys.stderr if stderr else sys.stdout
-    width = None if stream.isatty() else 150
-    return Console(stderr=stderr, highlight=False, soft_wrap=False, width=width)
+    width = None
+    if not stream.isatty():
+        columns = os.environ.get("COLUMNS", "")
+        width = int(columns) if columns.isdigit() and int(columns) > 0 else PIPE_WIDTH
+    class QuietConsole(Console):
+        def on_broken_pipe(self) -> None:
+            # the reader stopped (``ledger ... | head``): what it wanted was printed;
+            # rich would exit 1 here, the ledger ends quietly with 0 (exitcodes.OK)
+            self.quiet = True
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            raise SystemExit(0)
+
+    return QuietConsole(stderr=stderr, highlight=False, soft_wrap=False, width=width)
+
+
+# --- tables that fit -----------------------------------------------------------------
+#
+# A table is declared as columns, each with the order in which it is dropped when the
+# terminal is too narrow (``drop``: 1 first, 0 never) and whether its text may wrap
+# (never a number). ``fit_table`` drops columns in that order until what is left fits
+# without cutting a cell; ``--wide`` keeps every column (the terminal then wraps long
+# lines, but no number is ever cut or abbreviated by the table itself).
+
+
+@dataclass(frozen=True)
+class Col:
+    name: str
+    justify: str = "left"
+    #: 1 is dropped first when the table does not fit; 0 is never dropped
+    drop: int = 0
+    #: the cells are text that may wrap onto several lines (never numbers)
+    wrap: bool = False
+
+
+def _cell_len(text: str) -> int:
+    from rich.text import Text
+
+    return max((Text.from_markup(line).cell_len for line in text.split("\n")), default=0)
+
+
+def _longest_word(text: str) -> int:
+    from rich.text import Text
+
+    plain = Text.from_markup(text).plain
+    return max((len(w) for w in plain.split()), default=0)
+
+
+def _build(cols: list[Col], rows: list[list[str]], keep: list[int], **table_kw: Any) -> Any:
+    from rich.table import Table
+
+    table = Table(**table_kw)
+    for i in keep:
+        c = cols[i]
+        table.add_column(c.name, justify=c.justify,  # type: ignore[arg-type]
+                         no_wrap=not c.wrap, overflow="fold")
+    for row in rows:
+        table.add_row(*[row[i] for i in keep])
+    return table
+
+
+def _natural_width(table: Any) -> int:
+    import io
+
+    from rich.console import Console
+
+    probe = Console(width=100_000, file=io.StringIO(), highlight=False, soft_wrap=False)
+    with probe.capture() as cap:
+        probe.print(table)
+    return max((len(line) for line in cap.get().splitlines()), default=0)
+
+
+def fit_table(cols: list[Col], rows: list[list[str]], *, width: int, wide: bool = False,
+              **table_kw: Any) -> tuple[Any, int, list[str]]:
+    """(table, the width to print it at, the names of the dropped columns).
+
+    Columns are dropped in their ``drop`` order until the table fits ``width`` with
+    every unwrappable cell whole; wrappable columns may then wrap (never inside a
+    word). With ``wide`` the table keeps its natural width; when nothing more can be
+    dropped it is printed at the least width that cuts nothing."""
+    keep = list(range(len(cols)))
+    order = sorted((i for i, c in enumerate(cols) if c.drop), key=lambda i: cols[i].drop)
+    while True:
+        table = _build(cols, rows, keep, **table_kw)
+        natural = _natural_width(table)
+        shrink = sum(max(_cell_len(c.name), *(_cell_len(r[i]) for r in rows))
+                     - max(_longest_word(c.name), *(_longest_word(r[i]) for r in rows))
+                     for i, c in ((i, cols[i]) for i in keep) if c.wrap and rows)
+        minimum = natural - shrink
+        if wide or not order or minimum <= width:
+            at = natural if wide else max(minimum, min(natural, width))
+            return table, at, [cols[i].name for i in range(len(cols)) if i not in keep]
+        keep.remove(order.pop(0))
+
+
+def print_fitted(out: Any, cols: list[Col], rows: list[list[str]], *, wide: bool = False,
+                 note_dropped: bool = True, **table_kw: Any) -> list[str]:
+    """Print a table fitted to ``out``'s width; says which columns were left out (and
+    that --wide shows them). Returns the dropped column names."""
+    table, width, dropped = fit_table(cols, rows, width=out.width, wide=wide, **table_kw)
+    saved = out.width
+    out.width = max(saved, width)
+    out.print(table)
+    out.width = saved
+    if dropped and note_dropped:
+        out.print(f"[dim]not shown at {saved} columns: {', '.join(dropped)} "
+                  "(--wide shows every column)[/dim]", soft_wrap=True)
+    return dropped
 
 
 def print_json(data: Any) -> None:
@@ -156,6 +269,15 @@ def print_error(e: Exception) -> None:
     click.secho(f"error: {e}", fg="red", err=True)
     for line in getattr(e, "details", []) or []:
         click.echo(f"  {line}", err=True)
+
+
+def print_error_json(code: str, message: str, *, exit_code: int, field: str | None = None,
+                     value: Any = None, details: list[str] | None = None) -> None:
+    """An error under ``--json``: one JSON object on stderr (stdout stays parseable),
+    ``{"error": {"code", "message", "field", "value", "details"}, "exit_code"}``."""
+    click.echo(json.dumps({"error": {"code": code, "message": message, "field": field,
+                                     "value": value, "details": details or []},
+                           "exit_code": exit_code}, sort_keys=True, default=str), err=True)
 
 
 def progress(total: int | None, description: str, *, quiet: bool = False) -> Any:

@@ -164,9 +164,20 @@ def produce(file: Path, topic: str, exporter: str, key_file: Path, key_id: str |
 @click.option("--key-id", help="Key id [default: the exporter id].")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Where to write the private key (PEM, mode 0600).")
-def keygen(exporter: str, key_id: str | None, out: Path) -> None:
+@click.option("--keyring", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also add the public key to this keyring file (created if missing), "
+                   "the file 'ledger consume --keyring' reads.")
+def keygen(exporter: str, key_id: str | None, out: Path, keyring: Path | None) -> None:
     """Make an exporter's Ed25519 key pair: writes the private key to --out and prints
-    the keyring entry (public key) to give to the ledger's operators."""
+    the keyring entry (public key) to give to the ledger's operators; with --keyring,
+    adds that entry to the keyring file as well.
+
+    \b
+    Examples:
+      ledger keygen --exporter acme --key-id acme-2025 --out acme.pem
+      ledger keygen --exporter acme --key-id acme-2026 --out acme-2026.pem \\
+        --keyring deploy/keyring.json        # rotation: both keys stay valid
+    """
     import os
 
     from consumers.signing import generate_private_key, private_key_pem, public_key_text
@@ -175,9 +186,50 @@ def keygen(exporter: str, key_id: str | None, out: Path) -> None:
     if out.exists():
         raise ValidationError(f"--out {str(out)!r} exists; not overwriting a key",
                               field="out", value=str(out))
+    kid = key_id or exporter
+    entries = _keyring_entries(keyring, kid) if keyring is not None else None
     key = generate_private_key()
     fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as f:
         f.write(private_key_pem(key))
-    click.echo(json.dumps({"key_id": key_id or exporter, "exporter_id": exporter,
-                           "public_key": public_key_text(key.public_key())}))
+    entry = {"key_id": kid, "exporter_id": exporter,
+             "public_key": public_key_text(key.public_key())}
+    if keyring is not None and entries is not None:
+        _write_keyring(keyring, [*entries, entry])
+        click.echo(f"{keyring}: added key {kid!r} of exporter {exporter!r} "
+                   f"({len(entries) + 1} keys)", err=True)
+    click.echo(json.dumps(entry))
+
+
+def _keyring_entries(path: Path, key_id: str) -> list[dict[str, str]]:
+    """The entries of an existing keyring (checked as 'ledger consume' checks it), or
+    none for a new file. Refuses a key id already in it."""
+    from consumers.signing import Keyring
+    from ledger.errors import ValidationError
+
+    if not path.exists():
+        return []
+    ring = Keyring.load(path)  # raises ConfigurationError naming the file and entry
+    if ring.get(key_id) is not None:
+        raise ValidationError(f"--keyring {str(path)!r} already has key id {key_id!r}; give "
+                              "another --key-id (rotation keeps both)", field="key_id",
+                              value=key_id)
+    entries: list[dict[str, str]] = json.loads(path.read_text(encoding="utf-8"))["keys"]
+    return entries
+
+
+def _write_keyring(path: Path, entries: list[dict[str, str]]) -> None:
+    """Replace the keyring file in one step (a reader never sees half a file)."""
+    import os
+    import tempfile
+
+    text = json.dumps({"keys": entries}, indent=2) + "\n"
+    fd, tmp = tempfile.mkstemp(dir=path.parent or Path("."), prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.chmod(tmp, 0o644)  # public keys: the consumer's user must read it
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

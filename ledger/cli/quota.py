@@ -11,9 +11,10 @@ import click
 from ledger.cli.common import COUNTRY, DATE, open_ledger
 from ledger.cli.output import (
     STATUS_STYLE,
+    Col,
     console,
     h100,
-    mtpp,
+    print_fitted,
     print_json,
     tpp,
     tpp_h100,
@@ -47,10 +48,14 @@ EXPLAIN_AGGREGATE_OVER = 50
                    f"Over {EXPLAIN_AGGREGATE_OVER} items, shipments are summed per "
                    "exporter and consignee; --explain=full lists every one.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
+@click.option("--wide", is_flag=True, help="With --all: every column, however narrow the "
+                                          "terminal (default: drop H100e, flagged, first "
+                                          "breach, tier in that order to fit).")
 @click.pass_context
 def quota(ctx: click.Context, country: str | None, all_: bool, tier: int | None,
           as_of: dt.date, known_at: str | None, rule_id: str | None,
-          rule_file: Path | None, books: bool, explain: str | None, as_json: bool) -> None:
+          rule_file: Path | None, books: bool, explain: str | None, as_json: bool,
+          wide: bool) -> None:
     """Cap, committed, remaining and status of a country's quota on a date.
 
     \b
@@ -65,30 +70,26 @@ def quota(ctx: click.Context, country: str | None, all_: bool, tier: int | None,
       ledger quota --all --as-of 2025-06-30 --known-at 2025-07-01T00:00:00Z
       ledger quota --country MX --as-of 2025-06-30 --on-the-books --explain
       ledger quota --all --tier 2 --as-of 2026-06-30 --rule-file draft.yaml
+      ledger quota --all --as-of 2025-06-30 --wide      # every column, however narrow
     """
-    from ledger.errors import ValidationError
 
     if (country is None) == (not all_):
-        raise ValidationError("give exactly one of --country CC or --all", field="country",
-                              value=country)
+        raise click.UsageError("give exactly one of --country CC or --all")
     if tier is not None and country is not None:
-        raise ValidationError("--tier filters --all; with --country it would be ignored",
-                              field="tier", value=tier)
+        raise click.UsageError("--tier filters --all; with --country it would be ignored")
     if books and rule_id is not None:
-        raise ValidationError(f"--on-the-books and --rule {rule_id!r} both choose the "
-                              "revision: give one", field="rule", value=rule_id)
+        raise click.UsageError(f"--on-the-books and --rule {rule_id!r} both choose the "
+                               "revision: give one")
     chosen = [o for o, v in (("--rule", rule_id), ("--rule-file", rule_file),
                              ("--on-the-books", books)) if v]
     if len(chosen) > 1:
-        raise ValidationError(f"{' and '.join(chosen)} all choose the revision: give one",
-                              field="rule", value=rule_id or str(rule_file))
+        raise click.UsageError(f"{' and '.join(chosen)} all choose the revision: give one")
     drafted: list[Any] = []
     draft = None
     if rule_file is not None:
         draft = _draft_rule(rule_file, drafted)
     if explain is not None and country is None:
-        raise ValidationError("--explain needs --country CC (one position at a time)",
-                              field="explain", value=explain)
+        raise click.UsageError("--explain needs --country CC (one position at a time)")
     if (as_json and country is not None and explain is None and known_at is None
             and draft is None):
         # the common question, answered from the position index on a bare connection
@@ -135,7 +136,7 @@ def quota(ctx: click.Context, country: str | None, all_: bool, tier: int | None,
         return
     if drafted:
         click.echo(drafted[0].line())
-    print_table(positions, title=f"Quota positions as of {as_of}")
+    print_table(positions, title=f"Quota positions as of {as_of}", wide=wide)
 
 
 def _draft_rule(path: Path, drafted: list[Any]) -> Any:
@@ -253,23 +254,21 @@ FLAG_ABBREVIATIONS = {
 }
 
 
-def print_table(positions: list[Any], *, title: str) -> None:
-    """One row per country; the rule goes in the title (one query, one rule) and the
-    flags in a legend-style column, so the table fits a 150-column log."""
-    from rich.table import Table
+#: the --all table's columns; ``drop`` is the order they go when the terminal is narrow
+ALL_COLUMNS = [
+    Col("country"), Col("tier", "right", drop=4), Col("cap", "right"),
+    Col("committed", "right"), Col("H100e", "right", drop=1), Col("remaining", "right"),
+    Col("status"), Col("first breach", drop=3), Col("flagged", drop=2, wrap=True),
+]
+
+
+def print_table(positions: list[Any], *, title: str, wide: bool = False) -> None:
+    """One row per country, exact TPP; the rule goes in the title (one query, one
+    rule). Narrow terminals drop H100e, flagged, first breach, tier in that order."""
+    from rich import box
 
     rules = sorted({p.rule or "no rule in force" for p in positions})
-    table = Table(title=f"{title}, rule {', '.join(rules) or '—'}", title_justify="left")
-    table.caption = ("cap, committed and remaining in millions of TPP (exact integers "
-                     "with --json or --country); H100e = committed / 15,832")
-    table.caption_justify = "left"
-    for name, justify in [("country", "left"), ("tier", "right"),
-                          ("cap", "right"), ("committed", "right"),
-                          ("H100e", "right"), ("remaining", "right"),
-                          ("status", "left"), ("first breach", "left"),
-                          ("flagged", "left")]:
-        table.add_column(name, justify=justify,  # type: ignore[arg-type]
-                         no_wrap=name != "flagged")
+    rows = []
     for p in positions:
         style = STATUS_STYLE[p.status]
         breach = ""
@@ -279,14 +278,18 @@ def print_table(positions: list[Any], *, title: str) -> None:
                 else f"{b.date} {b.allocation_id}"
         flags = " ".join(f"{FLAG_ABBREVIATIONS.get(k, k)}:{v.count}"
                          for k, v in p.flagged.items())
-        table.add_row(p.country, str(p.tier or "—"), mtpp(p.cap_tpp),
-                      mtpp(p.committed_tpp), h100(p.committed_tpp), mtpp(p.remaining_tpp),
-                      f"[{style}]{p.status}[/{style}]", breach, flags)
+        rows.append([p.country, str(p.tier or "—"), tpp(p.cap_tpp), tpp(p.committed_tpp),
+                     h100(p.committed_tpp), tpp(p.remaining_tpp),
+                     f"[{style}]{p.status}[/{style}]", breach, flags])
     out = console()
-    out.print(table)
+    out.print(f"[bold]{title}[/bold], rule {', '.join(rules) or '—'}", soft_wrap=True)
+    dropped = print_fitted(out, ALL_COLUMNS, rows, wide=wide, box=box.SIMPLE_HEAD,
+                           pad_edge=False)
+    out.print("TPP; H100e = committed / 15,832" if "H100e" not in dropped else "TPP",
+              soft_wrap=True)
     used = sorted({k for p in positions for k in p.flagged})
-    if used:
+    if used and "flagged" not in dropped:
         out.print("flagged: " + ", ".join(f"{FLAG_ABBREVIATIONS.get(k, k)} = {k}"
-                                          for k in used) + " (shipments)")
+                                          for k in used) + " (shipments)", soft_wrap=True)
     if positions:
         out.print(f"[dim]computed at recorded position {positions[0].computed_at_position}[/dim]")

@@ -75,7 +75,6 @@ def replay(ctx: click.Context, rule_id: str | None, rule_file: Path | None, agai
       ledger replay --rule ai-diffusion-2025 --against baseline-2023 --csv=changes
       ledger replay --rule-file draft.yaml --to 2026-06-30
     """
-    from ledger.errors import ValidationError
     from projections.readmodel import ReadModel
     from projections.replay import replay as run_replay
 
@@ -87,8 +86,7 @@ def replay(ctx: click.Context, rule_id: str | None, rule_file: Path | None, agai
     rm = ReadModel(ledger)
     rm.catch_up()
     if (rule_id is None) == (rule_file is None):
-        raise ValidationError("give exactly one of --rule ID or --rule-file FILE",
-                              field="rule", value=rule_id)
+        raise click.UsageError("give exactly one of --rule ID or --rule-file FILE")
     bar, task = progress(None, "replaying", quiet=quiet or as_json or as_csv is not None)
 
     def on_progress(total: int, done: int) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -17,16 +18,19 @@ from ledger.cli.common import DATE, open_ledger
 @click.option("--known-at", help="Only events recorded up to this position or ISO time.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="The HTML file to write.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")
 @click.pass_context
 def report(ctx: click.Context, as_of: dt.date, rule_id: str | None, known_at: str | None,
-           out: Path) -> None:
+           out: Path, quiet: bool) -> None:
     """Write an HTML report: per tier-2 country with activity, a chart of committed TPP
     against the cap (first breach and rule changes marked), license depletion, LPP
     consignees near their limit, VEU usage, and the comparison with the revision in
     force when --rule names another one.
 
     \b
-    The file fetches nothing (charts are inline SVG). Needs the 'report' extra:
+    Progress goes to stderr while it is built: a bar on a terminal, one line per
+    phase otherwise (--quiet for none). The file fetches nothing (charts are inline
+    SVG). Needs the 'report' extra:
       pip install 'quota-ledger[report]'
 
     \b
@@ -42,7 +46,9 @@ def report(ctx: click.Context, as_of: dt.date, rule_id: str | None, known_at: st
             "ledger report draws its charts with matplotlib, which is not installed: "
             "pip install 'quota-ledger[report]'") from e
     from ledger.audit import chain_hash_at
-    from projections.report import build_report, render_html
+    from ledger.cli.output import progress
+    from ledger.countries import country_name
+    from projections.report import build_report, render_html, report_countries
     from projections.views import load_state, select_rule
 
     ledger = open_ledger(ctx)
@@ -51,8 +57,24 @@ def report(ctx: click.Context, as_of: dt.date, rule_id: str | None, known_at: st
     rule = select_rule(state, as_of, rule_id) if rule_id else None
     at = state.position if position is None else min(position, state.position)
     head_hash = chain_hash_at(ledger, at) if at else None
-    data = build_report(state, as_of, rule, known_at=position, head_hash=head_hash)
-    out.write_text(render_html(data), encoding="utf-8")
+    countries_todo = report_countries(state, as_of, rule)
+    total = 2 * len(countries_todo)
+    bar, task = progress(total, "report", quiet=quiet)
+    if not quiet and bar.disable:
+        click.echo(f"report: computing {len(countries_todo)} tier-2 countries, then drawing "
+                   "their charts…", err=True)
+
+    def step(phase: str) -> Any:
+        def advance(country: str) -> None:
+            bar.update(task, advance=1, description=f"{phase} {country_name(country)} "
+                                                    f"({country})")
+        return advance
+
+    with bar:
+        data = build_report(state, as_of, rule, known_at=position, head_hash=head_hash,
+                            progress=step("computing"))
+        html = render_html(data, progress=step("charting"))
+    out.write_text(html, encoding="utf-8")
     countries = ", ".join(s.country for s in data.sections) or "none"
     click.echo(f"{out}: report as of {as_of} for {len(data.sections)} tier-2 countries "
                f"({countries}); computed at recorded position {data.computed_at_position}")

@@ -29,12 +29,10 @@ def load(ctx: click.Context, bundled: bool, files: tuple[Path, ...]) -> None:
     """
     from ledger.application import BatchRejected
     from ledger.commands import PublishRuleRevision
-    from ledger.errors import ValidationError
     from ledger.rulebook import bundled_rulebooks, parse_rulebook
 
     if not bundled and not files:
-        raise ValidationError("give --bundled or one or more rule book files",
-                              field="files", value=None)
+        raise click.UsageError("give --bundled or one or more rule book files")
     books = list(bundled_rulebooks()) if bundled else []
     books += [parse_rulebook(f.read_text(encoding="utf-8"), origin=str(f)) for f in files]
     ledger = open_ledger(ctx)

@@ -23,6 +23,26 @@ def _authorization(value: str) -> dict[str, Any]:
         field="authorization", value=value)
 
 
+class AuthorizationType(click.ParamType):  # type: ignore[type-arg]
+    """``--auth``: a malformed value is a usage error (exit 2), named with the option."""
+
+    name = "AUTH"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> dict[str, Any]:
+        from ledger.errors import ValidationError
+
+        if isinstance(value, dict):
+            return value
+        try:
+            return _authorization(str(value))
+        except ValidationError:
+            self.fail(f"{value!r} must be none, lpp, license:ALLOCATION_ID or veu:VEU_ID",
+                      param, ctx)
+
+
+AUTH = AuthorizationType()
+
+
 def _submit(ctx: click.Context, data: dict[str, Any]) -> None:
     import json
 
@@ -37,11 +57,40 @@ def _submit(ctx: click.Context, data: dict[str, Any]) -> None:
     except BatchRejected as e:
         raise e.outcomes[0].error from None  # type: ignore[misc]
     outcome = result.outcomes[0]
+    if not outcome.duplicate and outcome.events:
+        _warn_invalid_authorization(ledger, outcome.events[0])
     if outcome.duplicate:
         click.echo(f"{data['exporter_id']}/{data['shipment_ref']}: {outcome.note}")
     else:
         click.echo(f"{data['exporter_id']}/{data['shipment_ref']}: {data['type']} at position "
                    f"{result.positions[0]}")
+
+
+def _warn_invalid_authorization(ledger: Any, event: Any) -> None:
+    """Say on stderr when the license or VEU a recorded shipment names is not valid for
+    it (unknown, another holder or country, outside its dates, revoked): the shipment is
+    recorded all the same, as it happened, and counts against the country cap."""
+    from ledger.events import ShipmentRecorded, allocation_aggregate_id, veu_aggregate_id
+    from projections.positions import authorization_checks
+    from projections.state import LedgerState, ShipmentRow, fold
+
+    if not isinstance(event, ShipmentRecorded):
+        return
+    auth = event.shipment.authorization
+    if auth.kind not in ("license", "veu") or auth.ref is None:
+        return
+    aggregate = (allocation_aggregate_id if auth.kind == "license" else veu_aggregate_id)(
+        auth.ref)
+    state = LedgerState()
+    for position, e in enumerate(ledger.history_of(aggregate), start=1):
+        fold(state, position, e)
+    row = ShipmentRow(event.exporter_id, event.shipment_ref, event.shipment, 10**12, 10**12)
+    lic, veu = authorization_checks(state, row)
+    check = lic if auth.kind == "license" else veu
+    if check is not None and not check.valid:
+        flag = "license-invalid" if auth.kind == "license" else "veu-invalid"
+        click.secho(f"warning: recorded, but {check.reason}: it counts as {flag} (against "
+                    "the country cap where there is one)", fg="yellow", err=True)
 
 
 @click.group()
@@ -58,18 +107,29 @@ def ship() -> None:
 @click.option("--product", required=True, help="Product id, e.g. nvidia-h100-sxm.")
 @click.option("--quantity", type=int, required=True, help="Number of units (> 0).")
 @click.option("--tpp-per-unit", type=int, help="Required when the product is not in the catalog.")
-@click.option("--auth", default="none", show_default=True,
+@click.option("--auth", type=AUTH, default="none", show_default=True,
               help="none | lpp | license:ALLOCATION_ID | veu:VEU_ID")
 @click.option("--end-use", help="Declared end use, e.g. 'model training'.")
 @click.pass_context
 def record(ctx: click.Context, exporter: str, ref: str, ship_date: dt.date, destination: str,
            consignee: str, product: str, quantity: int, tpp_per_unit: int | None,
-           auth: str, end_use: str | None) -> None:
-    """Record one shipment. Recording the identical shipment again is a no-op."""
+           auth: dict[str, Any], end_use: str | None) -> None:
+    """Record one shipment. Recording the identical shipment again is a no-op.
+
+    A shipment is recorded as it happened: one naming a license or VEU that is not
+    valid for it (unknown, another holder or country, outside its dates, revoked)
+    is recorded all the same, with a warning on stderr; it counts as
+    license-invalid / veu-invalid, against the country cap.
+
+    \b
+    Example:
+      ledger ship record --exporter acme --ref PO-4711 --date 2025-06-02 --to MX \\
+        --consignee mx-dc-1 --product nvidia-h100-sxm --quantity 64 --auth lpp
+    """
     _submit(ctx, {"type": "shipment.recorded", "exporter_id": exporter, "shipment_ref": ref,
                   "ship_date": ship_date.isoformat(), "destination": destination,
                   "consignee_id": consignee, "product_id": product, "quantity": quantity,
-                  "tpp_per_unit": tpp_per_unit, "authorization": _authorization(auth),
+                  "tpp_per_unit": tpp_per_unit, "authorization": auth,
                   "end_use": end_use})
 
 
@@ -83,7 +143,7 @@ def record(ctx: click.Context, exporter: str, ref: str, ship_date: dt.date, dest
 @click.option("--product")
 @click.option("--quantity", type=int)
 @click.option("--tpp-per-unit", type=int)
-@click.option("--auth")
+@click.option("--auth", type=AUTH, help="none | lpp | license:ALLOCATION_ID | veu:VEU_ID")
 @click.option("--command-id",
               help="Idempotency key. Without one, a correction identical to one already "
                    "applied (same values and reason) is a no-op; give a new id to return "
@@ -91,7 +151,7 @@ def record(ctx: click.Context, exporter: str, ref: str, ship_date: dt.date, dest
 @click.pass_context
 def correct(ctx: click.Context, exporter: str, ref: str, reason: str, ship_date: dt.date | None,
             destination: str | None, consignee: str | None, product: str | None,
-            quantity: int | None, tpp_per_unit: int | None, auth: str | None,
+            quantity: int | None, tpp_per_unit: int | None, auth: dict[str, Any] | None,
             command_id: str | None) -> None:
     """Correct fields of a recorded shipment; it then counts with the new values."""
     _submit(ctx, {"type": "shipment.corrected", "exporter_id": exporter, "shipment_ref": ref,
@@ -99,7 +159,7 @@ def correct(ctx: click.Context, exporter: str, ref: str, reason: str, ship_date:
                   "reason": reason, "ship_date": ship_date.isoformat() if ship_date else None,
                   "destination": destination, "consignee_id": consignee, "product_id": product,
                   "quantity": quantity, "tpp_per_unit": tpp_per_unit,
-                  "authorization": _authorization(auth) if auth else None})
+                  "authorization": auth})
 
 
 @ship.command("void")

@@ -7,13 +7,73 @@ from typing import Any
 
 import click
 
-from ledger.cli.common import DATE, open_ledger
-from ledger.cli.output import console, print_json, tpp, tpp_h100
+from ledger.cli.common import COUNTRY, DATE, open_ledger
+from ledger.cli.output import Col, console, print_fitted, print_json, tpp, tpp_h100
 
 
 @click.group()
 def veu() -> None:
     """Verified end users (VEU): usage against the universal shares or national caps."""
+
+
+#: the list's columns; ``drop`` is the order they go when the terminal is narrow
+LIST_COLUMNS = [
+    Col("id"), Col("entity", drop=4, wrap=True), Col("kind", drop=3), Col("HQ", drop=5),
+    Col("covers", wrap=True), Col("status"), Col("valid", drop=2),
+    Col("shipped", "right"), Col("limit", "right", drop=1),
+]
+
+
+@veu.command("list")
+@click.option("--country", "-c", type=COUNTRY, help="Only VEUs covering this country.")
+@click.option("--as-of", type=DATE, help="Terms (as amended) and shipments as of this date "
+                                         "[default: today].")
+@click.option("--known-at", help="Only events recorded up to this position or ISO time.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
+@click.option("--wide", is_flag=True, help="Every column, however narrow the terminal.")
+@click.pass_context
+def list_cmd(ctx: click.Context, country: str | None, as_of: dt.date | None,
+             known_at: str | None, as_json: bool, wide: bool) -> None:
+    """Every verified end user: entity, kind, covered countries, validity, what
+    shipped under it (valid shipments only) and its limit.
+
+    \b
+    Narrow terminals drop limit, valid, kind, entity, HQ in that order.
+
+    \b
+    Examples:
+      ledger veu list
+      ledger veu list --country AE --as-of 2025-06-30 --json
+    """
+    from projections.lookups import veu_rows
+    from projections.views import load_state
+
+    ledger = open_ledger(ctx)
+    position = ledger.resolve_known_at(known_at)
+    state = load_state(ledger, position)
+    day = as_of or dt.date.today()
+    rows = veu_rows(state, day, country=country)
+    if as_json:
+        print_json({"as_of": day.isoformat(), "computed_at_position": state.position,
+                    "veus": [r.model_dump(mode="json") for r in rows]})
+        return
+    from rich import box
+
+    out = console()
+    out.print(f"[bold]Verified end users{' covering ' + country if country else ''} as of "
+              f"{day}[/bold] ({len(rows)})", soft_wrap=True)
+    table_rows = []
+    for r in rows:
+        limit = (f"cap {tpp(r.cap_tpp)}" if r.cap_tpp is not None else
+                 f"base {tpp(r.total_compute_tpp)}" if r.total_compute_tpp is not None
+                 else "rule book's")
+        table_rows.append([r.veu_id, r.entity, r.kind, r.headquarters_country,
+                           " ".join(r.covered_countries), r.status,
+                           f"{r.valid_from}..{r.valid_to or ''}", tpp(r.shipped_tpp), limit])
+    print_fitted(out, LIST_COLUMNS, table_rows, wide=wide, box=box.SIMPLE_HEAD,
+                 pad_edge=False)
+    out.print(f"[dim]TPP; 'ledger veu status ID --as-of DATE' checks a VEU against its "
+              f"limits; computed at recorded position {state.position}[/dim]", soft_wrap=True)
 
 
 @veu.command("status")
@@ -42,13 +102,12 @@ def status(ctx: click.Context, veu_id: str, as_of: dt.date, rule_id: str | None,
     Example:
       ledger veu status uveu-1 --as-of 2025-12-31 --rule ai-diffusion-2025
     """
-    from ledger.errors import ValidationError
     from projections.veu import veu_status
     from projections.views import load_state, select_rule
 
     if books and rule_id is not None:
-        raise ValidationError(f"--on-the-books and --rule {rule_id!r} both choose the "
-                              "revision: give one", field="rule", value=rule_id)
+        raise click.UsageError(f"--on-the-books and --rule {rule_id!r} both choose the "
+                               "revision: give one")
     ledger = open_ledger(ctx)
     position = ledger.resolve_known_at(known_at)
     state = load_state(ledger, position)
@@ -59,7 +118,9 @@ def status(ctx: click.Context, veu_id: str, as_of: dt.date, rule_id: str | None,
     else:
         _print(result)
     if result.breaches:
-        ctx.exit(4)
+        from ledger.cli.exitcodes import CHECK_FAILED
+
+        ctx.exit(CHECK_FAILED)
 
 
 def _pct(share: str | None) -> str:

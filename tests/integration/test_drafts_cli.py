@@ -129,7 +129,7 @@ def test_bad_drafts_are_refused_naming_field_and_value(run_cli: Any, tmp_path: P
                 assert word in result.output, (name, word, result.output)
     both = run_cli("quota", "--country", "MX", "--as-of", "2026-06-30", "--rule",
                    "ai-diffusion-2025", "--rule-file", str(draft_file(tmp_path)))
-    assert both.exit_code == 1 and "give one" in both.output
+    assert both.exit_code == 2 and "give one" in both.output  # usage: contradictory options
 
 
 def test_a_whole_rule_book_draft_is_validated_like_rules_load(run_cli: Any,

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from jsonschema import Draft202012Validator
 
 from consumers.envelope import Rejected, decode_message, encode_envelope
 from consumers.producer import MessageSigner, shipment_command
@@ -28,6 +29,22 @@ SHIPMENT: dict[str, Any] = {
     "type": "shipment.recorded", "exporter_id": "acme", "shipment_ref": "A-1",
     "ship_date": "2025-06-02", "destination": "MX", "consignee_id": "c-1",
     "product_id": "nvidia-h100-sxm", "quantity": 10, "authorization": {"kind": "none"},
+}
+
+#: one object of every payload type an exporter may send
+PAYLOADS: dict[str, dict[str, Any]] = {
+    "shipment.recorded": SHIPMENT,
+    "shipment.corrected": {"type": "shipment.corrected", "exporter_id": "acme",
+                           "shipment_ref": "A-1", "quantity": 12, "reason": "recount"},
+    "shipment.voided": {"type": "shipment.voided", "exporter_id": "acme",
+                        "shipment_ref": "A-1", "reason": "order cancelled"},
+}
+#: every reason a decoded message can be rejected with (the dead-letter reasons)
+REASONS = {
+    "empty-message", "malformed-json", "schema-violation", "unsupported-schema-version",
+    "unsigned", "unknown-key", "bad-signature", "exporter-mismatch", "admin-event",
+    "wrong-payload-type", "unknown-country", "non-positive-quantity", "wrong-key",
+    "unknown-product", "future-ship-date",
 }
 
 
@@ -60,27 +77,38 @@ def test_a_signed_message_decodes_to_its_shipment() -> None:
     assert key == b"acme"
 
 
-@pytest.mark.parametrize(("case", "reason", "field"), [
-    ("malformed", "malformed-json", "(message)"),
-    ("empty", "empty-message", "(message)"),
-    ("array", "schema-violation", "(message)"),
-    ("version", "unsupported-schema-version", "schema_version"),
-    ("unsigned", "unsigned", "ql-signature"),
-    ("unknown-key", "unknown-key", "auth.key_id"),
-    ("tampered", "bad-signature", "ql-signature"),
-    ("a-claims-b", "exporter-mismatch", "exporter_id"),
-    ("foreign-payload", "exporter-mismatch", "payload.exporter_id"),
-    ("admin", "admin-event", "payload.type"),
-    ("wrong-type", "wrong-payload-type", "payload.type"),
-    ("bad-field", "schema-violation", "payload.quantity"),
-    ("extra-field", "schema-violation", "payload.colour"),
-    ("country", "unknown-country", "payload.destination"),
-    ("quantity", "non-positive-quantity", "payload.quantity"),
-    ("product", "unknown-product", "payload.product_id"),
-    ("future", "future-ship-date", "payload.ship_date"),
-    ("key", "wrong-key", "(key)"),
+@pytest.mark.parametrize(("case", "reason", "field", "says"), [
+    ("malformed", "malformed-json", "(message)", "message value is not JSON"),
+    ("empty", "empty-message", "(message)", "message value is empty"),
+    ("array", "schema-violation", "(message)", "must be a JSON object, got list"),
+    ("version", "unsupported-schema-version", "schema_version",
+     "schema_version 2 is not supported (supported: 1)"),
+    ("unsigned", "unsigned", "ql-signature", "message has no ql-signature header"),
+    ("unknown-key", "unknown-key", "auth.key_id", "key id 'nobody' is not in the keyring"),
+    ("tampered", "bad-signature", "ql-signature",
+     "signature does not verify with key 'acme' of exporter 'acme'"),
+    ("a-claims-b", "exporter-mismatch", "exporter_id",
+     "message claims exporter_id 'globex' but is signed with key 'acme'"),
+    ("foreign-payload", "exporter-mismatch", "payload.exporter_id",
+     "exporter 'acme' sent a shipment in the name of 'globex'"),
+    ("admin", "admin-event", "payload.type",
+     "payload type 'allocation.granted' is written only by administrators"),
+    ("wrong-type", "wrong-payload-type", "payload.type",
+     "payload type 'shipment.exploded' is not one of"),
+    ("bad-field", "schema-violation", "payload.quantity", "field 'payload.quantity'"),
+    ("extra-field", "schema-violation", "payload.colour",
+     "field 'payload.colour' is not allowed here (value: 'red')"),
+    ("country", "unknown-country", "payload.destination", "field 'payload.destination'"),
+    ("quantity", "non-positive-quantity", "payload.quantity",
+     "field 'payload.quantity' must be a positive integer, got 0"),
+    ("product", "unknown-product", "payload.product_id",
+     "product_id 'acme-chip-9' is not in the catalog and no tpp_per_unit is given"),
+    ("future", "future-ship-date", "payload.ship_date",
+     "ship_date 2025-09-05 is in the future (today is 2025-09-01, tolerance 1 day)"),
+    ("key", "wrong-key", "(key)", "Kafka message key b'globex' must be the exporter id 'acme'"),
 ])
-def test_each_bad_message_is_rejected_with_its_reason(case: str, reason: str, field: str) -> None:
+def test_each_bad_message_is_rejected_with_its_reason(case: str, reason: str, field: str,
+                                                     says: str) -> None:
     kafka_key = b"acme"
     if case == "malformed":
         value, headers = signed(b"{not json")
@@ -124,7 +152,65 @@ def test_each_bad_message_is_rejected_with_its_reason(case: str, reason: str, fi
         kafka_key = b"globex"
     error = reject(value, headers, key=kafka_key)
     assert (error.code, error.field) == (reason, field), str(error)
-    assert str(error)
+    assert says in str(error)
+
+
+# --- forgery and tampering, for every payload type an exporter may send ----------------
+
+
+def message_of(payload: str, key: Any = ACME, key_id: str = "acme",
+               exporter: str = "acme") -> tuple[bytes, list[tuple[str, bytes]]]:
+    """A message of ``payload`` type claiming ``exporter``, signed by ``key``, naming
+    ``key_id``."""
+    data = envelope_dict({**PAYLOADS[payload], "exporter_id": exporter},
+                         exporter_id=exporter, auth={"alg": "ed25519", "key_id": key_id})
+    return signed(data, key)
+
+
+@pytest.mark.parametrize("payload", sorted(PAYLOADS))
+def test_every_payload_type_decodes_when_signed_by_its_exporter(payload: str) -> None:
+    envelope = decode_message(*message_of(payload), KEYRING, key=b"acme",
+                              catalog=bundled_catalog(), now=NOW)
+    assert envelope.payload.type == payload
+    assert envelope.payload.model_dump(mode="json", exclude_none=True) == PAYLOADS[payload]
+
+
+@pytest.mark.parametrize("payload", sorted(PAYLOADS))
+def test_every_payload_type_tampered_after_signing_is_refused(payload: str) -> None:
+    value, headers = message_of(payload)
+    tampered = value.replace(b'"shipment_ref": "A-1"', b'"shipment_ref": "A-2"')
+    assert tampered != value
+    error = reject(tampered, headers, key=b"acme")
+    assert (error.code, error.field) == ("bad-signature", "ql-signature")
+
+
+@pytest.mark.parametrize("payload", sorted(PAYLOADS))
+def test_every_payload_type_forged_with_another_key_is_refused(payload: str) -> None:
+    # globex signs a message in acme's name, naming acme's key: a forged void would
+    # erase acme's shipment
+    error = reject(*message_of(payload, key=GLOBEX), key=b"acme")
+    assert (error.code, error.field) == ("bad-signature", "ql-signature")
+    assert "signature does not verify with key 'acme'" in str(error)
+
+
+@pytest.mark.parametrize("payload", sorted(PAYLOADS))
+def test_every_payload_type_with_a_signature_of_another_message_is_refused(payload: str
+                                                                          ) -> None:
+    value, _ = message_of(payload)
+    _, other_headers = message_of("shipment.recorded" if payload != "shipment.recorded"
+                                  else "shipment.voided")
+    assert reject(value, other_headers, key=b"acme").code == "bad-signature"
+
+
+@pytest.mark.parametrize("payload", sorted(PAYLOADS))
+def test_every_payload_type_unsigned_or_signed_by_its_own_key_for_another_is_refused(
+        payload: str) -> None:
+    value, _ = message_of(payload)
+    assert reject(value, [], key=b"acme").code == "unsigned"
+    assert reject(value, [("ql-signature", b"not base64!")], key=b"acme").code == "bad-signature"
+    # globex signs honestly with its own key but claims to be acme
+    error = reject(*message_of(payload, key=GLOBEX, key_id="globex"), key=b"acme")
+    assert (error.code, error.field) == ("exporter-mismatch", "exporter_id")
 
 
 def test_reasons_name_the_value() -> None:
@@ -161,14 +247,46 @@ def test_checked_in_json_schemas_match_the_models() -> None:
     assert drift() == [], "run: python -m consumers.schemas"
 
 
-def test_schema_validates_a_real_message() -> None:
-    from consumers.envelope import Envelope
-    from consumers.schemas import schema_of
+def published_schema() -> Draft202012Validator:
+    """The checked-in JSON Schema of the message, as an exporter would use it."""
+    from consumers.schemas import SCHEMA_DIR
 
-    schema = schema_of("x", Envelope)
-    assert schema["additionalProperties"] is False
-    assert set(schema["required"]) == {"schema_version", "exporter_id", "message_id",
-                                       "sent_at", "auth", "payload"}
+    schema = json.loads((SCHEMA_DIR / "shipment-message.v1.schema.json").read_text())
+    Draft202012Validator.check_schema(schema)
+    return Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+
+
+def _with_context(errors: list[Any]) -> list[Any]:
+    out = []
+    for e in errors:
+        out.append(e)
+        out.extend(_with_context(list(e.context or [])))
+    return out
+
+
+@pytest.mark.parametrize("payload", sorted(PAYLOADS))
+def test_the_published_schema_accepts_a_real_message(payload: str) -> None:
+    _, value, _ = MessageSigner("acme", ACME).message(PAYLOADS[payload])
+    errors = list(published_schema().iter_errors(json.loads(value)))
+    assert errors == []
+
+
+@pytest.mark.parametrize(("change", "path", "says"), [
+    ({"payload": {**SHIPMENT, "quantity": 0}}, ["payload", "quantity"], "0 is less than or equal"),
+    ({"payload": {**SHIPMENT, "colour": "red"}}, ["payload"], "'colour' was unexpected"),
+    ({"schema_version": 2}, ["schema_version"], "1 was expected"),
+    ({"auth": {"alg": "rsa", "key_id": "acme"}}, ["auth", "alg"], "'ed25519' was expected"),
+    ({"message_id": None}, ["message_id"], "None is not of type 'string'"),
+])
+def test_the_published_schema_rejects_a_bad_message(change: dict[str, Any], path: list[str],
+                                                    says: str) -> None:
+    errors = list(published_schema().iter_errors(envelope_dict(**change)))
+    assert errors, f"the schema accepted {change}"
+    # the payload is one of three shapes: the reason is inside the failed alternative
+    reasons = [(list(e.absolute_path), e.message) for e in _with_context(errors)]
+    assert any(where == path and says in message for where, message in reasons), reasons
+    # the decoder refuses the same message
+    assert reject(*signed(envelope_dict(**change))).code in REASONS
 
 
 # --- fuzz ---------------------------------------------------------------------------
@@ -191,9 +309,16 @@ envelope_like = st.fixed_dictionaries(
 
 def _decode_or_reject(value: bytes, headers: list[tuple[str, bytes]]) -> None:
     try:
-        decode_message(value, headers, KEYRING, key=b"acme", catalog=bundled_catalog(), now=NOW)
+        envelope = decode_message(value, headers, KEYRING, key=b"acme",
+                                  catalog=bundled_catalog(), now=NOW)
     except Rejected as e:
-        assert e.code and str(e)
+        # a documented reason, never the catch-all for an exception the decoder did not
+        # expect, and the field it is about
+        assert e.code in REASONS, (e.code, str(e))
+        assert e.field is not None, (e.code, str(e))
+    else:
+        # only a message signed by acme's key, claiming acme, gets through
+        assert envelope.exporter_id == "acme" and envelope.auth.key_id == "acme"
 
 
 @settings(max_examples=300, deadline=None)

@@ -29,8 +29,10 @@ def test_a_correction_moving_a_shipment_out_is_listed_in_both_countries() -> Non
                                 ("shipment.corrected", corrected, "acme/S1")]
 
 
-def test_a_void_is_listed_at_its_own_position() -> None:
+def test_a_void_is_listed_at_its_own_position_and_the_original_row_stays() -> None:
     s = Scenario()
     s.ship("S1", "2025-03-01", "MX", 10)
+    recorded = s.events[-1][0]
     s.do(type="shipment.voided", exporter_id="acme", shipment_ref="S1", reason="cancelled")
-    assert history(s, "MX") == [("shipment.voided", s.events[-1][0], "acme/S1")]
+    assert history(s, "MX") == [("shipment.recorded", recorded, "acme/S1"),
+                                ("shipment.voided", s.events[-1][0], "acme/S1")]

@@ -253,3 +253,20 @@ def test_demo_answers_change_only_by_the_h20_classification(monkeypatch) -> None
     for rule, countries in now.items():
         assert all(countries[c] <= DEMO_BEFORE[rule][c] for c in countries)
         assert sum(countries.values()) < sum(DEMO_BEFORE[rule].values())
+
+
+def test_a_later_instrument_setting_caps_keeps_the_cap_clauses_of_the_rule() -> None:
+    from ledger.rulebook import Instrument
+
+    known = bundled_instruments()
+    diffusion = known["ai-diffusion-2025"]
+    draft = Instrument.model_validate({
+        "id": "draft-x", "kind": "draft", "title": "x", "citation": "x",
+        "sources": [{"title": "x"}], "lifecycle": {"effective": "2026-01-01"},
+        "parts": {"caps": diffusion.parts.caps}})
+    layers = [known[i] for i in ("oct-2023-rules", "ai-diffusion-2025",
+                                 "diffusion-nonenforcement-2025")] + [draft]
+    parts, _, clauses = compose_parts(layers, enforced=True)
+    assert parts["caps"].tier2.tpp == CAP and "exceptions" not in parts
+    assert clauses["tier2-unlicensed"].instrument == "ai-diffusion-2025"
+    assert clauses["tier2-lpp"].instrument == "diffusion-nonenforcement-2025"

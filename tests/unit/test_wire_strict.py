@@ -83,3 +83,33 @@ def test_a_poison_message_is_dead_lettered_as_a_bounded_copy() -> None:
     assert named["ql-dlq-original-size"] == b"1048000"
     assert named["ql-dlq-truncated"] == b"value,headers" and "big" not in named
     assert len(copy) + sum(len(k) + len(v) for k, v in headers) < 1024 * 1024
+
+
+def test_events_already_stored_stay_readable_under_the_stricter_input_rules() -> None:
+    """An event appended before issue 10 (a year-1 date, a NUL in a reason or a
+    license ref) is a fact: it is read as stored, while new input is refused."""
+    import uuid
+
+    from eventsourcing.utils import get_topic
+
+    from ledger.events import AllocationRevoked, ShipmentRecorded
+    from ledger.persistence import decode_event
+
+    revoked = {"timestamp": "2025-01-01T00:00:00+00:00", "effective_date": "0001-01-01",
+               "actor": "cli:x", "allocation_id": "L1", "reason": "bad\u0000input"}
+    event = decode_event(get_topic(AllocationRevoked), json.dumps(revoked).encode(),
+                         uuid.uuid4(), 2)
+    assert isinstance(event, AllocationRevoked) and event.reason == "bad\x00input"
+    shipment = {"timestamp": "2025-01-01T00:00:00+00:00", "effective_date": "2025-01-02",
+                "actor": "cli:x", "exporter_id": "acme", "shipment_ref": "S1",
+                "shipment": {"ship_date": "2025-01-02", "destination": "MX",
+                             "consignee_id": "c1", "product_id": "p1", "quantity": 1,
+                             "tpp_per_unit": 5000,
+                             "authorization": {"kind": "license", "ref": "L\u0000X"}},
+                "class_version": 2}
+    event = decode_event(get_topic(ShipmentRecorded), json.dumps(shipment).encode(),
+                         uuid.uuid4(), 1)
+    assert isinstance(event, ShipmentRecorded)
+    with pytest.raises(ValidationError):  # the same as new input is refused
+        parse_command_line(json.dumps({"type": "allocation.revoked", "allocation_id": "L1",
+                                       "effective_date": "0001-01-01", "reason": "r"}))

@@ -85,6 +85,53 @@ def test_report_renders_in_chromium(report_file: Path, tmp_path: Path) -> None:
         assert len(colors) > 50  # charts and tables, not a blank page
 
 
+def test_first_chart_screenshot_is_not_blank(report_file: Path, tmp_path: Path) -> None:
+    """Screenshot the page in headless Chromium and look at the first chart only (its
+    box, measured by the page itself): a drawn chart has the committed line's blue,
+    the cap's red and many shades; a blank or failed one is a flat rectangle."""
+    dom = browse(report_file, tmp_path, "--dump-dom", "--window-size=1200,2400",
+                 "--force-device-scale-factor=1").stdout
+    found = re.search(r'data-first-chart="(\d+),(\d+),(\d+),(\d+)"', dom)
+    assert found, dom[:500]
+    left, top, width, height = map(int, found.groups())
+    assert width > 300 and height > 150
+    shot = tmp_path / "first-chart.png"
+    result = browse(report_file, tmp_path, "--window-size=1200,2400",
+                    "--force-device-scale-factor=1", f"--screenshot={shot}")
+    assert result.returncode == 0 and shot.exists(), result.stderr[-2000:]
+    from PIL import Image
+
+    with Image.open(shot) as image:
+        chart = image.convert("RGB").crop((left, top, left + width, top + height))
+        raw = chart.tobytes()
+    pixels = [tuple(raw[i:i + 3]) for i in range(0, len(raw), 3)]
+
+    def near(rgb: tuple[int, ...], target: tuple[int, int, int]) -> bool:
+        return all(abs(a - b) <= 40 for a, b in zip(rgb, target, strict=True))
+
+    ink = [px for px in pixels if sum(px) < 3 * 235]  # anything not (near) white
+    assert len(ink) > 0.01 * len(pixels), "the first chart is blank"
+    assert len(set(pixels)) > 50, "the first chart is a flat area"
+    # the committed line (at least its legend and the line along the axis) and the cap
+    assert sum(near(px, (0x1F, 0x5F, 0xA8)) for px in pixels) > 20
+    assert sum(near(px, (0xB0, 0x30, 0x30)) for px in pixels) > 50
+
+
+def test_country_names_beside_codes_and_progress_on_stderr(cli: Any, sample_db: Path,
+                                                           tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "named.html"
+    result = cli(sample_db, "report", "--as-of", "2025-12-31", "--out", str(out))
+    text = out.read_text()
+    assert "<h2>Mexico (MX)</h2>" in text and "United Arab Emirates (AE)" in text
+    assert '<a href="#c-IN">India (IN)</a>' in text
+    # not a terminal: one progress line on stderr, nothing on stdout but the result
+    assert result.stderr.startswith("report: computing 3 tier-2 countries")
+    assert "report:" not in result.stdout
+    quiet = cli(sample_db, "report", "--as-of", "2025-12-31", "--out", str(out), "--quiet")
+    assert quiet.stderr == ""
+
+
 def test_report_without_rule_and_reproducible(cli: Any, sample_db: Path,
                                               tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")

@@ -1,5 +1,5 @@
 """The auditor's round as a user runs it: keep the head, an operator edits one byte in
-the SQLite file, ``ledger audit verify`` names the position and exits 2."""
+the SQLite file, ``ledger audit verify`` names the position and exits 5."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ def test_head_then_byte_edit_then_verify(cli: Any, sample_db: Path) -> None:
         conn.execute("UPDATE stored_events SET state = ? WHERE rowid = 10",
                      [state.replace(b'"quantity":10000', b'"quantity":10001')])
     broken = cli(sample_db, "audit", "verify", *head_line.split(), check=False)
-    assert broken.returncode == 2
+    assert broken.returncode == 5
     assert broken.stdout.splitlines() == [
         "BROKEN: 1 break(s) in 27 events / 27 links",
         ("  position 10: edited: the stored event (bytes, identity or type) or its recorded "

@@ -33,7 +33,7 @@ def test_an_edited_read_model_row_is_caught(run_cli: Any, db_url: str, tmp_path:
         with sqlite3.connect(db_url) as conn:
             conn.execute(sql)
     tampered = run_cli("audit", "verify", "--read-model", "--json")
-    assert tampered.exit_code == 2
+    assert tampered.exit_code == 5
     differences = json.loads(tampered.output)["read_model_differences"]
     assert differences and all(d.startswith("PL as of 2025-03-01") for d in differences)
     diffusion = [d for d in differences if "under ai-diffusion-2025" in d]

@@ -2,7 +2,7 @@
 
 Each test edits the SQLite file or the PostgreSQL tables outside the ledger (the
 ``db_url`` fixture runs each on both), then expects the break kind at the right
-position, from the library and from the CLI (exit code 2).
+position, from the library and from the CLI (exit code 5).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 from ledger.audit import verify
 from ledger.chain import link_hash
 
-EXIT_BROKEN = 2
+EXIT_BROKEN = 5
 
 
 def breaks(ledger: Any, expect_head: tuple[int, str] | None = None) -> list[tuple[int, str]]:

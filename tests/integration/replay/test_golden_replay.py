@@ -211,9 +211,9 @@ def test_replay_errors_name_field_and_value(cli: Cli) -> None:
     assert code == 1 and "'nope'" in err
     code, _, err = cli("quota", "--country", "MX", "--as-of", "2025-06-30",
                        "--rule", "ai-diffusion-2025", "--on-the-books")
-    assert code == 1 and "give one" in err
+    assert code == 2 and "give one" in err  # usage: two options choose the revision
     code, _, err = cli("quota", "--all", "--as-of", "2025-06-30", "--explain")
-    assert code == 1 and "--explain needs --country" in err
+    assert code == 2 and "--explain needs --country" in err  # usage
     code, _, err = cli("rules", "diff", "nope", "baseline-2023")
     assert code == 1 and "'nope'" in err
 

@@ -1,0 +1,139 @@
+"""Mutation testing of the core: run mutmut, then print the score per module.
+
+    .venv/bin/python -m tests.mutation                 # every module of [tool.mutmut]
+    .venv/bin/python -m tests.mutation ledger.chain    # one module (or several)
+    .venv/bin/python -m tests.mutation --report        # scores of the last run only
+
+mutmut (configured in ``pyproject.toml``, ``[tool.mutmut]``) mutates the modules listed
+in ``only_mutate`` inside a copy of the tree (``mutants/``) and runs each mutant
+against the tests that call the mutated function. A mutant is *killed* when a test
+fails (or times out); it *survives* when every test passes. Survivors are listed
+with ``.venv/bin/mutmut results`` and shown with ``.venv/bin/mutmut show NAME``;
+each one is explained in ``tests/MUTATION.md``. Not part of the normal test run:
+it takes tens of minutes on 2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+MUTANTS = ROOT / "mutants"
+
+#: mutmut's exit codes per mutant (mutmut.stats.status_by_exit_code), grouped
+KILLED = {1: "killed", 3: "killed", 36: "timeout", 24: "timeout", -24: "timeout",
+          152: "timeout", 255: "timeout", 37: "type check", -11: "segfault", -9: "segfault"}
+SURVIVED = {0: "survived", 5: "no tests", 33: "no tests", 35: "suspicious"}
+
+
+def module_of(path: Path) -> str:
+    """``mutants/ledger/chain.py.meta`` -> ``ledger.chain``."""
+    rel = path.relative_to(MUTANTS).as_posix().removesuffix(".py.meta")
+    return rel.replace("/", ".")
+
+
+def scores(modules: list[str]) -> dict[str, Counter[str]]:
+    """Per module: how many mutants were killed, survived, or not checked."""
+    out: dict[str, Counter[str]] = {}
+    for meta in sorted(MUTANTS.rglob("*.py.meta")):
+        module = module_of(meta)
+        if modules and module not in modules:
+            continue
+        counts: Counter[str] = Counter()
+        for code in json.loads(meta.read_text())["exit_code_by_key"].values():
+            if code in KILLED:
+                counts["killed"] += 1
+            elif code in SURVIVED:
+                counts["survived"] += 1
+            else:  # None (not checked yet), skipped, interrupted
+                counts["not checked"] += 1
+        out[module] = counts
+    return out
+
+
+def print_scores(modules: list[str]) -> bool:
+    """Print the table; True if every module reaches 90 % killed."""
+    ok = True
+    print(f"{'module':28} {'mutants':>8} {'killed':>7} {'survived':>9} {'unchecked':>10} "
+          f"{'score':>7}")
+    for module, c in scores(modules).items():
+        checked = c["killed"] + c["survived"]
+        score = 100.0 * c["killed"] / checked if checked else 0.0
+        ok &= score >= 90.0 and not c["not checked"]
+        print(f"{module:28} {sum(c.values()):>8} {c['killed']:>7} {c['survived']:>9} "
+              f"{c['not checked']:>10} {score:>6.1f}%")
+    return ok
+
+
+def _functions(source: str) -> dict[str, list[str]]:
+    """Every ``def x...__mutmut_N`` / ``__mutmut_orig`` in a mutated file: name -> lines."""
+    out: dict[str, list[str]] = {}
+    name, indent = "", 0
+    for line in source.splitlines():
+        stripped = line.lstrip()
+        if stripped.startswith("def ") and "__mutmut_" in stripped.split("(", 1)[0]:
+            name, indent = stripped[4:].split("(", 1)[0], len(line) - len(stripped)
+            out[name] = []
+        elif name and line.strip() and not stripped.startswith(")") \
+                and len(line) - len(stripped) <= indent:
+            name = ""
+        elif name:
+            out[name].append(line.strip())
+    return out
+
+
+def survivors(modules: list[str]) -> list[tuple[str, str, str]]:
+    """(mutant, status, the changed line) of every mutant that was not killed."""
+    rows = []
+    for meta in sorted(MUTANTS.rglob("*.py.meta")):
+        module = module_of(meta)
+        if modules and module not in modules:
+            continue
+        functions = _functions(meta.with_suffix("").read_text())
+        for key, code in sorted(json.loads(meta.read_text())["exit_code_by_key"].items()):
+            if code in KILLED:
+                continue
+            status = SURVIVED.get(code, "not checked")
+            local = key.removeprefix(module + ".")
+            orig = functions.get(local.rsplit("__mutmut_", 1)[0] + "__mutmut_orig", [])
+            mutant = functions.get(local, [])
+            diff = difflib.ndiff(orig, mutant)
+            changed = [line[2:] for line in diff if line.startswith(("- ", "+ "))]
+            rows.append((key, status, "  =>  ".join(changed[:2]) or "(no change found)"))
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("modules", nargs="*", help="dotted module names (default: all)")
+    parser.add_argument("--report", action="store_true", help="only print the last scores")
+    parser.add_argument("--survivors", action="store_true",
+                        help="only list the mutants not killed, with the line each changed")
+    parser.add_argument("--max-children", type=int, default=2,
+                        help="parallel mutant runs (default 2: the machine's cores)")
+    args = parser.parse_args(argv)
+    if args.survivors:
+        for key, status, change in survivors(args.modules):
+            print(f"{key}\t{status}\t{change}")
+        return 0
+    if not args.report:
+        mutmut = Path(sys.executable).with_name("mutmut")
+        names = [f"{m}.*" for m in args.modules]
+        started = time.monotonic()
+        run = subprocess.run([str(mutmut), "run", "--max-children", str(args.max_children),
+                              *names], cwd=ROOT, check=False)
+        print(f"mutmut run took {time.monotonic() - started:.0f} s (exit {run.returncode})")
+        if run.returncode not in (0, 1):
+            return run.returncode
+    return 0 if print_scores(args.modules) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
