@@ -99,16 +99,21 @@ def _longest_word(text: str) -> int:
     return max((len(w) for w in plain.split()), default=0)
 
 
-def _build(cols: list[Col], rows: list[list[str]], keep: list[int], **table_kw: Any) -> Any:
+def _build(cols: list[Col], rows: list[list[str]], keep: list[int],
+           sections: list[bool] | None = None, **table_kw: Any) -> Any:
     from rich.table import Table
 
     table = Table(**table_kw)
     for i in keep:
         c = cols[i]
+        # a wrapping column never narrower than its longest word: words stay whole
+        least = max([_longest_word(c.name), *(_longest_word(r[i]) for r in rows)]) \
+            if c.wrap else None
         table.add_column(c.name, justify=c.justify,  # type: ignore[arg-type]
-                         no_wrap=not c.wrap, overflow="fold")
-    for row in rows:
-        table.add_row(*[row[i] for i in keep])
+                         no_wrap=not c.wrap, overflow="fold", min_width=least)
+    for n, row in enumerate(rows):
+        table.add_row(*[row[i] for i in keep],
+                      end_section=bool(sections and sections[n]))
     return table
 
 
@@ -124,17 +129,19 @@ def _natural_width(table: Any) -> int:
 
 
 def fit_table(cols: list[Col], rows: list[list[str]], *, width: int, wide: bool = False,
-              **table_kw: Any) -> tuple[Any, int, list[str]]:
+              sections: list[bool] | None = None, **table_kw: Any
+              ) -> tuple[Any, int, list[str]]:
     """(table, the width to print it at, the names of the dropped columns).
 
     Columns are dropped in their ``drop`` order until the table fits ``width`` with
     every unwrappable cell whole; wrappable columns may then wrap (never inside a
     word). With ``wide`` the table keeps its natural width; when nothing more can be
-    dropped it is printed at the least width that cuts nothing."""
+    dropped it is printed at the least width that cuts nothing. ``sections`` marks
+    the rows after which a section line (or blank line) goes."""
     keep = list(range(len(cols)))
     order = sorted((i for i, c in enumerate(cols) if c.drop), key=lambda i: cols[i].drop)
     while True:
-        table = _build(cols, rows, keep, **table_kw)
+        table = _build(cols, rows, keep, sections, **table_kw)
         natural = _natural_width(table)
         shrink = sum(max(_cell_len(c.name), *(_cell_len(r[i]) for r in rows))
                      - max(_longest_word(c.name), *(_longest_word(r[i]) for r in rows))
@@ -147,10 +154,12 @@ def fit_table(cols: list[Col], rows: list[list[str]], *, width: int, wide: bool 
 
 
 def print_fitted(out: Any, cols: list[Col], rows: list[list[str]], *, wide: bool = False,
-                 note_dropped: bool = True, **table_kw: Any) -> list[str]:
+                 note_dropped: bool = True, sections: list[bool] | None = None,
+                 **table_kw: Any) -> list[str]:
     """Print a table fitted to ``out``'s width; says which columns were left out (and
     that --wide shows them). Returns the dropped column names."""
-    table, width, dropped = fit_table(cols, rows, width=out.width, wide=wide, **table_kw)
+    table, width, dropped = fit_table(cols, rows, width=out.width, wide=wide,
+                                      sections=sections, **table_kw)
     saved = out.width
     out.width = max(saved, width)
     out.print(table)

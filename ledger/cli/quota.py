@@ -13,6 +13,7 @@ from ledger.cli.output import (
     STATUS_STYLE,
     Col,
     console,
+    fit_table,
     h100,
     print_fitted,
     print_json,
@@ -188,21 +189,24 @@ def explain_items(contributions: list[Any], *, full: bool) -> list[dict[str, Any
     return out
 
 
+#: the --explain table: nothing dropped, the item and the clause wrap
+LINEAGE_COLUMNS = [
+    Col("date", wrap=True), Col("item", wrap=True), Col("TPP", "right"),
+    Col("Δ committed", "right"), Col("clause", wrap=True),
+]
+
+
 def _print_lineage(rows: list[dict[str, Any]]) -> None:
     from rich import box
-    from rich.table import Table
 
     out = console()
-    table = Table(title="What the position is made of", title_justify="left",
-                  box=box.SIMPLE_HEAD, pad_edge=False)
-    for name, justify in [("date", "left"), ("item", "left"), ("TPP", "right"),
-                          ("adds to committed", "right"), ("clause", "left")]:
-        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    out.print("What the position is made of")
     cited: dict[str, tuple[str, str | None]] = {}
+    cells: list[list[str]] = []
     for r in rows:
         if r["kind"] == "shipments":
             when = (r["first_date"] if r["first_date"] == r["last_date"]
-                    else f"{r['first_date']}..{r['last_date']}")
+                    else f"{r['first_date']} .. {r['last_date']}")
             item = f"{r['count']} shipments {r['exporter_id']} → {r['consignee_id']}"
         else:
             when = r["date"]
@@ -211,10 +215,19 @@ def _print_lineage(rows: list[dict[str, Any]]) -> None:
                 item += f" (cap {r['cap_delta']:+,})"
         clause = r["clause"] + (f" ({r['flag']})" if r["flag"] else "")
         cited[r["clause"]] = (r["citation"], r.get("instrument"))
-        table.add_row(str(when), item, tpp(r["tpp"]), f"{r['committed_delta']:+,}",
-                      clause)
-    out.print(table)
-    if not rows:
+        cells.append([str(when), item, tpp(r["tpp"]), f"{r['committed_delta']:+,}", clause])
+    style: dict[str, Any] = {"box": box.SIMPLE_HEAD, "pad_edge": False}
+    if cells:
+        _table, need, _ = fit_table(LINEAGE_COLUMNS, cells, width=out.width, **style)
+        if need <= out.width:
+            print_fitted(out, LINEAGE_COLUMNS, cells, **style)
+        else:
+            # long ids: the clause goes on a line of its own under the item
+            narrow = [Col("date", wrap=True), Col("item / clause", wrap=True),
+                      Col("TPP", "right"), Col("Δ committed", "right")]
+            print_fitted(out, narrow, [[c[0], f"{c[1]}\n  {c[4]}", c[2], c[3]]
+                                       for c in cells], **style)
+    else:
         out.print("  nothing contributes to this position")
     for clause, (citation, instrument) in sorted(cited.items()):
         by = f" (instrument {instrument})" if instrument else ""
@@ -226,7 +239,8 @@ def _print_position(p: Any) -> None:
     rule = p.rule or "no rule revision in force"
     known = "everything recorded" if p.known_at is None else f"known at position {p.known_at}"
     out.print(f"[bold]{country_name(p.country)} ({p.country})[/bold] as of {p.as_of}, "
-              f"rule {rule}, tier {p.tier if p.tier is not None else '—'}, {known}")
+              f"rule {rule}, tier {p.tier if p.tier is not None else '—'}, {known}",
+              soft_wrap=True)
     out.print(f"  cap        {tpp_h100(p.cap_tpp)}")
     out.print(f"  committed  {tpp_h100(p.committed_tpp)}")
     out.print(f"  remaining  {tpp_h100(p.remaining_tpp) if p.cap_tpp is not None else '—'}")
@@ -240,7 +254,7 @@ def _print_position(p: Any) -> None:
         who = (f"shipment {b.exporter_id}/{b.shipment_ref}" if b.type == "shipment"
                else f"{b.type} {b.allocation_id}")
         out.print(f"  first breach {b.date}: {who} (committed {tpp(b.committed_tpp)} > "
-                  f"cap {tpp(b.cap_tpp)})")
+                  f"cap {tpp(b.cap_tpp)})", soft_wrap=True)
     for flag, total in p.flagged.items():
         out.print(f"  flagged {flag}: {total.count} shipments, {tpp_h100(total.tpp)}")
     out.print(f"[dim]computed at recorded position {p.computed_at_position}; rerun with "

@@ -17,7 +17,15 @@ from typing import Any
 import click
 
 from ledger.cli.common import DATE, open_ledger
-from ledger.cli.output import STATUS_STYLE, console, echo_json_stream, progress, tpp
+from ledger.cli.output import (
+    STATUS_STYLE,
+    Col,
+    console,
+    echo_json_stream,
+    print_fitted,
+    progress,
+    tpp,
+)
 
 
 @click.command()
@@ -47,11 +55,14 @@ from ledger.cli.output import STATUS_STYLE, console, echo_json_stream, progress,
               help="Shipment changes listed in the terminal (0: all); --json and "
                    "--csv always list all.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.option("--wide", is_flag=True, help="Every column, however narrow the terminal "
+                                          "(default: drop Δ committed, first breach, tier, "
+                                          "status in that order to fit).")
 @click.pass_context
 def replay(ctx: click.Context, rule_id: str | None, rule_file: Path | None, against: str,
            window_from: dt.date | None,
            window_to: dt.date | None, known_at: str | None, as_json: bool,
-           as_csv: str | None, limit: int, quiet: bool) -> None:
+           as_csv: str | None, limit: int, quiet: bool, wide: bool) -> None:
     """Replay a rule revision against past shipments and compare, side by side.
 
     \b
@@ -129,7 +140,7 @@ def replay(ctx: click.Context, rule_id: str | None, rule_file: Path | None, agai
     else:
         if draft is not None:
             click.echo(draft.line())
-        print_result(result, limit=limit)
+        print_result(result, limit=limit, wide=wide)
 
 
 def _breach(b: Any) -> str:
@@ -194,11 +205,24 @@ def _some(codes: list[str], most: int = 20) -> str:
     return ", ".join(codes[:most]) + more
 
 
-def print_result(result: Any, *, limit: int) -> None:
+#: the per-country table; ``drop`` is the order columns go when the terminal is narrow
+COUNTRY_COLUMNS = [
+    Col("country"), Col("tier", "right", drop=3), Col(""), Col("cap", "right"),
+    Col("committed", "right"), Col("remaining", "right"), Col("status", drop=4),
+    Col("first breach", drop=2), Col("Δ committed", "right", drop=1),
+]
+#: the shipments whose treatment changes
+CHANGE_COLUMNS = [
+    Col("date", drop=3), Col("exporter/ref"), Col("to", drop=2), Col("TPP", "right"),
+    Col("under A \\[clause]", wrap=True), Col("under B \\[clause]", wrap=True),
+    Col("B revision", drop=1),
+]
+
+
+def print_result(result: Any, *, limit: int, wide: bool = False) -> None:
     """The replay as a user reads it: two rows per country (A = --rule, B = --against),
     then the shipments that change treatment with the deciding clauses listed below."""
     from rich import box
-    from rich.table import Table
 
     out = console()
     a, b = result.rule, result.against
@@ -206,42 +230,34 @@ def print_result(result: Any, *, limit: int) -> None:
     out.print(f"[bold]Replay[/bold] A = {a}  vs  B = {b}{caps}")
     out.print(f"shipments {result.window_from or '—'}..{result.window_to or '—'}, "
               f"positions as of {result.window_to or '—'}, TPP")
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
-    for name, justify in [("country", "left"), ("tier", "right"), ("", "left"),
-                          ("cap", "right"), ("committed", "right"), ("remaining", "right"),
-                          ("status", "left"), ("first breach", "left"),
-                          ("Δ committed", "right")]:
-        table.add_column(name, justify=justify, no_wrap=True)  # type: ignore[arg-type]
+    rows: list[list[str]] = []
+    sections: list[bool] = []
     for c in result.countries:
         for lane, p in (("A", c.rule), ("B", c.against)):
             first = lane == "A"
-            table.add_row(c.country if first else "", str(p.tier or "—"), lane,
-                          tpp(p.cap_tpp), tpp(p.committed_tpp), tpp(p.remaining_tpp),
-                          _status(p.status), _breach(p.first_breach),
-                          _signed(c.committed_difference_tpp) if first else "",
-                          end_section=not first)
-    out.print(table)
+            rows.append([c.country if first else "", str(p.tier or "—"), lane,
+                         tpp(p.cap_tpp), tpp(p.committed_tpp), tpp(p.remaining_tpp),
+                         _status(p.status), _breach(p.first_breach),
+                         _signed(c.committed_difference_tpp) if first else ""])
+            sections.append(not first)
+    style: dict[str, Any] = {"box": box.SIMPLE_HEAD, "pad_edge": False}
+    print_fitted(out, COUNTRY_COLUMNS, rows, wide=wide, sections=sections, **style)
 
     shown = result.changes if limit == 0 else result.changes[:limit]
     if shown:
         out.print(f"[bold]Shipments whose treatment changes[/bold] "
                   f"({len(result.changes):,})")
-        t2 = Table(box=box.SIMPLE_HEAD, pad_edge=False)
-        for name, justify, wrap in [("date", "left", False), ("exporter/ref", "left", False),
-                                    ("to", "left", False), ("TPP", "right", False),
-                                    ("under A \\[clause]", "left", True),
-                                    ("under B \\[clause]", "left", True),
-                                    ("B revision", "left", False)]:
-            t2.add_column(name, justify=justify, no_wrap=not wrap)  # type: ignore[arg-type]
         clauses: dict[tuple[str, str], str] = {}
+        change_rows: list[list[str]] = []
         for ch in shown:
             cells = [f"{lt.treatment} [dim]\\[{lt.clause}][/dim]"
                      for lt in (ch.rule, ch.against)]
             for lt in (ch.rule, ch.against):
                 clauses[(lt.rule or "none", lt.clause)] = lt.citation
-            t2.add_row(str(ch.ship_date), f"{ch.exporter_id}/{ch.shipment_ref}",
-                       ch.destination, tpp(ch.tpp), *cells, ch.against.rule or "none")
-        out.print(t2)
+            change_rows.append([str(ch.ship_date), f"{ch.exporter_id}/{ch.shipment_ref}",
+                                ch.destination, tpp(ch.tpp), *cells,
+                                ch.against.rule or "none"])
+        print_fitted(out, CHANGE_COLUMNS, change_rows, wide=wide, **style)
         if len(shown) < len(result.changes):
             out.print(f"[dim]… {len(result.changes) - len(shown)} more; --limit 0 or "
                       "--csv=changes for all[/dim]")

@@ -28,14 +28,30 @@ UNCAPPED = "uncapped"
 
 # --- the reference's own tables --------------------------------------------------------
 
-#: product id -> (TPP per unit from the catalog, controlled?). A product not here must
-#: carry its own tpp_per_unit in the ledger (and is uncontrolled if listed so).
-PRODUCTS: dict[str, tuple[int | None, bool]] = {
-    "nvidia-h100-sxm": (15_832, True),
-    "nvidia-b200": (36_000, True),
-    "edge-npu": (None, False),  # 1,000 TPP per unit, below every threshold
+#: product id -> (TPP per unit from the catalog, how the thresholds treat it). A
+#: product not here must carry its own tpp_per_unit in the ledger.
+#:   "controlled" - TPP >= 4,800: 3A090.a by its TPP alone
+#:   "below"      - below every 3A090 threshold: edge-npu (1,000 TPP); the H20 (2,368
+#:                  TPP, performance density about 2.9: below 3A090.a and 3A090.b)
+#:   "not-us"     - not US-origin (Huawei Ascend): never counted against a US cap
+PRODUCTS: dict[str, tuple[int | None, str]] = {
+    "nvidia-h100-sxm": (15_832, "controlled"),
+    "nvidia-b200": (36_000, "controlled"),
+    "edge-npu": (None, "below"),
+    "nvidia-h20": (2_368, "below"),
+    "huawei-ascend-910b": (5_120, "not-us"),
 }
-#: tiers under the January 2025 rule (every other country would be tier 2)
+#: the H20 notice: from this ship date the H20 needs a license to China, Hong Kong,
+#: Macau and D:5 whatever its figures; part of the revisions in force from then (the
+#: Diffusion rule alone, CAPPED, does not carry it)
+H20_NOTICE = dt.date(2025, 4, 9)
+#: the guidance on Huawei Ascend (General Prohibition 10): flagged from this ship date
+#: under the revisions in force (not under the Diffusion rule alone)
+GP10_GUIDANCE = dt.date(2025, 5, 13)
+#: Cambodia left Country Group D:5 on this date: tier 3 and license-required before,
+#: tier 2 and not license-required from then on
+KH_LEAVES_D5 = dt.date(2026, 2, 3)
+#: tiers under the January 2025 rule (every other country would be tier 2); KH: below
 TIERS = {"US": 1, "FR": 1, "MX": 2, "BR": 2, "CN": 3}
 TIER2_CAP = 790_000_000
 TIER3_CAP = 0
@@ -43,6 +59,17 @@ PERIOD = (dt.date(2025, 1, 1), dt.date(2027, 12, 31))
 LPP_LIMIT = 26_900_000
 #: destinations that need a license under every revision (partial; what we generate)
 LICENSE_REQUIRED = {"CN"}
+
+
+def tier(country: str, day: dt.date) -> int:
+    """The country's tier under the January 2025 rule on ``day``."""
+    if country == "KH":
+        return 3 if day < KH_LEAVES_D5 else 2
+    return TIERS[country]
+
+
+def license_required(country: str, day: dt.date) -> bool:
+    return country in LICENSE_REQUIRED or (country == "KH" and day < KH_LEAVES_D5)
 
 
 # --- the ledger as known ------------------------------------------------------------------
@@ -189,16 +216,23 @@ def classify(k: Known, s: Shipment, revision: str) -> tuple[str, str | None]:
     day = s.date
     dest = s.fields["destination"]
     kind = s.fields["authorization"]["kind"]
-    if not PRODUCTS[s.fields["product_id"]][1]:
+    product = s.fields["product_id"]
+    treated = PRODUCTS[product][1]
+    if treated == "not-us":
+        gp10 = revision == UNCAPPED and day >= GP10_GUIDANCE
+        return "none", ("gp10-ascend" if gp10 else None)
+    h20_named = (product == "nvidia-h20" and revision == UNCAPPED and day >= H20_NOTICE
+                 and license_required(dest, day))
+    if treated == "below" and not h20_named:
         return "none", None
     licensed = kind == "license" and license_valid(k, s, day)
-    if TIERS[dest] == 1:
+    if tier(dest, day) == 1:
         return "none", None
     if revision == UNCAPPED:
         if licensed:
             return "license", None
-        return "none", ("unlicensed" if dest in LICENSE_REQUIRED else None)
-    if TIERS[dest] == 3:
+        return "none", ("unlicensed" if license_required(dest, day) else None)
+    if tier(dest, day) == 3:
         return ("license", None) if licensed else ("cap", "prohibited")
     if kind == "veu":
         return ("veu", None) if veu_valid(k, s, day) else ("cap", "veu-invalid")
@@ -211,7 +245,7 @@ def classify(k: Known, s: Shipment, revision: str) -> tuple[str, str | None]:
 
 def outside_period(s: Shipment, revision: str) -> bool:
     """A tier-2 shipment dated outside the cap period reaches the cap in no way."""
-    return (revision == CAPPED and TIERS[s.fields["destination"]] == 2
+    return (revision == CAPPED and tier(s.fields["destination"], s.date) == 2
             and not PERIOD[0] <= s.date <= PERIOD[1])
 
 
@@ -245,8 +279,8 @@ def position(lines: list[dict[str, Any]], first_position: int, country: str,
     first breach, flags and the number of shipments counted."""
     k = known(lines, first_position, known_at)
     base_cap: int | None = None
-    if revision == CAPPED and TIERS[country] != 1:
-        base_cap = TIER2_CAP if TIERS[country] == 2 else TIER3_CAP
+    if revision == CAPPED and tier(country, as_of) != 1:
+        base_cap = TIER2_CAP if tier(country, as_of) == 2 else TIER3_CAP
 
     # every dated event: (day, 0 = allocation event / 1 = shipment, recorded position)
     events: list[tuple[dt.date, int, int, str, Any]] = []

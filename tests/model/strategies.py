@@ -26,15 +26,18 @@ START = dt.date(2024, 6, 1)
 END = dt.date(2026, 6, 1)  # the builders' "now": later ship dates are refused
 KEY_DATES = [dt.date(2024, 12, 31), dt.date(2025, 1, 1), dt.date(2025, 5, 12),
              dt.date(2025, 5, 13), dt.date(2025, 6, 30), dt.date(2025, 7, 1),
-             dt.date(2025, 12, 31), dt.date(2026, 1, 1)]
-COUNTRIES = ["MX", "BR", "CN", "FR"]
+             dt.date(2025, 12, 31), dt.date(2026, 1, 1),
+             # the H20 notice, the Ascend guidance, Cambodia leaving D:5
+             dt.date(2025, 4, 8), dt.date(2025, 4, 9), dt.date(2026, 2, 2),
+             dt.date(2026, 2, 3)]
+COUNTRIES = ["MX", "BR", "CN", "FR", "KH"]
 LICENSE_COUNTRIES = ["MX", "BR", "CN"]
 EXPORTERS = ["e1", "e2"]
 CONSIGNEES = ["c1", "c2", "c3"]
 LICENSES = ["L1", "L2", "L3"]
 COUNTRY_ALLOCS = ["G1", "G2"]
 VEUS = ["V1", "V2"]
-PRODUCTS = ["nvidia-h100-sxm", "nvidia-b200", "edge-npu"]
+PRODUCTS = ["nvidia-h100-sxm", "nvidia-b200", "edge-npu", "nvidia-h20", "huawei-ascend-910b"]
 #: TPP per unit of the product that is not in the catalog (uncontrolled)
 EDGE_TPP = 1_000
 QUANTITIES = [1, 100, 700, 2_000, 5_000, 8_000, 12_000, 22_000]
