@@ -16,12 +16,15 @@ from __future__ import annotations
 
 import datetime as dt
 import getpass
+import random
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from eventsourcing.application import Application
+from eventsourcing.utils import Environment, EnvType
 from eventsourcing.persistence import (
     IntegrityError,
     OperationalError,
@@ -32,15 +35,15 @@ from eventsourcing.persistence import (
 
 from ledger.errors import LedgerError, StorageError, ValidationError
 from ledger.events import LedgerEvent
-from ledger.persistence import (
-    APPLIED_KEYS_TABLE,
-    CHAIN_TABLE,
-    PydanticMapper,
+from ledger.database import (
+    check_sqlite_file,
     database_env,
     database_url,
-    decode_event,
     is_postgres,
+    masked_url,
+    postgres_failure,
 )
+from ledger.persistence import APPLIED_KEYS_TABLE, CHAIN_TABLE, PydanticMapper, decode_event
 
 if TYPE_CHECKING:
     # The write side (commands, decide, the product catalog) is imported when first
@@ -49,7 +52,11 @@ if TYPE_CHECKING:
     from ledger.commands import Command
 
 #: how many times a batch is decided again after losing a race to another writer
-MAX_RACE_RETRIES = 5
+#: (six processes correcting one shipment at once: the last may lose five rounds)
+MAX_RACE_RETRIES = 20
+#: upper bound of the random pause before deciding again, growing with each loss, so
+#: racing writers spread out instead of colliding again in lockstep
+RACE_BACKOFF_S = 0.02
 READ_PAGE = 10_000
 #: aggregates per history query when planning a batch (SQLite allows 32,766 variables)
 PREFETCH_CHUNK = 2_000
@@ -125,13 +132,33 @@ class Ledger(Application[UUID]):
     name = "LEDGER"
     recorder: ProcessRecorder
 
-    def __init__(self, db: str | None = None, *, catalog: Catalog | None = None) -> None:
+    def __init__(self, db: str | None = None, *, catalog: Catalog | None = None,
+                 create: bool = True) -> None:
+        """Open the ledger at ``db`` (see ``ledger.database``). With ``create`` false
+        (read-only commands) a SQLite file that does not exist is an error, never a
+        new empty ledger. Raises DatabaseRefused, ConfigurationError, StorageError."""
         self.url = database_url(db)
         self._catalog = catalog
+        env = database_env(self.url)
+        if not is_postgres(self.url):
+            check_sqlite_file(self.url, create=create)
         try:
-            super().__init__(env=database_env(self.url))
+            super().__init__(env=env)
         except PersistenceError as e:
+            if is_postgres(self.url):
+                raise postgres_failure(self.url, e) from e
             raise StorageError(f"cannot open the ledger database {self.url!r}: {e}") from e
+
+    @property
+    def shown_url(self) -> str:
+        """The database as shown to people: the password masked."""
+        return masked_url(self.url)
+
+    def construct_env(self, name: str, env: EnvType | None = None) -> Environment:
+        """Only the ledger's pinned settings, never the process environment: an
+        exported ``POSTGRES_ENABLE_DB_FUNCTIONS`` or ``CIPHER_KEY`` must not change
+        how events are stored (``ledger.database``)."""
+        return Environment(name, dict(env or {}))
 
     @property
     def catalog(self) -> Catalog:
@@ -271,7 +298,7 @@ class Ledger(Application[UUID]):
         refused ones are in the result. Raises ``StorageError`` if the store fails.
         """
         actor = actor or default_actor()
-        for _ in range(MAX_RACE_RETRIES):
+        for attempt in range(MAX_RACE_RETRIES):
             outcomes = self.plan(commands, actor=actor, now=now)
             if not skip_bad and any(not o.ok for o in outcomes):
                 raise BatchRejected(outcomes)
@@ -279,10 +306,16 @@ class Ledger(Application[UUID]):
             keys = [k for o in outcomes for k in o.applied_keys()]
             try:
                 positions = self.append(events, tracking=tracking, keys=keys)
-            except IntegrityError:
+            except IntegrityError as e:
                 if tracking is not None and self._tracking_passed(tracking):
                     raise
-                continue  # another writer got there first: decide again
+                if not _lost_race(e):
+                    # not another writer's event at the same version: a planted or
+                    # corrupt row (e.g. in the chain); deciding again would only skip it
+                    raise
+                # another writer got there first: decide again, after a short pause
+                time.sleep(random.uniform(0, RACE_BACKOFF_S * (attempt + 1)))
+                continue
             return BatchResult(outcomes, positions)
         raise StorageError(f"gave up after {MAX_RACE_RETRIES} write conflicts with other writers")
 
@@ -366,47 +399,131 @@ class Ledger(Application[UUID]):
             params.append(stop)
         return {int(p): str(t) for p, t in self._query(sql, params)}
 
-    def resolve_known_at(self, known_at: str | int | None) -> int | None:
-        """A recorded position, or the last position recorded at or before an ISO
-        timestamp (UTC if no offset). None means "everything".
+    def count_events(self, after: int = 0) -> int:
+        """How many events were recorded after position ``after`` (positions can have
+        gaps on PostgreSQL, so this is not ``head - after``)."""
+        rows = self._query(f"SELECT COUNT(*) FROM {CHAIN_TABLE} WHERE position > ?", [after])
+        return int(rows[0][0])
 
-        A position past the head or a time in the future is refused: the ledger does
-        not know yet what will be recorded there, so such an answer could change
-        later, and every answer given with --known-at must be reproducible forever.
-        Raises ValidationError naming the value."""
+    def first_recorded(self) -> tuple[int, str] | None:
+        """(position, recorded_at) of the first event, or None for an empty ledger."""
+        rows = self._query(
+            f"SELECT position, recorded_at FROM {CHAIN_TABLE} ORDER BY position LIMIT 1")
+        return None if not rows else (int(rows[0][0]), str(rows[0][1]))
+
+    def has_rules(self) -> bool:
+        """Whether any rule revision was ever published in this ledger (one indexed-free
+        probe that stops at the first match: rule books are loaded first)."""
+        from eventsourcing.utils import get_topic
+
+        from ledger.events import RuleRevisionPublished
+
+        table = self.recorder.events_table_name  # type: ignore[attr-defined]
+        rows = self._query(f"SELECT 1 FROM {table} WHERE topic = ? LIMIT 1",
+                           [get_topic(RuleRevisionPublished)])
+        return bool(rows)
+
+    def first_positions(self, aggregate_ids: Sequence[UUID]) -> dict[UUID, int]:
+        """The recorded position of each aggregate's first event (absent if unknown)."""
+        table = self.recorder.events_table_name  # type: ignore[attr-defined]
+        out: dict[UUID, int] = {}
+        for start in range(0, len(aggregate_ids), PREFETCH_CHUNK):
+            chunk = list(aggregate_ids[start:start + PREFETCH_CHUNK])
+            if is_postgres(self.url):
+                rows = self._query(f"SELECT originator_id, notification_id FROM {table} "
+                                   "WHERE originator_id = ANY(?) AND originator_version = 1",
+                                   [chunk])
+                out.update({UUID(str(a)): int(p) for a, p in rows})
+            else:
+                rows = self._query(
+                    f"SELECT originator_id, rowid FROM {table} WHERE originator_version = 1 "
+                    f"AND originator_id IN ({','.join('?' * len(chunk))})",
+                    [a.hex for a in chunk])
+                out.update({UUID(str(a)): int(p) for a, p in rows})
+        return out
+
+    def last_position_before(self, position: int) -> int:
+        """The last recorded position before ``position`` (0 if none)."""
+        rows = self._query(f"SELECT MAX(position) FROM {CHAIN_TABLE} WHERE position < ?",
+                           [position])
+        return int(rows[0][0]) if rows and rows[0][0] is not None else 0
+
+    def resolve_known_at(self, known_at: str | int | None) -> int | None:
+        """A recorded position, or the last position recorded at or before a moment:
+        an ISO timestamp (UTC if no offset), or a date alone, meaning the END of that
+        day in UTC. None means "everything".
+
+        Refused (ValidationError naming the value): a position past the head or a
+        moment in the future (the ledger does not know yet what will be recorded
+        there, so such an answer could change later, and every answer given with
+        --known-at must be reproducible forever); a position or moment before the
+        first recorded event (the answer would be an empty ledger's, which says
+        nothing: the message names the first recorded time)."""
         if known_at is None:
             return None
         text = str(known_at).strip()
-        head = self.max_position()
         if isinstance(known_at, int) or (text.isascii() and text.isdigit()):
-            position = int(known_at)
-            if position < 0:
-                raise ValidationError(f"--known-at {known_at!r} must be >= 0",
-                                      field="known_at", value=known_at)
-            if position > head:
-                raise ValidationError(
-                    f"--known-at {position} is past the ledger's last recorded position "
-                    f"({head}); an answer known at a future position could still change",
-                    field="known_at", value=known_at)
-            return position
-        try:
-            when = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-        except ValueError as e:
-            raise ValidationError(
-                f"--known-at {text!r} is neither a recorded position nor an ISO timestamp",
-                field="known_at", value=text,
-            ) from e
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=dt.UTC)
+            return self._known_at_position(int(known_at), known_at)
+        when = _parse_moment(text)
         if when > dt.datetime.now(dt.UTC):
             raise ValidationError(
-                f"--known-at {text!r} is in the future; what will be recorded by then is "
-                "not known yet", field="known_at", value=text)
+                f"--known-at {text!r} ({when.isoformat()}) is in the future; what will be "
+                "recorded by then is not known yet", field="known_at", value=text)
         stamp = when.astimezone(dt.UTC).isoformat(timespec="microseconds")
         rows = self._query(
             f"SELECT MAX(position) FROM {CHAIN_TABLE} WHERE recorded_at <= ?", [stamp]
         )
-        return int(rows[0][0]) if rows and rows[0][0] is not None else 0
+        if not rows or rows[0][0] is None:
+            raise self._before_first(f"--known-at {text!r} ({when.isoformat()})", text)
+        return int(rows[0][0])
+
+    def _known_at_position(self, position: int, given: str | int) -> int:
+        if position < 0:
+            raise ValidationError(f"--known-at {given!r} must be >= 0",
+                                  field="known_at", value=given)
+        head = self.max_position()
+        if position > head:
+            raise ValidationError(
+                f"--known-at {position} is past the ledger's last recorded position "
+                f"({head}); an answer known at a future position could still change",
+                field="known_at", value=given)
+        first = self.first_recorded()
+        if first is None or position < first[0]:
+            raise self._before_first(f"--known-at {position}", given)
+        return position
+
+    def _before_first(self, what: str, given: str | int) -> ValidationError:
+        first = self.first_recorded()
+        if first is None:
+            return ValidationError(f"{what}: the ledger has no recorded events yet",
+                                   field="known_at", value=given)
+        return ValidationError(
+            f"{what} is before the first recorded event (position {first[0]}, recorded "
+            f"{first[1]}); nothing was known then", field="known_at", value=given)
+
+
+def _lost_race(error: IntegrityError) -> bool:
+    """Whether a unique violation is another writer's event at the same aggregate
+    version (or its idempotency key): a race to decide again, not a broken store."""
+    text = str(error)
+    return ("originator" in text or "_events_pkey" in text or "stored_events" in text
+            or APPLIED_KEYS_TABLE in text)
+
+
+def _parse_moment(text: str) -> dt.datetime:
+    """An ISO timestamp (UTC without an offset) or a date alone (the end of that day,
+    UTC: "known at 2026-11-29" includes everything recorded that day)."""
+    try:
+        if len(text) == 10:
+            day = dt.date.fromisoformat(text)
+            return dt.datetime.combine(day, dt.time.max, tzinfo=dt.UTC)
+        when = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as e:
+        raise ValidationError(
+            f"--known-at {text!r} is neither a recorded position nor an ISO date or "
+            "timestamp", field="known_at", value=text,
+        ) from e
+    return when if when.tzinfo is not None else when.replace(tzinfo=dt.UTC)
 
 
 def _decide_one(index: int, command: Command, history: list[LedgerEvent], applied: set[str],

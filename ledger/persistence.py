@@ -10,17 +10,16 @@ Three things live here:
   one row per event to ``ledger_chain``: the event's recorded position, its UTC
   recorded time (strictly increasing, assigned here, never by a client) and its
   hash-chain link (see ``ledger.chain``). No event ever exists without its link.
-- ``database_env``: turns ``--db`` / ``LEDGER_DB`` into eventsourcing settings.
+
+Which database is opened and with which settings is ``ledger.database``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 from collections.abc import Sequence
 from typing import Any
-from urllib.parse import unquote, urlparse
 from uuid import UUID
 
 from eventsourcing.persistence import JSONTranscoder, Mapper, StoredEvent
@@ -28,7 +27,7 @@ from eventsourcing.sqlite import SQLiteCursor, SQLiteProcessRecorder
 from eventsourcing.utils import get_topic, resolve_topic
 
 from ledger.chain import GENESIS_HASH, link_hash
-from ledger.errors import ConfigurationError, ValidationError
+from ledger.database import DEFAULT_DB, database_env, database_url, is_postgres
 from ledger.events import STORED, LedgerEvent
 
 CHAIN_TABLE = "ledger_chain"
@@ -36,7 +35,10 @@ CHAIN_TABLE = "ledger_chain"
 #: each aggregate, written in the transaction that appends the command's events
 APPLIED_KEYS_TABLE = "ledger_applied_keys"
 EVENTS_TABLE = "stored_events"
-DEFAULT_DB = "ledger.db"
+#: configuration lives in ledger.database; these names are kept for existing callers
+__all__ = ["APPLIED_KEYS_TABLE", "CHAIN_TABLE", "DEFAULT_DB", "EVENTS_TABLE", "PydanticMapper",
+           "SQLiteLedgerRecorder", "chain_rows", "database_env", "database_url", "decode_event",
+           "is_postgres", "next_recorded_at"]
 
 
 # --- mapping ------------------------------------------------------------------------
@@ -183,54 +185,3 @@ class SQLiteLedgerRecorder(SQLiteProcessRecorder):
             c.executemany(f"INSERT INTO {APPLIED_KEYS_TABLE} VALUES (?,?,?)",
                           [(agg.hex, key, version) for agg, key, version in keys])
         return positions
-
-
-# --- configuration ------------------------------------------------------------------
-
-
-def database_url(db: str | None) -> str:
-    """The database to use: ``--db``, else ``LEDGER_DB``, else ./ledger.db."""
-    return db or os.environ.get("LEDGER_DB") or DEFAULT_DB
-
-
-def is_postgres(url: str) -> bool:
-    return url.startswith(("postgresql://", "postgres://"))
-
-
-def database_env(url: str) -> dict[str, str]:
-    """eventsourcing settings for a database URL or SQLite path.
-
-    ``postgresql://user[:password]@host[:port]/dbname`` selects PostgreSQL; anything
-    else is a SQLite file path (``sqlite:///path`` also accepted).
-    """
-    if is_postgres(url):
-        parts = urlparse(url)
-        if not parts.path.strip("/"):
-            raise ConfigurationError(f"database URL {url!r} names no database (…/dbname)")
-        env = {
-            "PERSISTENCE_MODULE": "eventsourcing.postgres",
-            "POSTGRES_DBNAME": unquote(parts.path.lstrip("/")),
-            "POSTGRES_HOST": parts.hostname or "127.0.0.1",
-            "POSTGRES_PORT": str(parts.port or 5432),
-            "POSTGRES_USER": unquote(parts.username or "postgres"),
-            "POSTGRES_PASSWORD": unquote(parts.password or ""),
-            # one connection up front (more on demand, up to eventsourcing's overflow
-            # of 10): a CLI query or a consumer uses one at a time, and opening five
-            # at start-up was a tenth of a `ledger quota` process
-            "POSTGRES_POOL_SIZE": os.environ.get("POSTGRES_POOL_SIZE", "1"),
-            # eventsourcing ends a session idle in a transaction for 5 s; a bulk import
-            # or a projection batch does seconds of Python work inside its transaction
-            "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": os.environ.get(
-                "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT", "120"),
-            "PROCESS_RECORDER_TOPIC": "ledger.persistence_postgres:PostgresLedgerRecorder",
-        }
-        return env
-    path = url.removeprefix("sqlite:///").removeprefix("sqlite://")
-    if not path:
-        raise ValidationError(f"--db {url!r} is not a file path", field="db", value=url)
-    return {
-        "PERSISTENCE_MODULE": "eventsourcing.sqlite",
-        "SQLITE_DBNAME": path,
-        "SQLITE_LOCK_TIMEOUT": "30",
-        "PROCESS_RECORDER_TOPIC": get_topic(SQLiteLedgerRecorder),
-    }

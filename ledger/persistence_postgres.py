@@ -5,21 +5,34 @@ position, UTC recorded time, hash link) is written in the transaction that write
 the event. eventsourcing takes an EXCLUSIVE lock on the events table before it
 inserts, so the chain head read here cannot be moved by another writer. Kept in its
 own module so a SQLite-only run never imports psycopg.
+
+``LedgerPostgresFactory`` opens the connections: every connection's ``search_path``
+is the ledger's schema (so the read models' ``rm_*`` tables follow the events into
+``?schema=NAME``, and ``PGOPTIONS`` cannot send them elsewhere), and libpq's own
+connect timeout is the ledger's (a silent host fails as fast as a refusing one).
 """
 
 from __future__ import annotations
 
+import contextlib
 import random
 import time
 from collections.abc import Sequence
 from typing import Any
 
-from eventsourcing.persistence import PersistenceError, StoredEvent
-from eventsourcing.postgres import PostgresAggregateRecorder, PostgresProcessRecorder
+from eventsourcing.persistence import IntegrityError, PersistenceError, StoredEvent
+from eventsourcing.persistence import ProcessRecorder
+from eventsourcing.postgres import (
+    PostgresAggregateRecorder,
+    PostgresFactory,
+    PostgresProcessRecorder,
+)
+from eventsourcing.utils import Environment
 from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
 
+from ledger.database import connect_timeout
 from ledger.persistence import APPLIED_KEYS_TABLE, CHAIN_TABLE, chain_rows
 
 #: tries at creating the tables when other processes race to create them too
@@ -129,3 +142,27 @@ class PostgresLedgerRecorder(PostgresProcessRecorder):
         self._append_links(curs, positions, stored_events)
         self._append_keys(curs, **kwargs)
         return positions
+
+
+class LedgerPostgresFactory(PostgresFactory):
+    """eventsourcing's PostgreSQL factory with the ledger's connection settings."""
+
+    def __init__(self, env: Environment) -> None:
+        super().__init__(env)
+        kwargs = self.datastore.pool.kwargs
+        assert isinstance(kwargs, dict)
+        # a session-level search_path for every connection of the pool: the read
+        # models' and the ledger's own unqualified table names resolve in the schema
+        kwargs["options"] = f"-c search_path={self.datastore.schema}"
+        kwargs["connect_timeout"] = max(1, round(connect_timeout()))
+        kwargs["application_name"] = "quota-ledger"
+
+    def process_recorder(self) -> ProcessRecorder:
+        if self.datastore.schema != "public":
+            # eventsourcing creates its tables in the schema but not the schema itself
+            # (two processes creating it at once: the loser's unique violation is harmless)
+            with contextlib.suppress(IntegrityError), \
+                    self.datastore.transaction(commit=True) as curs:
+                curs.execute(SQL("CREATE SCHEMA IF NOT EXISTS {0}").format(
+                    Identifier(self.datastore.schema)))
+        return super().process_recorder()

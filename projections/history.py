@@ -113,18 +113,9 @@ def country_history(state: LedgerState, country: str, rule: RuleBook | None, *,
             "last_position": row.last_position, "detail": detail}))
     items.sort(key=lambda i: i[:4])
 
-    # late: some item recorded earlier has a later effective date
-    # (an allocation's end is not an event: judge each recorded event by its own
-    # effective date, the earliest item at its position)
-    event_date: dict[int, dt.date] = {}
-    for day, _phase, pos, _, _ in items:
-        event_date[pos] = min(day, event_date.get(pos, day))
-    latest_before: dict[int, tuple[dt.date, int] | None] = {}
-    best: tuple[dt.date, int] | None = None
-    for pos in sorted(event_date):
-        latest_before[pos] = best
-        if best is None or event_date[pos] > best[0]:
-            best = (event_date[pos], pos)
+    # late: judged against the whole ledger as known, never against the listed window,
+    # so --from/--to (and the rule they select) cannot change which events are late
+    late_after = late_events(state, country)
 
     entries: list[HistoryEntry] = []
     committed = 0
@@ -134,8 +125,8 @@ def country_history(state: LedgerState, country: str, rule: RuleBook | None, *,
         committed += int(data["committed_delta"])  # type: ignore[call-overload]
         if cap is not None:
             cap += int(data["cap_delta"])  # type: ignore[call-overload]
-        prior = latest_before.get(pos)
-        late = prior is not None and prior[0] > event_date[pos]
+        prior = late_after.get(pos)
+        late = prior is not None
         # the fold's own first breach (a day's allocation changes take effect together,
         # so the running totals between two of them are no moment of their own)
         first_breach = (breach is not None and day == breach.date and pos == breach.position
@@ -152,8 +143,59 @@ def country_history(state: LedgerState, country: str, rule: RuleBook | None, *,
             flag=data["flag"] if data["flag"] is None else str(data["flag"]),
             tpp=int(data["tpp"]), committed_delta=int(data["committed_delta"]),  # type: ignore[call-overload]
             committed_tpp=committed, cap_tpp=cap, late=late,
-            late_after=prior[1] if late and prior else None, detail=str(data["detail"]),
+            late_after=prior, detail=str(data["detail"]),
             first_breach=first_breach, voided=bool(data.get("voided", False))))
     return History(country=country, rule=position.rule, from_date=from_date, to_date=to_date,
                    known_at=known_at, computed_at_position=position.computed_at_position,
                    entries=entries)
+
+
+def event_dates(state: LedgerState, country: str) -> dict[int, dt.date]:
+    """Every recorded event that touches ``country``'s position, as (recorded position
+    -> its own effective date): allocation grants, adjustments and ends, the
+    shipments (voided ones too), and the corrections and voids. An allocation's end
+    is not an event of its own, so each position keeps its earliest date. Depends on
+    nothing but the ledger (not on a date window or a rule)."""
+    dates: dict[int, dt.date] = {}
+
+    def add(pos: int, day: dt.date) -> None:
+        dates[pos] = min(day, dates.get(pos, day))
+
+    for alloc_id in state.allocations_by_country.get(country, ()):
+        a = state.allocations[alloc_id]
+        add(a.position, a.valid_from)
+        for eff, pos, _amount in a.amounts[1:]:
+            add(pos, max(eff, a.valid_from))
+        if a.revoked is not None:
+            add(a.revoked[1], max(a.revoked[0], a.valid_from))
+    for key in state.by_country.get(country, ()):
+        row = state.shipments[key]  # voided ones too: their recording was an event
+        add(row.position, row.fields.ship_date)
+    for pos, _key, _kind, before, after, ship_date in state.shipment_changes:
+        if country in (before, after):
+            add(pos, ship_date)
+    return dates
+
+
+def late_events(state: LedgerState, country: str) -> dict[int, int]:
+    """The LATE events of a country: recorded position -> the position of an earlier
+    recorded event with a later effective date (the latest-dated such one)."""
+    dates = event_dates(state, country)
+    late: dict[int, int] = {}
+    best: tuple[dt.date, int] | None = None
+    for pos in sorted(dates):
+        if best is not None and best[0] > dates[pos]:
+            late[pos] = best[1]
+        if best is None or dates[pos] > best[0]:
+            best = (dates[pos], pos)
+    return late
+
+
+def last_change_date(state: LedgerState) -> dt.date | None:
+    """The last effective date on which anything known changes a position (shipments,
+    allocation starts, changes and ends): deterministic for a given --known-at (no
+    clock involved). None for a ledger without shipments or allocations."""
+    dates = [r.fields.ship_date for r in state.shipments.values()]
+    for a in state.allocations.values():
+        dates += a.change_days(dt.date.max)
+    return max(dates, default=None)

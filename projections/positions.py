@@ -39,10 +39,13 @@ from ledger.counting import (
     lpp_excess,
     veu_check,
 )
-from ledger.rulebook import H100_TPP, RuleBook
+from ledger.rulebook import H100_TPP, Period, RuleBook
 from projections.state import AllocationRow, LedgerState, ShipmentRow
 
-Status = Literal["no-cap", "within-cap", "over-cap"]
+#: outside-cap-period: the revision caps the country over a period (the Diffusion
+#: rule's 2025-01-01..2027-12-31) that does not contain the date asked about, so there
+#: is no cap to be within or over on that date
+Status = Literal["no-cap", "within-cap", "over-cap", "outside-cap-period"]
 
 
 class FlagTotal(BaseModel):
@@ -101,6 +104,8 @@ class Position(BaseModel):
     committed_tpp: int
     remaining_tpp: int | None
     status: Status
+    #: the period the country's cap runs over (None: no cap, or a cap without one)
+    cap_period: Period | None = None
     first_breach: BreachRef | None
     flagged: dict[str, FlagTotal]
     breakdown: dict[str, int]
@@ -599,9 +604,14 @@ class _Fold:
         breakdown["country_allocations_tpp"] = self.cap_extra
         if self.base_cap is not None:
             breakdown["rule_cap_tpp"] = self.base_cap
+        period = cap_period_of(cap_rule, country, as_of) if cap is not None else None
         if cap is None:
             status: Status = "no-cap"
             remaining = None
+        elif period is not None and not period.contains(as_of):
+            # before the period began or after it ended the cap does not apply: showing
+            # it whole (before) or spent (after) would be an answer the rule does not give
+            status, cap, remaining = "outside-cap-period", None, None
         else:
             remaining = cap - committed
             status = "over-cap" if committed > cap else "within-cap"
@@ -614,12 +624,21 @@ class _Fold:
                                                             else cap_rule.id),
             tier=None if cap_rule is None else cap_rule.tier_of(country, as_of), cap_tpp=cap,
             committed_tpp=committed, remaining_tpp=remaining, status=status,
-            first_breach=self.first_breach,
+            cap_period=period, first_breach=self.first_breach,
             flagged={k: FlagTotal(count=v[0], tpp=v[1])
                      for k, v in sorted(self.flagged.items())},
             breakdown=dict(sorted(breakdown.items())), shipments_counted=self.counted,
             contributions=self.contributions if self.explain else None,
         )
+
+
+def cap_period_of(rule: RuleBook | None, country: str, day: dt.date | None = None
+                  ) -> Period | None:
+    """The period over which ``rule`` caps ``country`` on ``day`` (only the tier-2 cap
+    has one; the tier-3 cap of 0 applies whatever the date)."""
+    if rule is None or rule.tier_of(country, day) != 2:
+        return None
+    return rule.cap_period()
 
 
 def _outside_cap_period(row: ShipmentRow, rule: RuleBook | None) -> str | None:

@@ -27,7 +27,6 @@ import datetime as dt
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -40,6 +39,7 @@ from projections.positions import (
     Position,
     RuleAt,
     ShipmentOutcome,
+    Status,
     authorization_checks,
     fold_country,
     no_rule_treatment,
@@ -104,7 +104,7 @@ class LaneCountry(_Out):
     cap_tpp: int | None
     committed_tpp: int
     remaining_tpp: int | None
-    status: Literal["no-cap", "within-cap", "over-cap"]
+    status: Status
     first_breach: BreachRef | None
     flagged: dict[str, FlagTotal]
 

@@ -19,6 +19,11 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 PG_BASE = os.environ.get("LEDGER_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
+# the ledger gives up on a PostgreSQL connection after 5 s by default; on a CI box or a
+# shared test machine under load a healthy server can take longer to accept one, so
+# the suite (and the ledger processes it starts, which inherit this) waits longer.
+# Tests of the failure itself set their own, shorter value.
+os.environ.setdefault("LEDGER_DB_CONNECT_TIMEOUT", "30")
 
 # Under mutation testing (mutmut sets MUTANT_UNDER_TEST; tests/MUTATION.md) property tests
 # draw the same examples for every mutant, so a mutant is killed or not, never by luck.

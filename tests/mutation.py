@@ -110,18 +110,101 @@ def survivors(modules: list[str]) -> list[tuple[str, str, str]]:
     return rows
 
 
+#: why a survivor is harmless or not worth a test: (regex on "mutant<TAB>change", reason).
+#: The first match wins; a survivor no rule explains is listed as UNEXPLAINED.
+WHY: list[tuple[str, str]] = [
+    (r"\.(en|de)code\(\\?\"(UTF-8|ASCII)\\?\"\)|\.(en|de)code\(\)",
+     "equivalent: codec names are case-insensitive and utf-8 is the default"),
+    (r'encoding="UTF-8"', "equivalent: codec names are case-insensitive"),
+    (r"x__flatten__.*ensure_ascii=True|x__flatten__.*sort_keys=True, \)",
+     "not worth a test: the lists and rule books exported are ASCII (codes, ids, citations); "
+     "the flag only keeps future non-ASCII text readable"),
+    (r"to_bytes\(8, \)", "equivalent: int.to_bytes defaults to big-endian on Python 3.11+"),
+    (r"x_parse_expect_head__.*rpartition",
+     "equivalent: with two colons either the position or the hash is invalid, both refused"),
+    (r"x_parse_expect_head__.*not sep and",
+     "equivalent: without a colon the hash is empty, so the length check refuses it"),
+    (r"x__restore_postgres__",
+     "no test in the run: PostgreSQL only (test_export_restore_round_trip[postgres] covers "
+     "it; the run leaves the server out)"),
+    (r"x_restore__mutmut_\d+\t.*_restore_postgres",
+     "no test in the run: the PostgreSQL branch (covered by the [postgres] round trip)"),
+    (r"(VALUES|ORDER BY|AND position|INSERT INTO|SELECT)[^\t]*=>.*(values|order by|and "
+     r"position|insert into|select|TOPIC|POSITION)",
+     "equivalent: SQL keywords and unquoted names are case-insensitive"),
+    (r"x_verify_chain__.*rsplit|x_verify_chain__.*split\(':', 1\)",
+     "equivalent: a stored topic is 'module:Class', with exactly one colon"),
+    (r"x_verify_chain__.*if p >= last_event",
+     "equivalent: in that branch p has no event, so it never equals the last event's position"),
+    (r'x_verify_chain__.*prev_time: str \| None = ""',
+     "equivalent: no recorded time sorts at or before '', so the first row is never flagged"),
+    (r"x_write_csv__.*restval|x_write_csv__.*_flatten\(None",
+     "equivalent: csv writes None as an empty cell and restval defaults to ''; a None prefix is "
+     "falsy like ''"),
+    (r"ensure_ascii=None", "equivalent: None is falsy like False"),
+    (r"x_chain_hash_at__.*read_chain_rows\(ledger, position(, None|, |)\)",
+     "equivalent: the first row read is the one at the position either way"),
+    (r"x_export_rows__.*if start >= 1",
+     "equivalent: from position 1 there is no earlier row, so the genesis hash is used either way"),
+    (r"x_export_rows__.*read_chain_rows\(ledger, start, (None|)\)",
+     "equivalent: links past the range are read but never used"),
+    (r"x_export_rows__.*\(before\) or True",
+     "equivalent on an intact chain (rows before start exist); a broken one is audit verify's job"),
+    (r"x_export_rows__.*type\(None\)",
+     "message wording: the exception's class name in a message; not worth a test"),
+    (r"x__uuid_text__",
+     "equivalent: both stores return UUID objects and exports hold canonical UUID text"),
+    (r"read_text\(encoding=None\)",
+     "equivalent here: the locale's encoding is UTF-8 (an explicit codec is kept for portability)"),
+    (r"\[:1[67]\]", "message wording: a longer hash prefix in a message; not worth a test"),
+    (r'=>  .*"[A-Z][A-Z ]+[A-Z]"\)', "message wording: capitals in a message; not worth a test"),
+    (r'=>  .*"XX', "message wording: text around the facts; not worth a test"),
+]
+
+
+def explain(key: str, change: str) -> str:
+    import re
+
+    for pattern, reason in WHY:
+        if re.search(pattern, f"{key}\t{change}"):
+            return reason
+    return "UNEXPLAINED"
+
+
+def print_markdown(modules: list[str]) -> None:
+    """Per module: a table of survivors, each with its one-line reason."""
+    by_module: dict[str, list[tuple[str, str, str]]] = {}
+    for key, status, change in survivors(modules):
+        module = key.split(".x", 1)[0]
+        by_module.setdefault(module, []).append((key, status, change))
+    for module, rows in by_module.items():
+        print(f"\n### {module}\n")
+        print("| mutant | change | why it may live |")
+        print("|---|---|---|")
+        for key, status, change in rows:
+            name = key.removeprefix(module + ".").replace("|", "\\|")
+            text = change.replace("|", "\\|").replace("`", "'")
+            why = explain(key, change) if status != "not checked" else "not checked"
+            print(f"| `{name}` | `{text[:150]}` | {why} |")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("modules", nargs="*", help="dotted module names (default: all)")
     parser.add_argument("--report", action="store_true", help="only print the last scores")
+    parser.add_argument("--markdown", action="store_true",
+                        help="the survivors with their reasons, as tests/MUTATION.md lists them")
     parser.add_argument("--survivors", action="store_true",
                         help="only list the mutants not killed, with the line each changed")
     parser.add_argument("--max-children", type=int, default=2,
                         help="parallel mutant runs (default 2: the machine's cores)")
     args = parser.parse_args(argv)
+    if args.markdown:
+        print_markdown(args.modules)
+        return 0
     if args.survivors:
         for key, status, change in survivors(args.modules):
-            print(f"{key}\t{status}\t{change}")
+            print(f"{key}\t{status}\t{change}\t{explain(key, change)}")
         return 0
     if not args.report:
         mutmut = Path(sys.executable).with_name("mutmut")

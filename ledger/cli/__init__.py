@@ -144,7 +144,7 @@ def _fail(e: Exception, exit_code: int, json_errors: bool, message: str | None =
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"],
                                                "max_content_width": 100})
 @click.option("--db", envvar="LEDGER_DB", default="ledger.db", show_default=True,
-              help="SQLite file path, or postgresql://user@host:port/dbname "
+              help="SQLite file path, or postgresql://user@host:port/dbname[?schema=NAME] "
                    "(also LEDGER_DB).")
 @click.version_option(package_name="quota-ledger")
 @click.pass_context
@@ -158,6 +158,9 @@ def main(ctx: click.Context, db: str) -> None:
       ledger import events.jsonl       append events from JSON Lines
       ledger quota --country MX --as-of 2025-06-30
     """
+    if os.environ.get("LEDGER_DB") == "" and \
+            ctx.get_parameter_source("db") is click.core.ParameterSource.DEFAULT:
+        db = ""  # an empty LEDGER_DB is refused like --db "", not read as ./ledger.db
     ctx.obj = {"db": db}
     if os.environ.get("LEDGER_DEBUG"):
         ctx.obj["debug"] = True

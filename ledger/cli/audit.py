@@ -63,10 +63,13 @@ def verify_cmd(ctx: click.Context, expect_head: str | None, read_model: bool,
         from projections.views import read_model_differences
 
         differences = read_model_differences(ledger)
+    advice = repair_advice(result.ok, bool(differences))
     if as_json:
         data = result.as_dict()
         if read_model:
             data["read_model_differences"] = differences
+        if advice:
+            data["advice"] = advice
         print_json(data)
     elif result.ok:
         # plain echo, not rich: auditors paste and grep this, so no wrapping
@@ -84,15 +87,35 @@ def verify_cmd(ctx: click.Context, expect_head: str | None, read_model: bool,
     if read_model and not as_json:
         if differences:
             click.echo(click.style("READ MODEL DIFFERS", fg="red", bold=True) + ": "
-                       f"{len(differences)} answer(s) differ from the log; rebuild it with "
-                       "'ledger projections rebuild'")
+                       f"{len(differences)} answer(s) differ from the log")
             for d in differences:
                 click.echo(f"  {d}")
         else:
             click.echo(click.style("OK", fg="green") + ": the read model gives the log's "
                        "answer for every country and rule")
+    if advice and not as_json:
+        click.echo(f"what to do: {advice}")
     if not result.ok or differences:
         ctx.exit(EXIT_BROKEN)
+
+
+def repair_advice(chain_ok: bool, read_model_differs: bool) -> str | None:
+    """What an operator should do about a failed verification, or None if nothing.
+
+    A broken chain means the log itself was altered: rebuilding the read models from
+    it would bake the altered events into every answer, so the remedy is a restore
+    from a trusted export, verified against a head saved before the damage."""
+    if not chain_ok:
+        return ("the event log itself was altered: do NOT run 'ledger projections "
+                "rebuild' on it (that would bake the altered events into every answer). "
+                "Restore the ledger from a trusted export into a new database "
+                "('ledger --db NEW audit import EXPORT.jsonl'), verify it against a head "
+                "saved before the damage ('ledger --db NEW audit verify --expect-head "
+                "POSITION:HASH --read-model'), and only then rebuild its read models there")
+    if read_model_differs:
+        return ("the event log verified intact, so only the read models are wrong: "
+                "rebuild them from it with 'ledger projections rebuild'")
+    return None
 
 
 @audit.command("head")
@@ -222,7 +245,7 @@ def import_cmd(ctx: click.Context, file: Path, as_json: bool) -> None:
         for number, raw in enumerate(f, start=1):
             if raw.strip():
                 rows.append(parse_export_line(raw, number))
-    ledger = open_ledger(ctx)
+    ledger = open_ledger(ctx, create=True)
     n = restore(ledger, rows)
     result = verify(ledger)
     head = ledger.head()

@@ -10,11 +10,25 @@ import click
 from ledger.countries import is_country_code
 
 
-def open_ledger(ctx: click.Context) -> Any:
-    """The Ledger application on the database chosen with --db / LEDGER_DB."""
+def open_ledger(ctx: click.Context, *, create: bool = False) -> Any:
+    """The Ledger application on the database chosen with --db / LEDGER_DB.
+
+    Only a command that writes passes ``create=True``: a read-only command on a
+    missing SQLite file is an error naming the path, never a new empty ledger."""
     from ledger.application import Ledger
 
-    return Ledger(ctx.obj["db"])
+    return Ledger(ctx.obj["db"], create=create)
+
+
+def require_rules(ledger: Any) -> None:
+    """Refuse a position query on a ledger without any rule revision: its answer
+    would be "no cap" for every country, which is not true, only unknown.
+    Raises NotFound with the remedy."""
+    if not ledger.has_rules():
+        from ledger.errors import NotFound
+
+        raise NotFound(f"the ledger {ledger.shown_url!r} has no rule revision, so it cannot "
+                       "answer a quota question; load them with 'ledger rules load --bundled'")
 
 
 class DateType(click.ParamType):  # type: ignore[type-arg]

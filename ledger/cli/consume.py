@@ -110,7 +110,7 @@ def consume(ctx: click.Context, /, topic: str, group: str, dead_letter_topic: st
         heartbeat_interval_ms=max(300, min(3000, session_timeout_ms // 3)),
         max_message_age=dt.timedelta(hours=max_message_age),
     )
-    ledger = open_ledger(ctx)
+    ledger = open_ledger(ctx, create=True)
     _require_rule_revision(ledger)
     log = _health_log(health_file) if health_file is not None else None
     try:

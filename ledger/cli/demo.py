@@ -33,7 +33,7 @@ def demo(ctx: click.Context, seed: int, shipments: int, wide: bool) -> None:
     from ledger.demo import build
     from ledger.rulebook import bundled_rulebooks
 
-    ledger = open_ledger(ctx)
+    ledger = open_ledger(ctx, create=True)
     sample = build(seed, shipments)
     out = console()
     with out.status("Recording the sample ledger…"):
@@ -41,14 +41,28 @@ def demo(ctx: click.Context, seed: int, shipments: int, wide: bool) -> None:
                               actor="demo")
         setup = ledger.submit([parse_command(c) for c in sample.setup], actor="demo")
         main = ledger.submit([parse_command(c) for c in sample.shipments], actor="demo")
-        on_time_head = ledger.max_position()
-        late = ledger.submit([parse_command(c) for c in sample.late], actor="demo")
+        late_commands = [parse_command(c) for c in sample.late]
+        late = ledger.submit(late_commands, actor="demo")
+        on_time_head = before_late_reports(ledger, late_commands)
     appended = rules.appended + setup.appended + main.appended + late.appended
-    out.print(f"[bold]quota-ledger demo[/bold] on {ctx.obj['db']}: {appended} events appended "
+    out.print(f"[bold]quota-ledger demo[/bold] on {ledger.shown_url}: {appended} events appended "
               f"({len(sample.shipments) + len(sample.late) - 2} shipments, "
               f"{len(sample.setup)} allocations and VEUs, {len(bundled_rulebooks())} rule "
               "revisions); late reports, a correction and a void recorded last", soft_wrap=True)
     print_demo_table(ledger, on_time_head, wide=wide)
+
+
+def before_late_reports(ledger: Any, late_commands: list[Any]) -> int:
+    """The last position recorded before the first late report, read from the ledger
+    (not assumed from this run: a rerun appends nothing, and its head is past them)."""
+    from ledger.commands import RecordShipment
+    from ledger.decide import aggregate_id_of
+
+    ids = [aggregate_id_of(c) for c in late_commands if isinstance(c, RecordShipment)]
+    firsts = ledger.first_positions(ids).values()
+    if not firsts:
+        return int(ledger.max_position())
+    return int(ledger.last_position_before(min(firsts)))
 
 
 #: the demo table's columns; ``drop`` is the order they go when the terminal is narrow

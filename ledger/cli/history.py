@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from ledger.cli.common import COUNTRY, DATE, open_ledger
+from ledger.cli.common import COUNTRY, DATE, open_ledger, require_rules
 from ledger.cli.output import Col, console, fit_table, print_fitted, print_json, tpp
 
 
@@ -41,21 +41,16 @@ def history(ctx: click.Context, country: str, from_date: dt.date | None,
       ledger history --country MX --rule ai-diffusion-2025
       ledger history --country MX --from 2025-04-01 --to 2025-06-30 --known-at 20 --json
     """
-    from projections.history import country_history
+    from projections.history import country_history, last_change_date
     from projections.views import load_state, select_rule
 
     ledger = open_ledger(ctx)
+    require_rules(ledger)
     position = ledger.resolve_known_at(known_at)
     state = load_state(ledger, position)
     if to_date is None:
-        # the last date on which anything known changes a position (shipments,
-        # allocation starts, changes and ends): deterministic for a given --known-at
-        # (no clock involved), and the history then ends where 'ledger quota' as of
-        # that date stands
-        dates = [r.fields.ship_date for r in state.shipments.values()]
-        for a in state.allocations.values():
-            dates += a.change_days(dt.date.max)
-        to_date = max(dates, default=dt.date.today())
+        # where 'ledger quota' as of that date stands after everything known
+        to_date = last_change_date(state) or dt.date.today()
     if from_date is not None and from_date > to_date:
         from ledger.errors import ValidationError
 

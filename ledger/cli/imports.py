@@ -61,7 +61,7 @@ def import_(ctx: click.Context, file: Path, skip_bad: bool, as_json: bool) -> No
     from ledger.application import BatchRejected
 
     items, numbers = read_commands(file)
-    ledger = open_ledger(ctx)
+    ledger = open_ledger(ctx, create=True)
     try:
         result = ledger.submit(items, skip_bad=skip_bad)
     except BatchRejected as e:
@@ -74,6 +74,11 @@ def import_(ctx: click.Context, file: Path, skip_bad: bool, as_json: bool) -> No
                        positions=result.positions)
     if as_json:
         print_json(summary)
+    elif summary["already_applied"]:
+        # every line was recorded before (this file imported earlier, or by another
+        # process at the same moment): nothing to do, and that is success
+        click.echo(f"{file}: already applied: all {result.duplicates} commands were "
+                   "recorded before; nothing appended")
     else:
         first_last = (f" at positions {result.positions[0]}..{result.positions[-1]}"
                       if result.positions else "")
@@ -92,6 +97,7 @@ def _summary(outcomes: list[Any], numbers: list[int], *, appended: int,
         "appended": appended,
         "positions": [positions[0], positions[-1]] if positions else None,
         "duplicates": sum(1 for o in outcomes if o.duplicate),
+        "already_applied": bool(outcomes) and all(o.duplicate for o in outcomes),
         "refused": [{"line": numbers[o.index], "reason": getattr(o.error, "code", "invalid"),
                      "field": getattr(o.error, "field", None), "message": str(o.error)}
                     for o in outcomes if not o.ok],

@@ -18,7 +18,8 @@ from ledger.units import H100_TPP
 
 
 #: how a position's status is shown in every table
-STATUS_STYLE = {"over-cap": "bold red", "within-cap": "green", "no-cap": "dim"}
+STATUS_STYLE = {"over-cap": "bold red", "within-cap": "green", "no-cap": "dim",
+                "outside-cap-period": "yellow"}
 
 
 def tpp(value: int | None) -> str:

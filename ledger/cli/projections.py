@@ -98,8 +98,12 @@ def status(ctx: click.Context, as_json: bool) -> None:
     """The read models' position beside the log's head."""
     rm = _read_model(ctx)
     position, head = rm.position(), rm.ledger.max_position()
+    # positions are strictly increasing but not gap-free on PostgreSQL (a rolled-back
+    # insert leaves a hole), so "behind" counts the events, not the positions
+    behind = rm.ledger.count_events(after=position)
     if as_json:
-        print_json({"position": position, "head": head, "behind": head - position})
+        print_json({"db": rm.ledger.shown_url, "position": position, "head": head,
+                    "behind": behind})
     else:
-        click.echo(f"read models at position {position}, log head {head}, "
-                   f"{head - position} events behind")
+        click.echo(f"{rm.ledger.shown_url}: read models at position {position}, log head "
+                   f"{head}, {behind} events behind")

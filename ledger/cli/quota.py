@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from ledger.cli.common import COUNTRY, DATE, open_ledger
+from ledger.cli.common import COUNTRY, DATE, open_ledger, require_rules
 from ledger.cli.output import (
     STATUS_STYLE,
     Col,
@@ -105,6 +105,7 @@ def quota(ctx: click.Context, country: str | None, all_: bool, tier: int | None,
     from projections.views import readmodel_quota, readmodel_quota_all
 
     ledger = open_ledger(ctx)
+    require_rules(ledger)
     position = ledger.resolve_known_at(known_at)
     # answered from the read model (caught up first), not by replaying the log
     if country is not None:
@@ -234,6 +235,13 @@ def _print_lineage(rows: list[dict[str, Any]]) -> None:
         out.print(f"  {clause}{by}: {citation}", soft_wrap=True)
 
 
+def status_text(p: Any) -> str:
+    """The status as shown; outside the cap period, with the period's dates."""
+    if p.status == "outside-cap-period" and p.cap_period is not None:
+        return f"outside-cap-period ({p.cap_period.start}..{p.cap_period.end})"
+    return str(p.status)
+
+
 def _print_position(p: Any) -> None:
     out = console()
     rule = p.rule or "no rule revision in force"
@@ -241,14 +249,19 @@ def _print_position(p: Any) -> None:
     out.print(f"[bold]{country_name(p.country)} ({p.country})[/bold] as of {p.as_of}, "
               f"rule {rule}, tier {p.tier if p.tier is not None else '—'}, {known}",
               soft_wrap=True)
-    out.print(f"  cap        {tpp_h100(p.cap_tpp)}")
+    if p.status == "outside-cap-period":
+        out.print(f"  cap        — (the rule's cap of {tpp(p.breakdown.get('rule_cap_tpp'))} TPP "
+                  f"runs {p.cap_period.start}..{p.cap_period.end})", soft_wrap=True)
+    else:
+        out.print(f"  cap        {tpp_h100(p.cap_tpp)}")
     out.print(f"  committed  {tpp_h100(p.committed_tpp)}")
     out.print(f"  remaining  {tpp_h100(p.remaining_tpp) if p.cap_tpp is not None else '—'}")
     style = STATUS_STYLE[p.status]
     status = p.status
     if p.status == "over-cap":
         status += f" by {tpp(-p.remaining_tpp)} TPP"
-    out.print(f"  status     [{style}]{status}[/{style}]")
+    out.print(f"  status     [{style}]{status_text(p)}[/{style}]" if p.status != "over-cap"
+              else f"  status     [{style}]{status}[/{style}]")
     if p.first_breach is not None:
         b = p.first_breach
         who = (f"shipment {b.exporter_id}/{b.shipment_ref}" if b.type == "shipment"
@@ -294,7 +307,7 @@ def print_table(positions: list[Any], *, title: str, wide: bool = False) -> None
                          for k, v in p.flagged.items())
         rows.append([p.country, str(p.tier or "—"), tpp(p.cap_tpp), tpp(p.committed_tpp),
                      h100(p.committed_tpp), tpp(p.remaining_tpp),
-                     f"[{style}]{p.status}[/{style}]", breach, flags])
+                     f"[{style}]{status_text(p)}[/{style}]", breach, flags])
     out = console()
     out.print(f"[bold]{title}[/bold], rule {', '.join(rules) or '—'}", soft_wrap=True)
     dropped = print_fitted(out, ALL_COLUMNS, rows, wide=wide, box=box.SIMPLE_HEAD,

@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from ledger.cli.common import DATE, open_ledger
+from ledger.cli.common import DATE, open_ledger, require_rules
 from ledger.cli.output import (
     STATUS_STYLE,
     Col,
@@ -90,6 +90,7 @@ def replay(ctx: click.Context, rule_id: str | None, rule_file: Path | None, agai
     from projections.replay import replay as run_replay
 
     ledger = open_ledger(ctx)
+    require_rules(ledger)
     position = ledger.resolve_known_at(known_at)
     # the read model's rows give the same state as folding the log (checked by the
     # read-model equivalence tests) without decoding every event: the full decode was
@@ -192,7 +193,8 @@ def _blank(value: int | None) -> Any:
     return "" if value is None else value
 
 
-_WORD = {"over-cap": "OVER", "within-cap": "within", "no-cap": "no cap"}
+_WORD = {"over-cap": "OVER", "within-cap": "within", "no-cap": "no cap",
+         "outside-cap-period": "outside period"}
 
 
 def _status(status: str) -> str:

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from ledger.cli.common import DATE, open_ledger
+from ledger.cli.common import DATE, open_ledger, require_rules
 
 
 @click.command()
@@ -52,6 +52,7 @@ def report(ctx: click.Context, as_of: dt.date, rule_id: str | None, known_at: st
     from projections.views import load_state, select_rule
 
     ledger = open_ledger(ctx)
+    require_rules(ledger)
     position = ledger.resolve_known_at(known_at)
     state = load_state(ledger, position)
     rule = select_rule(state, as_of, rule_id) if rule_id else None

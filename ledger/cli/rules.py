@@ -35,7 +35,7 @@ def load(ctx: click.Context, bundled: bool, files: tuple[Path, ...]) -> None:
         raise click.UsageError("give --bundled or one or more rule book files")
     books = list(bundled_rulebooks()) if bundled else []
     books += [parse_rulebook(f.read_text(encoding="utf-8"), origin=str(f)) for f in files]
-    ledger = open_ledger(ctx)
+    ledger = open_ledger(ctx, create=True)
     try:
         result = ledger.submit([PublishRuleRevision(document=b) for b in books])
     except BatchRejected as e:

@@ -51,7 +51,7 @@ def _submit(ctx: click.Context, data: dict[str, Any]) -> None:
 
     # through the same strict reader as an import line (control characters, dates)
     command = parse_command_line(json.dumps({k: v for k, v in data.items() if v is not None}))
-    ledger = open_ledger(ctx)
+    ledger = open_ledger(ctx, create=True)
     try:
         result = ledger.submit([command])
     except BatchRejected as e:

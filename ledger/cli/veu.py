@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from ledger.cli.common import COUNTRY, DATE, open_ledger
+from ledger.cli.common import COUNTRY, DATE, open_ledger, require_rules
 from ledger.cli.output import Col, console, print_fitted, print_json, tpp, tpp_h100
 
 
@@ -109,6 +109,7 @@ def status(ctx: click.Context, veu_id: str, as_of: dt.date, rule_id: str | None,
         raise click.UsageError(f"--on-the-books and --rule {rule_id!r} both choose the "
                                "revision: give one")
     ledger = open_ledger(ctx)
+    require_rules(ledger)
     position = ledger.resolve_known_at(known_at)
     state = load_state(ledger, position)
     rule = select_rule(state, as_of, rule_id, on_the_books=books)

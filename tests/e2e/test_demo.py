@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -24,6 +25,12 @@ def test_demo_shows_the_tier2_table_and_is_repeatable(tmp_path: Path) -> None:
     again = ledger("--db", "demo.db", "demo", cwd=tmp_path)
     assert again.returncode == 0
     assert "0 events appended" in again.stdout
+    # the suggested --known-at is read from the ledger: the last position before the
+    # late reports, on the first run and on a rerun that appends nothing (it was the
+    # rerun's head, 3031, before)
+    suggested = [re.search(r"--known-at (\d+)\s+\(before the late reports\)", o).group(1)
+                 for o in (out, again.stdout)]  # type: ignore[union-attr]
+    assert suggested == ["2999", "2999"]
 
     head = json.loads(ledger("--db", "demo.db", "quota", "--country", "MX", "--as-of",
                              "2025-06-30", "--rule", "ai-diffusion-2025", "--json",

@@ -102,13 +102,11 @@ def test_known_at_an_iso_timestamp(run_cli: Any, tmp_path: Path) -> None:
     run_cli("rules", "load", "--bundled")
     assert run_cli("import", write(tmp_path, "a.jsonl", [ship("S1", "2025-02-01", "MX", 10)])
                    ).exit_code == 0
-    early = quota(run_cli, "--country", "MX", "--as-of", "2025-06-30",
-                  "--known-at", "2000-01-01T00:00:00Z")
-    # nothing was recorded then: not even a rule revision
-    assert early["committed_tpp"] == 0 and early["known_at"] == 0 and early["rule"] is None
-    refused = run_cli("quota", "--country", "MX", "--as-of", "2025-06-30", "--rule",
-                      "ai-diffusion-2025", "--known-at", "2000-01-01T00:00:00Z")
-    assert refused.exit_code == 1 and "not a rule revision in this ledger" in refused.output
+    # nothing was recorded then: refused, naming the first recorded time (it used to
+    # answer an empty ledger's "no cap" at position 0)
+    early = run_cli("quota", "--country", "MX", "--as-of", "2025-06-30",
+                    "--known-at", "2000-01-01T00:00:00Z")
+    assert early.exit_code == 1 and "before the first recorded event" in early.output
     now = dt.datetime.now(dt.UTC).isoformat()
     later = quota(run_cli, "--country", "MX", "--as-of", "2025-06-30", "--rule",
                   "ai-diffusion-2025", "--known-at", now)
@@ -130,7 +128,9 @@ def test_reimport_is_a_no_op_and_conflicting_duplicate_is_refused(run_cli: Any,
     again = run_cli("import", path, "--json")
     assert again.exit_code == 0
     assert json.loads(again.output) == {"appended": 0, "positions": None, "duplicates": 2,
-                                        "refused": []}
+                                        "already_applied": True, "refused": []}
+    plain = run_cli("import", path)
+    assert plain.exit_code == 0 and "already applied" in plain.output
     conflict = write(tmp_path, "b.jsonl", [ship("S3", "2025-02-03", "MX", 1),
                                            ship("S1", "2025-02-01", "MX", 11)])
     result = run_cli("import", conflict)

@@ -51,7 +51,8 @@ def test_reimporting_a_file_that_adjusts_and_corrects_twice_appends_nothing(
     again = run_cli("import", str(path), "--json")
     assert again.exit_code == 0, again.output
     assert json.loads(again.output) == {"appended": 0, "positions": None,
-                                        "duplicates": len(LINES), "refused": []}
+                                        "duplicates": len(LINES), "already_applied": True,
+                                        "refused": []}
     assert _count(db_url) == count
     # the 72 correction replayed alone, after the 80 one: still 80
     _write(tmp_path / "replay.jsonl", [LINES[4]])

@@ -256,3 +256,65 @@ def test_expect_head_is_position_colon_64_hex_digits() -> None:
         assert (error.value.field, error.value.value) == ("expect_head", bad)
         assert str(error.value) == (f"--expect-head {bad!r} must be POSITION:HASH (64 hex "
                                     "digits), as printed by 'ledger audit head'")
+
+
+# --- the edges of the walk --------------------------------------------------------------------
+
+
+def test_an_empty_ledger_against_an_expected_head_is_truncated() -> None:
+    assert messages([], [], (1, "a" * 64)) == [
+        (1, "truncated", f"expected head at position 1 ({'a' * 16}…), but the ledger ends at "
+                         "position 0: positions 1..1 were removed (truncated tail)")]
+
+
+def test_links_without_any_event_are_a_truncated_tail() -> None:
+    _, links = build(2)
+    assert kinds([], links) == [(1, "truncated")]
+
+
+def test_the_first_position_deleted_and_a_chain_row_left_without_its_event() -> None:
+    events, links = build(3)
+    assert messages(events[1:], links[1:]) == [
+        (1, "deleted", "the link at position 2 does not follow from position 0: position 1 "
+                       "(event and chain row) was deleted, or the event at 2 was edited")]
+    assert messages([events[0], events[2]], links) == [
+        (2, "deleted", "chain row 2 has no event: the event at position 2 was deleted")]
+    assert messages(edited(events, 1), links)[0][2] == (
+        "the stored event (bytes, identity or type) or its recorded time differs from what "
+        "the chain linked at position 2")
+
+
+def test_chain_rows_edited_anywhere_each_once() -> None:
+    events, links = build(6)
+    for p in (2, 5):  # the second to last too
+        links[p - 1] = ChainRow(p, links[p - 1].recorded_at, "e" * 64)
+    assert kinds(events, links) == [(2, "chain-row-edited"), (5, "chain-row-edited")]
+
+
+def test_two_reordered_pairs_and_a_copy_that_is_no_swap() -> None:
+    events, links = build(8)
+
+    def put(p: int, e: StoredRow) -> None:
+        events[p - 1] = StoredRow(p, e.originator_id, 1, e.topic, e.state)
+
+    one, two, five, six = events[0], events[1], events[4], events[5]
+    put(1, two)
+    put(2, one)
+    put(5, six)
+    put(6, five)
+    assert kinds(events, links) == [(1, "reordered"), (5, "reordered")]
+    events, links = build(8)
+    copy = events[2]
+    events = edited(events, 2)
+    put(5, copy)  # position 5 holds a copy of 3; 3 was edited: no pair was swapped
+    assert kinds(events, links) == [(3, "edited"), (5, "edited")]
+
+
+def test_interleaved_reordered_pairs() -> None:
+    events, links = build(6)
+    originals = events[:]
+    for p, q in ((1, 3), (2, 4)):  # 1<->3 and 2<->4: the second pair skips an explained one
+        a, b = originals[p - 1], originals[q - 1]
+        events[p - 1] = StoredRow(p, b.originator_id, 1, b.topic, b.state)
+        events[q - 1] = StoredRow(q, a.originator_id, 1, a.topic, a.state)
+    assert kinds(events, links) == [(1, "reordered"), (2, "reordered")]

@@ -238,3 +238,20 @@ def test_the_quota_in_force_changes_revision_on_the_enforcement_day() -> None:
     # the 2025-05-13 non-enforcement revision governs from its first day, with no caps
     assert s.position("MX", "2025-05-12", rule=None).rule == "h20-license-2025"
     assert s.position("MX", "2025-05-13", rule=None).rule == "diffusion-nonenforcement-2025"
+
+
+def test_an_invalid_authorization_says_why_in_the_explanation() -> None:
+    s = Scenario()
+    s.do(type="veu.granted", veu_id="V1", entity="Atlas", kind="universal",
+         headquarters_country="US", covered_countries=["BR"], valid_from="2025-01-01")
+    s.ship("V", "2025-03-01", "MX", 10, auth="veu:V1")
+    s.ship("L", "2025-03-01", "MX", 10, auth="license:NOPE")
+    s.ship("N", "2025-03-01", "MX", 10)
+    p = s.position("MX", "2025-06-30", explain=True)
+    assert p.contributions is not None
+    detail = {c.identity: c.detail for c in p.contributions}
+    assert detail == {
+        "acme/V": "VEU not valid (VEU 'V1' does not cover MX): counts against the country cap",
+        "acme/L": "license not valid (allocation 'NOPE' is not known to the ledger): counts "
+                  "against the country cap",
+        "acme/N": "no authorization: counts against the country cap"}

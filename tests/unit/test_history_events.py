@@ -36,3 +36,20 @@ def test_a_void_is_listed_at_its_own_position_and_the_original_row_stays() -> No
     s.do(type="shipment.voided", exporter_id="acme", shipment_ref="S1", reason="cancelled")
     assert history(s, "MX") == [("shipment.recorded", recorded, "acme/S1"),
                                 ("shipment.voided", s.events[-1][0], "acme/S1")]
+
+
+def test_late_is_judged_on_the_whole_ledger_not_the_listed_window() -> None:
+    from projections.history import late_events
+
+    s = Scenario()
+    s.ship("APR", "2025-04-10", "MX", 10)
+    apr = s.events[-1][0]
+    s.ship("FEB", "2025-02-10", "MX", 10)  # backdated: recorded after APR
+    feb = s.events[-1][0]
+    s.ship("MAY", "2025-05-10", "MX", 10)
+    assert late_events(s.state, "MX") == {feb: apr}
+    rule = select_rule(s.state, dt.date(2025, 3, 1), "ai-diffusion-2025")
+    for to_date in (dt.date(2025, 3, 1), dt.date(2025, 12, 31)):
+        h = country_history(s.state, "MX", rule, from_date=None, to_date=to_date)
+        flags = {e.identity: (e.late, e.late_after) for e in h.entries}
+        assert flags["acme/FEB"] == (True, apr)

@@ -4,15 +4,18 @@ property that replaying a revision against itself changes nothing."""
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tests.model import reference as ref
+from tests.model.strategies import ledgers as model_ledgers
+from tests.model.test_model import Decided, _answer, _check
 from tests.unit.replay_builders import StateBuilder
 
 from ledger.errors import UnknownRule, ValidationError
 from ledger.rulebook import bundled_rulebook
-from projections.positions import country_position
 from projections.replay import replay
 
 D = dt.date
@@ -74,17 +77,17 @@ def test_replaying_a_revision_against_itself_changes_nothing(b: StateBuilder,
 
 
 @SETTINGS
-@given(ledgers())
-def test_replay_positions_equal_country_position(b: StateBuilder) -> None:
-    rule = bundled_rulebook("ai-diffusion-2025")
-    result = replay(b.state, rule.id, "baseline-2023", window_to=D(2025, 12, 31))
+@given(model_ledgers(), st.sampled_from([D(2025, 6, 30), D(2025, 12, 31), D(2026, 3, 1)]))
+def test_replay_positions_equal_the_reference_fold(lines: list[dict[str, Any]],
+                                                  to: dt.date) -> None:
+    """The replay's lane for a named revision gives every country the position of the
+    reference fold (``tests/model/reference.py``, written from the README, sharing no
+    code with ``projections``), not merely what ``country_position`` gives."""
+    d = Decided(lines)
+    result = replay(d.state, "ai-diffusion-2025", "baseline-2023", window_to=to)
     for c in result.countries:
-        p = country_position(b.state, c.country, D(2025, 12, 31), rule)
-        r = c.rule
-        assert (r.tier, r.cap_tpp, r.committed_tpp, r.remaining_tpp, r.status,
-                r.first_breach, r.flagged) == (p.tier, p.cap_tpp, p.committed_tpp,
-                                               p.remaining_tpp, p.status, p.first_breach,
-                                               p.flagged)
+        want = ref.position(d.lines, d.first, c.country, to, ref.CAPPED)
+        _check(d, f"replay lane of {c.country} to {to}", _answer(c.rule), want)
 
 
 @SETTINGS

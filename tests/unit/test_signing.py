@@ -41,8 +41,12 @@ def test_public_key_text_round_trips_as_32_raw_bytes() -> None:
     assert public_key_text(public_key_from_text(text)) == text
     with pytest.raises(ConfigurationError, match=r"entry 3: public_key must be the base64 of 32"):
         public_key_from_text(base64.b64encode(b"short").decode(), "entry 3")
-    with pytest.raises(ConfigurationError, match="got 'not base64!'"):
+    with pytest.raises(ConfigurationError, match=r"^public key: public_key must be the base64 "
+                                                 r"of 32 raw Ed25519 bytes, got 'not base64!'$"):
         public_key_from_text("not base64!")
+    # characters outside the base64 alphabet are refused, not skipped
+    with pytest.raises(ConfigurationError, match="public_key must be the base64"):
+        public_key_from_text(text[:8] + "!" + text[8:])
 
 
 def test_private_key_file_round_trips_with_and_without_a_passphrase(tmp_path: Path) -> None:
@@ -125,5 +129,7 @@ def test_bad_keyrings_are_refused_naming_file_and_entry(tmp_path: Path, data: ob
 
 
 def test_an_unreadable_keyring_is_refused_naming_it(tmp_path: Path) -> None:
-    with pytest.raises(ConfigurationError, match=r"cannot read keyring .*: No such file"):
-        Keyring.load(tmp_path / "missing.json")
+    missing = tmp_path / "missing.json"
+    with pytest.raises(ConfigurationError,
+                       match=f"^cannot read keyring {str(missing)!r}: No such file"):
+        Keyring.load(missing)

@@ -36,6 +36,9 @@ def test_a_partial_export_continues_the_link_before_it(sample_ledger: Any) -> No
     assert [r["recorded_at"] for r in rows] == [c.recorded_at for c in links[4:7]]
     first = list(export_rows(sample_ledger, 1, 1))
     assert [r["prev_hash"] for r in first] == [GENESIS_HASH]
+    assert [r["position"] for r in export_rows(sample_ledger)] == list(range(1, 28))
+    second = list(export_rows(sample_ledger, 2, 2))
+    assert [r["prev_hash"] for r in second] == [links[0].hash]
     assert len(list(export_rows(sample_ledger, 26))) == 2
     for row in rows:
         assert "effective_date" not in row["fields"] and "actor" not in row["fields"]
@@ -74,6 +77,9 @@ def test_jsonl_and_csv_encodings(sample_ledger: Any) -> None:
     assert document["id"] and rule["fields.document"] == json.dumps(
         document, sort_keys=True, ensure_ascii=False)
     assert rule["fields.shipment_ref"] == ""  # a column other events have
+    nones = [(i, k) for i, r in enumerate(rows) for k, v in r["fields"].items() if v is None]
+    assert nones  # optional fields left out, e.g. an allocation without valid_to
+    assert all(table[i][f"fields.{k}"] == "" for i, k in nones)
     void = table[-1]
     assert void["fields.reason"] == "annulé par le client"
     nested = next(r for r in table if r["type"] == "shipment.recorded")
@@ -109,3 +115,14 @@ def test_unreadable_export_lines_name_the_line_and_field(sample_ledger: Any) -> 
     with pytest.raises(RestoreError, match=r"^line 6: field 'chain_hash' is missing; restore "
                                            r"takes 'ledger audit export --format jsonl' output$"):
         parse_export_line(json.dumps(missing), 6)
+
+
+def test_an_export_stops_at_an_event_without_its_chain_row(sample_ledger: Any,
+                                                           raw_db: Any) -> None:
+    from ledger.audit import AuditError
+
+    raw_db.run("DELETE FROM ledger_chain WHERE position = ?", [9])
+    assert len(list(export_rows(sample_ledger, 1, 8))) == 8
+    with pytest.raises(AuditError, match=r"^event at position 9 has no chain row; run "
+                                         r"'ledger audit verify'$"):
+        list(export_rows(sample_ledger, 1, 9))

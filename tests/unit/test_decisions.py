@@ -1,0 +1,152 @@
+"""What ``decide`` returns, not only what it appends: an identical repeat of every command
+type is a duplicate with its own note (the CLI and the consumer report it), and each
+refusal says which aggregate and why (pure)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from ledger.commands import parse_command
+from ledger.decide import Decision, aggregate_id_of, decide
+from ledger.errors import InvalidTransition, NotFound
+from tests.builders import Scenario
+
+SHIP = dict(type="shipment.recorded", exporter_id="acme", shipment_ref="S1",
+            ship_date="2025-03-01", destination="MX", consignee_id="c1",
+            product_id="nvidia-h100-sxm", quantity=10, authorization={"kind": "none"})
+GRANT = dict(type="allocation.granted", allocation_id="L1", country="MX", tpp_amount=1_000,
+             valid_from="2025-01-01", holder="acme")
+VEU = dict(type="veu.granted", veu_id="V1", entity="Atlas", kind="universal",
+           headquarters_country="US", covered_countries=["MX"], valid_from="2025-01-01")
+CORRECT = dict(type="shipment.corrected", exporter_id="acme", shipment_ref="S1", quantity=5,
+               reason="typo")
+VOID = dict(type="shipment.voided", exporter_id="acme", shipment_ref="S1", reason="cancelled")
+ADJUST = dict(type="allocation.adjusted", allocation_id="L1", tpp_amount=2_000,
+              effective_date="2025-02-01", reason="amended")
+REVOKE = dict(type="allocation.revoked", allocation_id="L1", effective_date="2025-03-01",
+              reason="revoked")
+AMEND = dict(type="veu.amended", veu_id="V1", effective_date="2025-02-01",
+             covered_countries=["MX", "BR"])
+REVOKE_VEU = dict(type="veu.revoked", veu_id="V1", effective_date="2025-03-01",
+                  reason="withdrawn")
+
+
+def decision(s: Scenario, fields: dict[str, Any]) -> Decision:
+    command = parse_command(fields)
+    return decide(command, s.histories.get(aggregate_id_of(command), []), s.ctx)
+
+
+@pytest.mark.parametrize(("setup", "repeat", "note"), [
+    ([SHIP], SHIP, "already recorded, identical: nothing appended"),
+    ([SHIP, CORRECT], CORRECT, "identical correction already applied"),
+    ([SHIP, VOID], VOID, "already voided"),
+    ([GRANT], GRANT, "already granted, identical"),
+    ([GRANT, ADJUST], ADJUST, "identical adjustment already applied"),
+    ([GRANT, REVOKE], REVOKE, "already revoked"),
+    ([VEU], VEU, "already granted, identical"),
+    ([VEU, AMEND], AMEND, "identical amendment already applied"),
+    ([VEU, REVOKE_VEU], REVOKE_VEU, "already revoked"),
+], ids=lambda v: v["type"] if isinstance(v, dict) else None)
+def test_an_identical_repeat_is_a_duplicate_with_its_note(setup: list[dict[str, Any]],
+                                                          repeat: dict[str, Any],
+                                                          note: str) -> None:
+    s = Scenario(rules=False)
+    for fields in setup:
+        s.do(**fields)
+    d = decision(s, repeat)
+    assert (d.events, d.duplicate, d.note) == ([], True, note)
+
+
+def test_a_first_command_is_not_a_duplicate() -> None:
+    s = Scenario(rules=False)
+    d = decision(s, SHIP)
+    assert (len(d.events), d.duplicate, d.note) == (1, False, "")
+
+
+def test_a_rule_revision_published_again_is_a_duplicate() -> None:
+    from ledger.commands import PublishRuleRevision
+    from ledger.rulebook import bundled_rulebook
+
+    s = Scenario(rules=False)
+    command = PublishRuleRevision(document=bundled_rulebook("baseline-2023"))
+    s.publish(command.document)
+    d = decide(command, s.histories[aggregate_id_of(command)], s.ctx)
+    assert (d.events, d.duplicate, d.note) == ([], True, "already published, identical")
+
+
+def test_an_explicit_key_already_applied_is_a_duplicate_naming_the_key() -> None:
+    s = Scenario(rules=False)
+    d = decide(parse_command(SHIP), [], s.ctx, key="message:m-1", applied={"message:m-1"})
+    assert (d.events, d.duplicate) == ([], True)
+    assert d.note == "message:m-1 was already applied: nothing appended"
+
+
+@pytest.mark.parametrize(("setup", "command", "error", "message"), [
+    ([], ADJUST, NotFound, "allocation 'L1' was never granted"),
+    ([], REVOKE, NotFound, "allocation 'L1' was never granted"),
+    ([], AMEND, NotFound, "VEU 'V1' was never granted"),
+    ([], REVOKE_VEU, NotFound, "VEU 'V1' was never granted"),
+    ([], VOID, NotFound, "shipment acme/S1 was never recorded"),
+    ([GRANT, REVOKE], ADJUST, InvalidTransition, "allocation 'L1' is revoked; it cannot be "
+                                                 "adjusted"),
+    ([GRANT, REVOKE], {**REVOKE, "reason": "again"}, InvalidTransition,
+     "allocation 'L1' is already revoked"),
+    ([GRANT, REVOKE], {**REVOKE, "effective_date": "2025-04-01"}, InvalidTransition,
+     "allocation 'L1' is already revoked"),
+    ([VEU, REVOKE_VEU], {**REVOKE_VEU, "reason": "again"}, InvalidTransition,
+     "VEU 'V1' is already revoked"),
+    ([VEU, REVOKE_VEU], {**REVOKE_VEU, "effective_date": "2025-04-01"}, InvalidTransition,
+     "VEU 'V1' is already revoked"),
+    ([VEU, REVOKE_VEU], AMEND, InvalidTransition, "VEU 'V1' is revoked; it cannot be amended"),
+    ([SHIP, VOID], {**VOID, "reason": "other"}, InvalidTransition,
+     "shipment acme/S1 is already voided"),
+    ([SHIP, VOID], CORRECT, InvalidTransition,
+     "shipment acme/S1 is voided; it cannot be corrected"),
+])
+def test_each_refusal_names_the_aggregate_and_why(setup: list[dict[str, Any]],
+                                                   command: dict[str, Any],
+                                                   error: type[Exception], message: str) -> None:
+    s = Scenario(rules=False)
+    for fields in setup:
+        s.do(**fields)
+    with pytest.raises(error) as info:
+        decision(s, command)
+    assert str(info.value) == message
+
+
+def test_a_revocation_before_the_grant_names_the_grant_and_its_start() -> None:
+    from ledger.errors import ValidationError
+
+    s = Scenario(rules=False)
+    s.do(**VEU)
+    with pytest.raises(ValidationError) as info:
+        decision(s, {**REVOKE_VEU, "effective_date": "2024-12-31"})
+    assert str(info.value) == ("effective_date 2024-12-31 is before VEU 'V1' starts "
+                               "(2025-01-01); revoke it on or after its start")
+    assert (info.value.field, info.value.value) == ("effective_date", "2024-12-31")
+
+
+def test_an_amendment_carries_every_changed_field() -> None:
+    s = Scenario(rules=False)
+    s.do(**VEU)
+    (event,) = decision(s, {**AMEND, "entity": "Atlas Cloud", "valid_to": "2026-12-31",
+                            "limits": {"total_compute_tpp": 5_000_000_000},
+                            "reason": "renewed"}).events
+    changes = event.changes  # type: ignore[attr-defined]
+    assert changes.model_dump(mode="json", exclude_none=True) == {
+        "entity": "Atlas Cloud", "covered_countries": ["MX", "BR"], "valid_to": "2026-12-31",
+        "limits": {"total_compute_tpp": 5_000_000_000}}
+    assert event.reason == "renewed"  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("change", [{"tpp_amount": 3_000}, {"effective_date": "2025-02-02"},
+                                    {"reason": "amended again"}])
+def test_an_adjustment_differing_in_one_field_is_a_new_adjustment(change: dict[str, Any]
+                                                                  ) -> None:
+    s = Scenario(rules=False)
+    s.do(**GRANT)
+    s.do(**ADJUST)
+    d = decision(s, {**ADJUST, **change})
+    assert len(d.events) == 1 and not d.duplicate
