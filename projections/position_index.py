@@ -5,9 +5,10 @@ keeps the country's position at the end of every day on which its fold changes (
 allocation changes standing or a shipment is dated), computed by the fold's own steps
 (``projections.positions.position_days``), so fixes to the fold flow through. The
 position on an as-of date is the stored one of the last such day on or before it,
-computed with the country's cap and tier of that as-of date: a revision's dated
-groups can move a country between tiers, so each (revision, country) has one or more
-*regimes*, the as-of dates from which its cap and tier are what they are, and days
+computed with the country's cap, tier and cap-period standing of that as-of date: a
+revision's dated groups can move a country between tiers and a capped country is
+``outside-cap-period`` before and after the period, so each (revision, country) has
+one or more *regimes*, the as-of dates from which those are what they are, and days
 are stored per regime:
 
     rm_quota_days       (rule_position, country, regime, day) -> the position as JSON
@@ -421,12 +422,17 @@ def _change_days(book: RuleBook) -> list[dt.date]:
 
 
 def regimes(book: RuleBook, country: str) -> list[dt.date]:
-    """The as-of dates from which ``country``'s cap and tier under ``book`` are what
-    they are, until the next one (the first: ``dt.date.min``)."""
+    """The as-of dates from which ``country``'s cap, tier and cap-period standing
+    under ``book`` are what they are, until the next one (the first: ``dt.date.min``):
+    what a position takes from its as-of date."""
+    from projections.positions import cap_period_of
+
     out: list[dt.date] = []
     previous: object = object()
     for day in _change_days(book):
-        now = (book.cap_for(country, day), book.tier_of(country, day))
+        period = cap_period_of(book, country, day)
+        now = (book.cap_for(country, day), book.tier_of(country, day),
+               period is not None and period.contains(day))
         if now != previous:
             out.append(day)
             previous = now
@@ -536,8 +542,8 @@ class PositionIndex:
                 c.execute("DELETE FROM rm_quota_days WHERE rule_position = ? AND country = ? "
                           "AND day >= ?", (pos, country, since))
                 rows = [(pos, country, _iso(regime), _iso(day), dump_position(p))
-                        for regime in regimes(book, country)
-                        for day, p in position_days(state, country, book, regime)
+                        for regime, day, p in position_days(state, country, book,
+                                                            regimes(book, country))
                         if _iso(day) >= since]
                 c.insert_rows("rm_quota_days",
                               "rule_position, country, regime, day, position", rows)

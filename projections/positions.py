@@ -324,13 +324,14 @@ def country_inputs(state: LedgerState, country: str, as_of: dt.date, rule: RuleB
     return treatments, lpp_excesses(state, rule, lpp_consignees, as_of)
 
 
-def position_days(state: LedgerState, country: str, rule: RuleBook, regime: dt.date
-                  ) -> Iterator[tuple[dt.date, Position]]:
-    """``country``'s position under ``rule`` before anything happens (``dt.date.min``)
-    and at the end of every day on which an allocation changes standing or a
-    shipment is dated, in date order, by the steps of ``fold_country``, for as-of
-    dates on which the country's cap and tier are those of ``regime`` (they follow
-    the as-of date: group membership is dated).
+def position_days(state: LedgerState, country: str, rule: RuleBook,
+                  regimes: list[dt.date]) -> Iterator[tuple[dt.date, dt.date, Position]]:
+    """(regime, day, position): ``country``'s position under ``rule`` before anything
+    happens (``dt.date.min``) and at the end of every day on which an allocation
+    changes standing or a shipment is dated, in date order, by the steps of
+    ``fold_country``, for as-of dates in each regime: the as-of dates from a regime's
+    day to the next share the country's cap, tier and cap-period standing (they follow
+    the as-of date). One fold per distinct cap.
 
     The position on such an as-of date is the one of the last such day on or before
     it (only ``as_of`` differs): ``projections.position_index`` stores these."""
@@ -339,22 +340,31 @@ def position_days(state: LedgerState, country: str, rule: RuleBook, regime: dt.d
     rows = [state.shipments[k] for k in state.by_country.get(country, ())]
     rows = sorted((r for r in rows if not r.voided),
                   key=lambda r: (r.fields.ship_date, r.position))
-    run = _Fold(state, rule.cap_for(country, regime), lambda _day: rule, treatments,
-                lpp_excess_by_key, False, None)
+    days = sorted({ch.day for ch in changes} | {r.fields.ship_date for r in rows})
+    by_cap: dict[int | None, list[dt.date]] = defaultdict(list)
+    for regime in regimes:
+        by_cap[rule.cap_for(country, regime)].append(regime)
+    for base_cap, group in by_cap.items():
+        run = _Fold(state, base_cap, lambda _day: rule, treatments, lpp_excess_by_key,
+                    False, None)
 
-    def now(day: dt.date) -> Position:
-        # as of the regime's day: the tier is the regime's (the index stamps as_of)
-        return run.position(country, regime, known_at=None, cap_rule=rule,
-                            rule_label=None)
+        yield from _regime_positions(run, country, rule, group, dt.date.min)
+        i = j = 0
+        for day in days:
+            i = run.changes_until(changes, i, day)
+            while j < len(rows) and rows[j].fields.ship_date == day:
+                run.shipment(rows[j])
+                j += 1
+            yield from _regime_positions(run, country, rule, group, day)
 
-    yield dt.date.min, now(dt.date.min)
-    i = j = 0
-    for day in sorted({ch.day for ch in changes} | {r.fields.ship_date for r in rows}):
-        i = run.changes_until(changes, i, day)
-        while j < len(rows) and rows[j].fields.ship_date == day:
-            run.shipment(rows[j])
-            j += 1
-        yield day, now(day)
+
+def _regime_positions(run: _Fold, country: str, rule: RuleBook, group: list[dt.date],
+                      day: dt.date) -> Iterator[tuple[dt.date, dt.date, Position]]:
+    """The fold's position now, as of each regime's day: its tier and period standing
+    (the index stamps the real as_of)."""
+    for regime in group:
+        yield regime, day, run.position(country, regime, known_at=None, cap_rule=rule,
+                                        rule_label=None)
 
 
 def fold_country(
