@@ -36,10 +36,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from ledger.countries import is_country_code
 from ledger.errors import UnknownRule, ValidationError
 from ledger.groups import CountryGroup
+from ledger.units import H100_TPP as H100_TPP  # re-exported: its old home
 
-#: TPP of one NVIDIA H100 SXM: the unit of "H100-equivalents" shown beside TPP.
-#: Derived (989.5 dense FP16 TFLOPS x 16), see rules-facts.md "Chips".
-H100_TPP = 15_832
 
 Tier = Literal[1, 2, 3]
 #: the characters no rule-book text may hold (as ``ledger.events``; not imported from

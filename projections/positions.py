@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -306,15 +306,65 @@ def country_position(
     """The position of ``country`` on ``as_of`` under ``rule`` (None: no revision)."""
     if rule is None:
         return _no_rule_position(state, country, as_of, known_at)
+    treatments, lpp_excess_by_key = country_inputs(state, country, as_of, rule)
+    return fold_country(state, country, as_of, rule_at=lambda _day: rule, cap_rule=rule,
+                        treatments=treatments, lpp_excess_by_key=lpp_excess_by_key,
+                        known_at=known_at, explain=explain)
+
+
+def country_inputs(state: LedgerState, country: str, as_of: dt.date, rule: RuleBook
+                   ) -> tuple[dict[tuple[str, str], Treatment], dict[tuple[str, str], int]]:
+    """(treatments, LPP excess by shipment) of ``country``'s live shipments dated up to
+    ``as_of`` under ``rule``: what ``fold_country`` needs besides the state."""
     rows = [state.shipments[k] for k in state.by_country.get(country, ())]
     rows = [r for r in rows if not r.voided and r.fields.ship_date <= as_of]
     treatments = {row.key: treat(state, row, rule) for row in rows}
     lpp_consignees = {r.fields.consignee_id for r in rows
                       if treatments[r.key].bucket is Bucket.LPP}
-    lpp_excess_by_key = lpp_excesses(state, rule, lpp_consignees, as_of)
-    return fold_country(state, country, as_of, rule_at=lambda _day: rule, cap_rule=rule,
-                        treatments=treatments, lpp_excess_by_key=lpp_excess_by_key,
-                        known_at=known_at, explain=explain)
+    return treatments, lpp_excesses(state, rule, lpp_consignees, as_of)
+
+
+def position_days(state: LedgerState, country: str, rule: RuleBook,
+                  regimes: list[dt.date]) -> Iterator[tuple[dt.date, dt.date, Position]]:
+    """(regime, day, position): ``country``'s position under ``rule`` before anything
+    happens (``dt.date.min``) and at the end of every day on which an allocation
+    changes standing or a shipment is dated, in date order, by the steps of
+    ``fold_country``, for as-of dates in each regime: the as-of dates from a regime's
+    day to the next share the country's cap, tier and cap-period standing (they follow
+    the as-of date). One fold per distinct cap.
+
+    The position on such an as-of date is the one of the last such day on or before
+    it (only ``as_of`` differs): ``projections.position_index`` stores these."""
+    treatments, lpp_excess_by_key = country_inputs(state, country, dt.date.max, rule)
+    changes = allocation_changes(state, country, dt.date.max)
+    rows = [state.shipments[k] for k in state.by_country.get(country, ())]
+    rows = sorted((r for r in rows if not r.voided),
+                  key=lambda r: (r.fields.ship_date, r.position))
+    days = sorted({ch.day for ch in changes} | {r.fields.ship_date for r in rows})
+    by_cap: dict[int | None, list[dt.date]] = defaultdict(list)
+    for regime in regimes:
+        by_cap[rule.cap_for(country, regime)].append(regime)
+    for base_cap, group in by_cap.items():
+        run = _Fold(state, base_cap, lambda _day: rule, treatments, lpp_excess_by_key,
+                    False, None)
+
+        yield from _regime_positions(run, country, rule, group, dt.date.min)
+        i = j = 0
+        for day in days:
+            i = run.changes_until(changes, i, day)
+            while j < len(rows) and rows[j].fields.ship_date == day:
+                run.shipment(rows[j])
+                j += 1
+            yield from _regime_positions(run, country, rule, group, day)
+
+
+def _regime_positions(run: _Fold, country: str, rule: RuleBook, group: list[dt.date],
+                      day: dt.date) -> Iterator[tuple[dt.date, dt.date, Position]]:
+    """The fold's position now, as of each regime's day: its tier and period standing
+    (the index stamps the real as_of)."""
+    for regime in group:
+        yield regime, day, run.position(country, regime, known_at=None, cap_rule=rule,
+                                        rule_label=None)
 
 
 def fold_country(

@@ -49,6 +49,7 @@ from ledger.errors import StorageError
 from ledger.events import Authorization, ShipmentFields, VeuLimits
 from ledger.persistence import CHAIN_TABLE, decode_event, is_postgres
 from ledger.rulebook import RuleBook
+from projections import position_index
 from projections.state import (
     AllocationRow,
     LedgerState,
@@ -101,15 +102,17 @@ _TABLES = [
     "effective_date TEXT NOT NULL, data TEXT, PRIMARY KEY (veu_id, position))",
     "CREATE TABLE IF NOT EXISTS rm_rules ("
     "position BIGINT PRIMARY KEY, rule_id TEXT NOT NULL, document TEXT NOT NULL)",
+    *position_index.TABLES,
 ]
 #: query indexes: created after a rebuild's bulk load (cheaper than maintaining them)
 _INDEXES = [
     "CREATE INDEX IF NOT EXISTS rm_ship_dest ON rm_shipment_versions (destination, voided)",
     "CREATE INDEX IF NOT EXISTS rm_ship_lpp ON rm_shipment_versions (consignee_id, auth_kind)",
     "CREATE INDEX IF NOT EXISTS rm_alloc_country ON rm_allocations (country)",
+    *position_index.INDEXES,
 ]
 _DROP = ["rm_shipment_versions", "rm_allocations", "rm_allocation_changes", "rm_veus",
-         "rm_veu_changes", "rm_rules", "rm_position"]
+         "rm_veu_changes", "rm_rules", "rm_position", *position_index.TABLE_NAMES]
 
 class ProjectionConflict(Exception):
     """Another process moved the projection while this one folded a batch."""
@@ -161,7 +164,9 @@ class ReadModel:
     def __init__(self, ledger: Ledger):
         self.ledger = ledger
         self.pg = is_postgres(ledger.url)
-        self._schema_ready = False
+        # a query opens a ReadModel each time: remember on the Ledger that the
+        # tables were there, so its next queries skip the catalogue look-up
+        self._schema_ready: bool = getattr(ledger, "_read_model_schema_ready", False)
         recorder: Any = ledger.recorder
         #: the events table eventsourcing writes (its name differs per backend)
         self.events_table: str = recorder.events_table_name
@@ -223,7 +228,7 @@ class ReadModel:
         if indexes and self._exists():
             # No DDL when the tables are there: every query opens a ReadModel, and DDL
             # takes table locks that can deadlock with a concurrent fold on PostgreSQL.
-            self._schema_ready = True
+            self._ready()
             return
         for attempt in range(8):
             try:
@@ -237,16 +242,22 @@ class ReadModel:
                 if attempt == 7:
                     raise StorageError(f"cannot create the read-model tables: {e}") from e
                 time.sleep(0.05 + random.random() * 0.2)
+        self._ready()
+
+    def _ready(self) -> None:
         self._schema_ready = True
+        self.ledger._read_model_schema_ready = True  # type: ignore[attr-defined]
 
     def _exists(self) -> bool:
-        """Whether a previous run created the tables (the last DDL makes rm_ship_lpp)."""
+        """Whether a previous run created the tables (the last DDL makes the position
+        index's last index, so a read model from before that index gets it)."""
         try:
             with self._tx(commit=False) as c:
                 if self.pg:
-                    sql = "SELECT 1 FROM pg_indexes WHERE indexname = 'rm_ship_lpp'"
+                    sql = "SELECT 1 FROM pg_indexes WHERE indexname = ?"
                 else:
-                    sql = "SELECT 1 FROM sqlite_master WHERE name = 'rm_ship_lpp'"
+                    sql = "SELECT 1 FROM sqlite_master WHERE name = ?"
+                sql = sql.replace("?", f"'{position_index.LAST_INDEX}'")
                 found = bool(c.execute(sql).fetchall())
                 return found and bool(c.execute(
                     "SELECT 1 FROM rm_position WHERE name = ?", (PROJECTION,)).fetchall())
@@ -348,7 +359,10 @@ class ReadModel:
                       (end, PROJECTION, start))
             if c.rowcount != 1:
                 raise ProjectionConflict()
-            _Folder(c, self.events_table).fold(rows)
+            folder = _Folder(c, self.events_table)
+            folder.fold(rows)
+            # in the same transaction: what the batch changed, for the position index
+            position_index.note_batch(c, folder, len(rows))
         return len(rows), end, head
 
     # --- queries ----------------------------------------------------------------------
@@ -373,36 +387,41 @@ class ReadModel:
         known at ``known_at`` (None: everything folded). With ``as_of``, shipments
         dated after it are left out: the position on ``as_of`` never reads them."""
         self.ensure_schema()
+        with self._tx(commit=False) as c:  # one snapshot for every read below
+            return self.country_state_in(c, country, known_at, as_of)
+
+    def country_state_in(self, c: _Cursor, country: str, known_at: int | None,
+                         as_of: dt.date | None) -> LedgerState:
+        """``country_state`` read through ``c`` (one transaction's snapshot)."""
         last_day = "9999-12-31" if as_of is None else as_of.isoformat()
         valid = ("recorded_from <= ? AND (recorded_to IS NULL OR recorded_to > ?) "
                  "AND voided = 0 AND ship_date <= ?")
-        with self._tx(commit=False) as c:  # one snapshot for every read below
-            cut, state_pos = self._known_position(c, known_at)
-            ships = c.execute(
-                f"SELECT {_SHIP_COLS} FROM rm_shipment_versions WHERE destination = ? "
-                f"AND {valid}", (country, cut, cut, last_day)).fetchall()
-            # LPP shipments (any destination) of the consignees this country's LPP
-            # shipments name: the yearly LPP limit is per consignee, across countries
-            lpp = c.execute(
-                f"SELECT {_SHIP_COLS} FROM rm_shipment_versions WHERE auth_kind = 'lpp' "
-                f"AND destination <> ? AND {valid} AND consignee_id IN ("
-                f"SELECT consignee_id FROM rm_shipment_versions WHERE destination = ? "
-                f"AND auth_kind = 'lpp' AND {valid})",
-                (country, cut, cut, last_day, country, cut, cut, last_day)).fetchall()
-            licenses = sorted({r[15] for r in ships if r[14] == "license"})
-            allocs = c.execute(_ALLOC_SELECT + " WHERE country = ? AND position <= ?",
-                               (country, cut)).fetchall()
-            have = {a[0] for a in allocs}
-            missing = [a for a in licenses if a not in have]
-            for chunk in _chunks(missing):
-                allocs += c.execute(
-                    _ALLOC_SELECT + " WHERE position <= ? AND "
-                    f"allocation_id IN ({','.join('?' * len(chunk))})",
-                    (cut, *chunk)).fetchall()
-            changes = self._allocation_changes(c, [a[0] for a in allocs], cut)
-            veu_ids = sorted({r[15] for r in ships if r[14] == "veu"})
-            veus, veu_changes = self._veus(c, veu_ids, cut)
-            rules = self._rules(c, cut)
+        cut, state_pos = self._known_position(c, known_at)
+        ships = c.execute(
+            f"SELECT {_SHIP_COLS} FROM rm_shipment_versions WHERE destination = ? "
+            f"AND {valid}", (country, cut, cut, last_day)).fetchall()
+        # LPP shipments (any destination) of the consignees this country's LPP
+        # shipments name: the yearly LPP limit is per consignee, across countries
+        lpp = c.execute(
+            f"SELECT {_SHIP_COLS} FROM rm_shipment_versions WHERE auth_kind = 'lpp' "
+            f"AND destination <> ? AND {valid} AND consignee_id IN ("
+            f"SELECT consignee_id FROM rm_shipment_versions WHERE destination = ? "
+            f"AND auth_kind = 'lpp' AND {valid})",
+            (country, cut, cut, last_day, country, cut, cut, last_day)).fetchall()
+        licenses = sorted({r[15] for r in ships if r[14] == "license"})
+        allocs = c.execute(_ALLOC_SELECT + " WHERE country = ? AND position <= ?",
+                           (country, cut)).fetchall()
+        have = {a[0] for a in allocs}
+        missing = [a for a in licenses if a not in have]
+        for chunk in _chunks(missing):
+            allocs += c.execute(
+                _ALLOC_SELECT + " WHERE position <= ? AND "
+                f"allocation_id IN ({','.join('?' * len(chunk))})",
+                (cut, *chunk)).fetchall()
+        changes = self._allocation_changes(c, [a[0] for a in allocs], cut)
+        veu_ids = sorted({r[15] for r in ships if r[14] == "veu"})
+        veus, veu_changes = self._veus(c, veu_ids, cut)
+        rules = self._rules(c, cut)
         return _assemble(state_pos, [*ships, *lpp], allocs, changes, veus, veu_changes, rules)
 
     def full_state(self, known_at: int | None = None) -> LedgerState:
@@ -581,6 +600,9 @@ class _Folder:
         self.open_new: dict[str, int] = {}
         #: sid -> open version read from the table (recorded before this batch)
         self.open_old: dict[str, list[Any]] = {}
+        #: the open versions read from the table, as read (what they were before this
+        #: batch changed them: the position index marks their country and date)
+        self.old_versions: list[tuple[Any, ...]] = []
         self.close_old: list[tuple[int, str]] = []
         self.allocations: list[tuple[Any, ...]] = []
         self.alloc_changes: list[tuple[Any, ...]] = []
@@ -671,6 +693,7 @@ class _Folder:
                 f"({','.join('?' * len(chunk))}))", ids).fetchall()
             for r in got:
                 self.open_old[r[0]] = list(r)
+                self.old_versions.append(tuple(r))
 
     # shipments: a version row is [sid, recorded_from, recorded_to, first_position,
     # corrections, voided, exporter_id, shipment_ref, ship_date, destination, consignee_id,

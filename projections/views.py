@@ -80,10 +80,20 @@ def readmodel_quota(ledger: Ledger, country: str, as_of: dt.date, *,
                     rule_id: str | None = None, known_at: int | None = None,
                     explain: bool = False, on_the_books: bool = False,
                     catch_up: bool = True, draft: DraftRule | None = None) -> Position:
-    """``quota`` for one country, from the read model. Raises UnknownRule."""
+    """``quota`` for one country, from the read model: an indexed lookup
+    (``projections.position_index``) unless only the fold answers (``--explain``,
+    ``--known-at`` before the read model's position, a ``draft`` rule book). Raises
+    UnknownRule."""
+    from projections.position_index import PositionIndex
     from projections.readmodel import ReadModel
 
     rm = ReadModel(ledger)
+    if not explain and draft is None:  # the index catches up itself, checking the head
+        indexed = PositionIndex(rm).position(country, as_of, rule_id=rule_id,
+                                             known_at=known_at, on_the_books=on_the_books,
+                                             catch_up=catch_up)
+        if indexed is not None:
+            return indexed
     if catch_up:
         rm.catch_up()
     state = rm.country_state(country, known_at, as_of)
@@ -95,10 +105,17 @@ def readmodel_quota_all(ledger: Ledger, as_of: dt.date, *, rule_id: str | None =
                         known_at: int | None = None, tier: int | None = None,
                         on_the_books: bool = False, catch_up: bool = True,
                         draft: DraftRule | None = None) -> list[Position]:
-    """``quota_all`` from the read model (every row as known, no event decoding)."""
+    """``quota_all`` from the read model: indexed lookups, or, where only the fold
+    answers, every row as known (no event decoding)."""
+    from projections.position_index import PositionIndex
     from projections.readmodel import ReadModel
 
     rm = ReadModel(ledger)
+    indexed = None if draft is not None else PositionIndex(rm).positions_all(
+        as_of, rule_id=rule_id, known_at=known_at, on_the_books=on_the_books,
+        catch_up=catch_up)
+    if indexed is not None:
+        return [p for p in indexed if tier is None or p.tier == tier]
     if catch_up:
         rm.catch_up()
     state = rm.full_state(known_at)

@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from ledger.rulebook import H100_TPP
+from ledger.units import H100_TPP
 
 
 #: how a position's status is shown in every table

@@ -30,8 +30,11 @@ def projections() -> None:
 
 @projections.command()
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.option("--index", is_flag=True,
+              help="Then build the position index for every country under every rule "
+                   "revision (otherwise each is built by its first query).")
 @click.pass_context
-def rebuild(ctx: click.Context, quiet: bool) -> None:
+def rebuild(ctx: click.Context, quiet: bool, index: bool) -> None:
     """Drop the read models and fold the whole event log again."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
     from rich.progress import TimeElapsedColumn
@@ -53,6 +56,15 @@ def rebuild(ctx: click.Context, quiet: bool) -> None:
     took = time.perf_counter() - start
     click.echo(f"read models rebuilt: {folded} events folded in {took:.1f} s, "
                f"at position {rm.position()}")
+    if index:
+        from projections.position_index import PositionIndex
+
+        start = time.perf_counter()
+        if not quiet:
+            click.echo("building the position index (one fold per country and revision)")
+        pairs = PositionIndex(rm).refresh_all()
+        click.echo(f"position index built: {pairs} (revision, country) pairs in "
+                   f"{time.perf_counter() - start:.1f} s")
 
 
 @projections.command("catch-up")
@@ -61,10 +73,17 @@ def rebuild(ctx: click.Context, quiet: bool) -> None:
               show_default=True, help="With --follow: seconds between polls.")
 @click.pass_context
 def catch_up(ctx: click.Context, follow: bool, interval: float) -> None:
-    """Fold the events recorded since the read models' position."""
+    """Fold the events recorded since the read models' position, and recompute the
+    position index's stored days that the new events changed (for the countries and
+    revisions queries have asked about), so the next query reads them."""
+    from projections.position_index import PositionIndex
+
     rm = _read_model(ctx)
+    index = PositionIndex(rm)
     while True:
         folded = rm.catch_up()
+        if folded:
+            index.refresh_stale()
         if folded or not follow:
             click.echo(f"folded {folded} events, read models at position {rm.position()}")
         if not follow:

@@ -73,7 +73,6 @@ def quota(ctx: click.Context, country: str | None, all_: bool, tier: int | None,
       ledger quota --all --tier 2 --as-of 2026-06-30 --rule-file draft.yaml
       ledger quota --all --as-of 2025-06-30 --wide      # every column, however narrow
     """
-    from projections.views import readmodel_quota, readmodel_quota_all
 
     if (country is None) == (not all_):
         raise click.UsageError("give exactly one of --country CC or --all")
@@ -92,6 +91,19 @@ def quota(ctx: click.Context, country: str | None, all_: bool, tier: int | None,
         draft = _draft_rule(rule_file, drafted)
     if explain is not None and country is None:
         raise click.UsageError("--explain needs --country CC (one position at a time)")
+    if (as_json and country is not None and explain is None and known_at is None
+            and draft is None):
+        # the common question, answered from the position index on a bare connection
+        # (no Ledger application, no pydantic); None: the full path below answers
+        from projections.position_index import lookup_database
+
+        indexed = lookup_database(ctx.obj["db"], country, as_of, rule_id=rule_id,
+                                  on_the_books=books)
+        if indexed is not None:
+            print_json(indexed)
+            return
+    from projections.views import readmodel_quota, readmodel_quota_all
+
     ledger = open_ledger(ctx)
     require_rules(ledger)
     position = ledger.resolve_known_at(known_at)

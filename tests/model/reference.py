@@ -416,11 +416,16 @@ def position(lines: list[dict[str, Any]], first_position: int, country: str,
 
     c = cap()
     total = committed()
+    status = "no-cap" if c is None else ("over-cap" if total > c else "within-cap")
+    if (c is not None and revision == CAPPED and tier(country, as_of) == 2
+            and not PERIOD[0] <= as_of <= PERIOD[1]):
+        # a date outside the tier-2 cap period has no cap to be within or over
+        c, status = None, "outside-cap-period"
     return {
         "cap_tpp": c,
         "committed_tpp": total,
         "remaining_tpp": None if c is None else c - total,
-        "status": "no-cap" if c is None else ("over-cap" if total > c else "within-cap"),
+        "status": status,
         "first_breach": breach,
         "flagged": {name: {"count": v[0], "tpp": v[1]} for name, v in sorted(flags.items())},
         "shipments_counted": counted,

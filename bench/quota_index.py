@@ -1,0 +1,255 @@
+"""The quota rows of the benchmark: answers from the position index beside the fold.
+
+    python -m bench.quota_index DB_URL [--queries 200] [--fold-queries 20] [--cli 20]
+
+On a bench ledger already imported (``bench.steps import``), in one run, so the
+ratios compare figures measured together:
+
+1. ``rebuild``: ``ledger projections rebuild`` (the read model; the index is built on
+   use, so this is also what the index adds to a rebuild);
+2. ``first_query``: the worst case, in a fresh process right after the rebuild: the
+   largest country, as of the last ship date, in force (it builds that pair);
+3. ``build_all`` (with ``--build-all``): building every (revision, country) pair
+   (``PositionIndex.refresh_all``); without it, ``indexed_first_pass``: the query set
+   asked once, building the pairs it needs on the way;
+4. ``indexed``: the library call ``readmodel_quota`` over the bench's query set
+   (``bench.steps.queries``) known at the head, split with and without ``--rule``;
+   then ``largest_build`` (the largest country's remaining pairs) and
+   ``indexed_largest``: the largest country at 100 seeded as-of dates;
+5. ``fold``: the same questions answered the way they were before the index
+   (``country_state`` + ``quota``), a sample (``--fold-queries``), and the largest
+   country; the baseline of the ratios;
+6. ``known_at_past``: the query set's questions with a past ``--known-at`` (the fold);
+7. ``cli``: whole ``ledger quota --json`` processes beside ``python -c "import click"``
+   processes, interleaved.
+
+Prints one JSON object on its last line; ``--out FILE`` also writes it there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import random
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from bench.steps import _percentiles, queries
+
+
+def _timed(samples: list[float], fn: Callable[[], Any],
+           cpu: list[float] | None = None) -> Any:
+    start, start_cpu = time.perf_counter(), time.process_time()
+    out = fn()
+    samples.append(time.perf_counter() - start)
+    if cpu is not None:  # this process's CPU time: what the answer costs, whatever else
+        cpu.append(time.process_time() - start_cpu)  # runs on the shared machine
+    return out
+
+
+def _rebuild(url: str) -> dict[str, Any]:
+    from ledger.application import Ledger
+    from projections.readmodel import ReadModel
+
+    ledger = Ledger(url)
+    start = time.perf_counter()
+    events = ReadModel(ledger).rebuild()
+    took = time.perf_counter() - start
+    ledger.close()
+    return {"events": events, "seconds": took, "rate": events / took}
+
+
+def _largest(url: str) -> tuple[str, int]:
+    from ledger.application import Ledger
+    from projections.readmodel import ReadModel
+
+    ledger = Ledger(url)
+    with ReadModel(ledger)._tx(commit=False) as c:
+        country, n = c.execute(
+            "SELECT destination, COUNT(*) FROM rm_shipment_versions WHERE recorded_to IS "
+            "NULL AND voided = 0 GROUP BY destination ORDER BY 2 DESC LIMIT 1").fetchall()[0]
+    ledger.close()
+    return str(country), int(n)
+
+
+LAST_DAY = "2026-02-23"  # bench.generate's last ship date
+
+
+def step_first_query(url: str, country: str) -> dict[str, Any]:
+    """Run in a fresh process: the first question after a rebuild."""
+    from ledger.application import Ledger
+    from projections.views import readmodel_quota
+
+    ledger = Ledger(url)
+    start = time.perf_counter()
+    readmodel_quota(ledger, country, dt.date.fromisoformat(LAST_DAY))
+    first = time.perf_counter() - start
+    start = time.perf_counter()
+    readmodel_quota(ledger, country, dt.date.fromisoformat(LAST_DAY))
+    second = time.perf_counter() - start
+    ledger.close()
+    return {"country": country, "first_ms": first * 1000, "second_ms": second * 1000}
+
+
+def _build_all(url: str) -> dict[str, Any]:
+    from ledger.application import Ledger
+    from projections.position_index import PositionIndex
+    from projections.readmodel import ReadModel
+
+    ledger = Ledger(url)
+    start = time.perf_counter()
+    pairs = PositionIndex(ReadModel(ledger)).refresh_all()
+    took = time.perf_counter() - start
+    ledger.close()
+    return {"pairs": pairs, "seconds": took}
+
+
+def _build_country(url: str, country: str) -> dict[str, Any]:
+    """Build the country's pairs under every revision (those its questions ask)."""
+    from ledger.application import Ledger
+    from projections.position_index import PositionIndex
+    from projections.readmodel import ReadModel
+
+    ledger = Ledger(url)
+    start = time.perf_counter()
+    pairs = PositionIndex(ReadModel(ledger)).refresh(country)
+    took = time.perf_counter() - start
+    ledger.close()
+    return {"pairs": pairs, "seconds": took}
+
+
+def _largest_questions(country: str, n: int, seed: int = 21) -> list[dict[str, Any]]:
+    rng = random.Random(seed)
+    return [{"country": country, "known_at": None,
+             "as_of": (dt.date(2024, 9, 1) + dt.timedelta(days=rng.randrange(0, 560))
+                       ).isoformat(),
+             "rule": rng.choice([None, "ai-diffusion-2025"])} for _ in range(n)]
+
+
+def _ask(url: str, qs: list[dict[str, Any]], *, indexed: bool) -> dict[str, Any]:
+    """p50/p99 of ``qs`` (library calls, read model caught up), indexed or by the
+    fold over the country's rows (the path before the index)."""
+    from ledger.application import Ledger
+    from projections.readmodel import ReadModel
+    from projections.views import quota, readmodel_quota
+
+    ledger = Ledger(url)
+    rm = ReadModel(ledger)
+    rm.catch_up()
+    times: list[float] = []
+    cpu: list[float] = []
+    with_rule: list[float] = []
+    without: list[float] = []
+    for q in qs:
+        day = dt.date.fromisoformat(q["as_of"])
+        if indexed:
+            _timed(times, lambda q=q, day=day: readmodel_quota(
+                ledger, q["country"], day, rule_id=q["rule"], known_at=q["known_at"]), cpu)
+        else:
+            _timed(times, lambda q=q, day=day: quota(
+                rm.country_state(q["country"], q["known_at"], day), q["country"], day,
+                rule_id=q["rule"], known_at=q["known_at"]), cpu)
+        (with_rule if q["rule"] else without).append(times[-1])
+    ledger.close()
+    out = _percentiles(times)
+    out["cpu"] = _percentiles(cpu)
+    if with_rule and without:
+        out["with_rule"] = _percentiles(with_rule)
+        out["without_rule"] = _percentiles(without)
+    return out
+
+
+def _equal(url: str, qs: list[dict[str, Any]]) -> str:
+    """How many indexed answers equal the fold's (the sample of the fold step)."""
+    from ledger.application import Ledger
+    from projections.readmodel import ReadModel
+    from projections.views import quota, readmodel_quota
+
+    ledger = Ledger(url)
+    rm = ReadModel(ledger)
+    same = 0
+    for q in qs:
+        day = dt.date.fromisoformat(q["as_of"])
+        want = quota(rm.country_state(q["country"], None, day), q["country"], day,
+                     rule_id=q["rule"])
+        same += readmodel_quota(ledger, q["country"], day, rule_id=q["rule"]) == want
+    ledger.close()
+    return f"{same}/{len(qs)}"
+
+
+def _cli(url: str, qs: list[dict[str, Any]]) -> dict[str, Any]:
+    from bench.run import ledger_cli
+
+    quota_t: list[float] = []
+    click_t: list[float] = []
+    for q in qs:
+        _timed(click_t, lambda: subprocess.run([sys.executable, "-c", "import click"],
+                                               check=True))
+        argv = [*ledger_cli(), "--db", url, "quota", "--country", q["country"],
+                "--as-of", q["as_of"], "--json"]
+        if q["rule"]:
+            argv += ["--rule", q["rule"]]
+        _timed(quota_t, lambda argv=argv: subprocess.run(argv, check=True,
+                                                         stdout=subprocess.DEVNULL))
+    qp, cp = _percentiles(quota_t), _percentiles(click_t)
+    return {"quota": qp, "import_click": cp,
+            "p50_ratio": qp["p50_ms"] / cp["p50_ms"],
+            "p99_ratio_to_click_p50": qp["p99_ms"] / cp["p50_ms"]}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.quota_index", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("url")
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--fold-queries", type=int, default=20)
+    parser.add_argument("--cli", type=int, default=20)
+    parser.add_argument("--build-all", action="store_true",
+                        help="build every pair before asking (else the first pass does)")
+    parser.add_argument("--out")
+    args = parser.parse_args(argv)
+    url = args.url
+    result: dict[str, Any] = {"url": url, "date": dt.datetime.now(dt.UTC).isoformat()}
+
+    def say(key: str, value: Any) -> None:
+        result[key] = value
+        print(f"  {key}: {json.dumps(value)}", file=sys.stderr, flush=True)
+
+    say("rebuild", _rebuild(url))
+    country, rows = _largest(url)
+    say("largest", {"country": country, "shipments": rows})
+    first = subprocess.run([sys.executable, "-m", "bench.quota_index", "--first-query", url,
+                            country], check=True, capture_output=True, text=True)
+    say("first_query", json.loads(first.stdout.strip().splitlines()[-1]))
+    asked = [q for q in queries(url, args.queries)]
+    head = [dict(q, known_at=None) for q in asked]
+    largest = _largest_questions(country, 100)
+    if args.build_all:
+        say("build_all", _build_all(url))
+    else:  # the query set's first pass builds what it asks (each pair once)
+        say("indexed_first_pass", _ask(url, head, indexed=True))
+    say("indexed", _ask(url, head, indexed=True))
+    say("largest_build", _build_country(url, country))
+    say("indexed_largest", _ask(url, largest, indexed=True))
+    say("fold", _ask(url, head[:args.fold_queries], indexed=False))
+    say("fold_largest", _ask(url, largest[:max(2, args.fold_queries // 4)], indexed=False))
+    say("equal_to_fold", _equal(url, head[:args.fold_queries] + largest[:4]))
+    past = [q for q in asked if q["known_at"] is not None][:args.fold_queries]
+    say("known_at_past", _ask(url, past, indexed=True))
+    say("cli", _cli(url, head[:args.cli]))
+    line = json.dumps(result)
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write(json.dumps(result, indent=2) + "\n")
+    print(line)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--first-query":
+        print(json.dumps(step_first_query(sys.argv[2], sys.argv[3])))
+    else:
+        main()

@@ -1,0 +1,590 @@
+"""Quota positions from an index, not a fold: one indexed lookup per answer.
+
+For every rule revision (keyed by its recorded position) and country, the read model
+keeps the country's position at the end of every day on which its fold changes (an
+allocation changes standing or a shipment is dated), computed by the fold's own steps
+(``projections.positions.position_days``), so fixes to the fold flow through. The
+position on an as-of date is the stored one of the last such day on or before it,
+computed with the country's cap, tier and cap-period standing of that as-of date: a
+revision's dated groups can move a country between tiers and a capped country is
+``outside-cap-period`` before and after the period, so each (revision, country) has
+one or more *regimes*, the as-of dates from which those are what they are, and days
+are stored per regime:
+
+    rm_quota_days       (rule_position, country, regime, day) -> the position as JSON
+    rm_quota_pairs      (rule_position, country) -> valid_before, active
+    rm_quota_countries  every country a shipment or allocation names
+    rm_quota_rules      which revision is in force (on the books) from which day
+
+Maintenance, in the read model's own transactions:
+
+- ``note_batch`` runs in each catch-up batch's transaction, beside its new position,
+  and lowers ``valid_before`` of every (rule, country) whose stored days the batch
+  may change: a shipment version recorded, corrected or voided (its country and date
+  before and after; backdated ones too), an LPP shipment (every country where its
+  consignee ships under LPP, from its date: the yearly limit is per consignee), an
+  allocation or VEU (its country, and every shipment naming it), a new rule revision
+  (the in-force timeline). Days before ``valid_before`` stay exact.
+- A query whose as-of date is on or after ``valid_before`` first recomputes the
+  country's stale pairs from ``valid_before`` on (``PositionIndex.refresh``), in one
+  write transaction that holds ``rm_position``: no batch is folded in between.
+- A rebuild drops the tables with the rest of the read model; pairs are built on
+  first use (each costs one fold of the country).
+
+Not indexed, answered by the full fold: ``--known-at`` before the read model's
+position, ``--explain``, and dates on which no revision applies.
+
+This module imports only the standard library at the top, so a ``ledger quota``
+process can answer through ``lookup`` without loading pydantic or eventsourcing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from ledger.rulebook import RuleBook
+    from projections.positions import Position
+    from projections.readmodel import ReadModel
+
+TABLES = [
+    "CREATE TABLE IF NOT EXISTS rm_quota_days ("
+    "rule_position BIGINT NOT NULL, country TEXT NOT NULL, regime TEXT NOT NULL, "
+    "day TEXT NOT NULL, position TEXT NOT NULL, "
+    "PRIMARY KEY (rule_position, country, regime, day))",
+    "CREATE TABLE IF NOT EXISTS rm_quota_pairs ("
+    "rule_position BIGINT NOT NULL, country TEXT NOT NULL, valid_before TEXT NOT NULL, "
+    "active INTEGER NOT NULL, PRIMARY KEY (rule_position, country))",
+    "CREATE TABLE IF NOT EXISTS rm_quota_countries (country TEXT PRIMARY KEY)",
+    "CREATE TABLE IF NOT EXISTS rm_quota_rules ("
+    "choice TEXT NOT NULL, from_day TEXT NOT NULL, rule_position BIGINT, "
+    "PRIMARY KEY (choice, from_day))",
+]
+#: shipments by the license or VEU they name: what an allocation or VEU event marks
+INDEXES = ["CREATE INDEX IF NOT EXISTS rm_ship_auth ON rm_shipment_versions (auth_ref)"]
+#: the last object the read model's DDL creates (its presence: the schema is complete)
+LAST_INDEX = "rm_ship_auth"
+TABLE_NAMES = ["rm_quota_days", "rm_quota_pairs", "rm_quota_countries", "rm_quota_rules"]
+
+#: ``valid_before`` of a pair whose every stored day is exact (sorts after any date)
+FRESH = "~"
+#: ``valid_before`` of a pair to rebuild from its first day
+EVERYTHING = ""
+#: a batch of more events than this marks every pair stale instead of asking which
+DETAIL_LIMIT = 5_000
+#: ids per IN (...) list
+IN_CHUNK = 900
+#: the read model's row in rm_position (projections.readmodel.PROJECTION)
+PROJECTION = "quota"
+#: the hash chain's table (ledger.persistence.CHAIN_TABLE; a test keeps them equal)
+CHAIN_TABLE = "ledger_chain"
+
+IN_FORCE = "in-force"
+ON_THE_BOOKS = "on-the-books"
+
+
+class Cursor(Protocol):
+    """What the lookups need of a cursor: ``?`` placeholders, tuple rows."""
+
+    def execute(self, sql: str, params: Sequence[Any] = ...) -> Any: ...
+
+
+def _iso(day: dt.date) -> str:
+    return day.isoformat()
+
+
+# --- the lookup (standard library only) ---------------------------------------------------
+
+
+class Miss(Exception):
+    """The index cannot answer as it stands; ``reason`` says why."""
+
+    def __init__(self, reason: str, countries: Sequence[str] = (),
+                 rule_position: int | None = None):
+        super().__init__(reason)
+        self.reason = reason
+        #: with STALE: the countries whose pairs to rebuild, under this revision
+        self.countries = list(countries)
+        self.rule_position = rule_position
+
+
+#: reasons of a Miss: rebuild the country's pairs, compute the timeline, or catch up
+#: the read model, then retry
+STALE, NO_TIMELINE, BEHIND = "stale", "no-timeline", "behind"
+#: reasons of a Miss the full fold answers (or refuses with the right error)
+UNINDEXED = "unindexed"
+
+
+def _positions(c: Cursor, known_at: int | None, head_sql: str | None) -> tuple[int, int]:
+    """(the read model's position, the last recorded position at or before it: a
+    replay's state.position), in one statement. Raises Miss if ``known_at`` is before
+    the read model's position (not indexed) or, given ``head_sql`` (the log's head),
+    if the read model has not folded everything recorded."""
+    head = f", ({head_sql})" if head_sql else ""
+    rows = c.execute(f"SELECT r.position, (SELECT MAX(position) FROM {CHAIN_TABLE} WHERE "
+                     f"position <= r.position){head} FROM rm_position r WHERE r.name = ?",
+                     (PROJECTION,)).fetchall()
+    if not rows:
+        raise Miss(BEHIND)
+    rm, computed = int(rows[0][0]), int(rows[0][1] or 0)
+    if head_sql and int(rows[0][2] or 0) != rm:
+        raise Miss(BEHIND)
+    if known_at is not None and known_at < rm:
+        raise Miss(UNINDEXED)
+    return rm, computed
+
+
+def choose_rule(c: Cursor, as_of: dt.date, rule_id: str | None, on_the_books: bool,
+                cut: int) -> int:
+    """The recorded position of the revision ``select_rule`` would pick. Raises Miss
+    when there is none (the full path says why) or the timeline is not computed."""
+    if rule_id is not None:
+        rows = c.execute("SELECT MIN(position) FROM rm_rules WHERE rule_id = ? AND "
+                         "position <= ?", (rule_id, cut)).fetchall()
+        if rows[0][0] is None:
+            raise Miss(UNINDEXED)
+        return int(rows[0][0])
+    choice = ON_THE_BOOKS if on_the_books else IN_FORCE
+    rows = c.execute("SELECT rule_position FROM rm_quota_rules WHERE choice = ? AND "
+                     "from_day <= ? ORDER BY from_day DESC LIMIT 1",
+                     (choice, _iso(as_of))).fetchall()
+    if not rows:
+        raise Miss(NO_TIMELINE)
+    if rows[0][0] is None:
+        raise Miss(UNINDEXED)
+    return int(rows[0][0])
+
+
+#: the first stored day of every regime (``dt.date.min``: before anything happens)
+FIRST_DAY = dt.date.min.isoformat()
+#: the stored day of pair ``p`` for an as-of date: the regime is the latest starting
+#: on or before it (each regime has a FIRST_DAY row), the day the latest on or before
+#: it in that regime; parameters: FIRST_DAY, as_of, as_of
+_DAY_SQL = (
+    "SELECT d.position FROM rm_quota_days d WHERE d.rule_position = p.rule_position "
+    "AND d.country = p.country AND d.regime = (SELECT MAX(g.regime) FROM rm_quota_days g "
+    "WHERE g.rule_position = p.rule_position AND g.country = p.country AND g.day = ? "
+    "AND g.regime <= ?) AND d.day <= ? ORDER BY d.day DESC LIMIT 1")
+
+
+def _day_row(c: Cursor, rule_position: int, country: str, as_of: dt.date
+             ) -> dict[str, Any]:
+    """The stored position of the last day on or before ``as_of`` in the regime of
+    ``as_of``, if the pair is valid then (one statement: one snapshot)."""
+    day = _iso(as_of)
+    rows = c.execute(
+        f"SELECT p.valid_before, ({_DAY_SQL}) FROM rm_quota_pairs p WHERE "
+        "p.rule_position = ? AND p.country = ?",
+        (FIRST_DAY, day, day, rule_position, country)).fetchall()
+    if not rows or _iso(as_of) >= rows[0][0]:
+        raise Miss(STALE, [country], rule_position)
+    if rows[0][1] is None:  # every built pair has a first day (dt.date.min): the fold
+        raise Miss(UNINDEXED)
+    data: dict[str, Any] = json.loads(rows[0][1])
+    return data
+
+
+def _stamp(data: dict[str, Any], as_of: dt.date, known_at: int | None,
+           state_position: int) -> dict[str, Any]:
+    data["as_of"] = _iso(as_of)
+    data["known_at"] = known_at
+    data["computed_at_position"] = (state_position if known_at is None
+                                    else min(known_at, state_position))
+    return data
+
+
+def lookup(c: Cursor, country: str, as_of: dt.date, *, rule_id: str | None = None,
+           known_at: int | None = None, on_the_books: bool = False,
+           head_sql: str | None = None) -> dict[str, Any]:
+    """The position of ``country`` on ``as_of`` as ``ledger quota --json`` prints it
+    (``Position.model_dump(mode="json")`` without contributions), from the index as
+    the read model stands (with ``head_sql``: only if it has folded the whole log).
+    Raises Miss."""
+    cut, state_position = _positions(c, known_at, head_sql)
+    rule_position = choose_rule(c, as_of, rule_id, on_the_books, cut)
+    return _stamp(_day_row(c, rule_position, country, as_of), as_of, known_at,
+                  state_position)
+
+
+def lookup_all(c: Cursor, as_of: dt.date, *, rule_id: str | None = None,
+               known_at: int | None = None, on_the_books: bool = False,
+               head_sql: str | None = None) -> list[dict[str, Any]]:
+    """Every active country's position on ``as_of`` (sorted by country), like
+    ``quota_all``. Raises Miss naming the stale countries."""
+    cut, state_position = _positions(c, known_at, head_sql)
+    rule_position = choose_rule(c, as_of, rule_id, on_the_books, cut)
+    countries = [r[0] for r in c.execute(
+        "SELECT country FROM rm_quota_countries ORDER BY country").fetchall()]
+    pairs = dict(c.execute("SELECT country, valid_before FROM rm_quota_pairs WHERE "
+                           "rule_position = ?", (rule_position,)).fetchall())
+    stale = [country for country in countries
+             if _iso(as_of) >= pairs.get(country, EVERYTHING)]
+    if stale:
+        raise Miss(STALE, stale, rule_position)
+    day = _iso(as_of)
+    rows = c.execute(
+        f"SELECT ({_DAY_SQL}) FROM rm_quota_pairs p WHERE p.rule_position = ? AND "
+        "p.active = 1 ORDER BY p.country", (FIRST_DAY, day, day, rule_position)).fetchall()
+    return [_stamp(json.loads(r[0]), as_of, known_at, state_position) for r in rows]
+
+
+# --- the lookup on a bare connection (a ``ledger quota`` process) ----------------------
+
+#: eventsourcing's events table of the Ledger application, per backend (a test keeps
+#: them equal to the recorder's ``events_table_name``)
+EVENTS_TABLE = {"sqlite": "stored_events", "postgres": "public.ledger_events"}
+
+
+class _Bare:
+    """``?`` placeholders over a DB-API cursor (sqlite3 or psycopg)."""
+
+    def __init__(self, raw: Any, pg: bool):
+        self.raw = raw
+        self.pg = pg
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        self.raw.execute(sql.replace("?", "%s") if self.pg else sql, params)
+        return self.raw
+
+
+def lookup_database(url: str, country: str, as_of: dt.date, *, rule_id: str | None = None,
+                    on_the_books: bool = False) -> dict[str, Any] | None:
+    """``lookup`` on a connection of its own, without the Ledger application: what a
+    ``ledger quota --json`` process prints, known at the head. None when the index
+    cannot answer as it stands (no database or read model yet, the read model behind
+    the log, a stale pair, no revision applies): the caller then takes the full path,
+    which catches up, builds, or refuses with the right error."""
+    try:
+        return _lookup_database(url, country, as_of, rule_id, on_the_books)
+    except Miss:
+        return None
+    except Exception:  # noqa: BLE001 - any failure here: the full path will say what
+        return None
+
+
+def _lookup_database(url: str, country: str, as_of: dt.date, rule_id: str | None,
+                     on_the_books: bool) -> dict[str, Any] | None:
+    if url.startswith(("postgresql://", "postgres://")):
+        import psycopg
+
+        with psycopg.connect(url, connect_timeout=5) as conn, conn.cursor() as raw:
+            return _lookup_caught_up(_Bare(raw, True), "notification_id",
+                                     EVENTS_TABLE["postgres"], country, as_of, rule_id,
+                                     on_the_books)
+    import os
+    import sqlite3
+    from urllib.parse import quote
+
+    path = url.removeprefix("sqlite:///").removeprefix("sqlite://")
+    if not path or not os.path.isfile(path):
+        return None
+    lite = sqlite3.connect(f"file:{quote(os.path.abspath(path))}?mode=ro", uri=True)
+    try:
+        return _lookup_caught_up(_Bare(lite.cursor(), False), "rowid", EVENTS_TABLE["sqlite"],
+                                 country, as_of, rule_id, on_the_books)
+    finally:
+        lite.close()
+
+
+def _lookup_caught_up(c: _Bare, position: str, events: str, country: str, as_of: dt.date,
+                      rule_id: str | None, on_the_books: bool) -> dict[str, Any] | None:
+    """``lookup``, if the read model has folded everything recorded."""
+    if not c.pg:
+        c.execute("BEGIN")  # one snapshot for every statement below
+    return lookup(c, country, as_of, rule_id=rule_id, on_the_books=on_the_books,
+                  head_sql=f"SELECT MAX({position}) FROM {events}")
+
+
+# --- maintenance: what a catch-up batch changed --------------------------------------------
+
+
+class _Marks:
+    """The earliest day from which each country's stored days may have changed."""
+
+    def __init__(self) -> None:
+        self.by_country: dict[str, str] = {}
+
+    def mark(self, country: str, day: str) -> None:
+        if day < self.by_country.get(country, FRESH):
+            self.by_country[country] = day
+
+
+def _chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
+    for i in range(0, len(items), IN_CHUNK):
+        yield items[i:i + IN_CHUNK]
+
+
+def _in(n: int) -> str:
+    return ",".join("?" * n)
+
+
+def note_batch(c: Any, folder: Any, events: int) -> None:
+    """Record what one catch-up batch changed (``folder``: the read model's batch
+    folder, after it wrote its rows), in the batch's transaction."""
+    versions = [*folder.new_versions, *folder.old_versions]
+    countries = sorted({r[9] for r in versions} | {a[1] for a in folder.allocations})
+    if countries:
+        c.executemany("INSERT INTO rm_quota_countries (country) VALUES (?) "
+                      "ON CONFLICT (country) DO NOTHING", [(x,) for x in countries])
+    if folder.rules:
+        c.execute("DELETE FROM rm_quota_rules")
+    if not c.execute("SELECT 1 FROM rm_quota_pairs LIMIT 1").fetchall():
+        return  # nothing built yet: nothing to mark
+    if events > DETAIL_LIMIT:
+        c.execute("UPDATE rm_quota_pairs SET valid_before = ?", (EVERYTHING,))
+        return
+    marks = _Marks()
+    lpp: dict[str, str] = {}
+    for r in versions:
+        marks.mark(r[9], r[8])
+        if r[14] == "lpp":
+            lpp[r[10]] = min(lpp.get(r[10], FRESH), r[8])
+    _mark_allocations(c, folder, marks)
+    refs = sorted({a[0] for a in folder.allocations} | {a[0] for a in folder.alloc_changes}
+                  | {v[0] for v in folder.veus} | {v[0] for v in folder.veu_changes})
+    for chunk in _chunks(refs):
+        for country, first in c.execute(
+                "SELECT destination, MIN(ship_date) FROM rm_shipment_versions WHERE "
+                f"auth_ref IN ({_in(len(chunk))}) GROUP BY destination", chunk).fetchall():
+            marks.mark(country, first)
+    consignees = sorted(lpp)
+    for chunk in _chunks(consignees):
+        for consignee, country in c.execute(
+                "SELECT consignee_id, destination FROM rm_shipment_versions WHERE "
+                f"auth_kind = 'lpp' AND consignee_id IN ({_in(len(chunk))}) "
+                "GROUP BY consignee_id, destination", chunk).fetchall():
+            marks.mark(country, lpp[consignee])
+    c.executemany("UPDATE rm_quota_pairs SET valid_before = ? WHERE country = ? AND "
+                  "valid_before > ?", [(day, country, day)
+                                       for country, day in sorted(marks.by_country.items())])
+
+
+def _mark_allocations(c: Cursor, folder: Any, marks: _Marks) -> None:
+    """An allocation's country, from the earliest day its standing may have changed."""
+    earliest: dict[str, str] = {}
+    for alloc_id, _country, _holder, valid_from, *_rest in folder.allocations:
+        earliest[alloc_id] = min(earliest.get(alloc_id, FRESH), valid_from)
+    for alloc_id, _pos, _kind, effective, _amount in folder.alloc_changes:
+        earliest[alloc_id] = min(earliest.get(alloc_id, FRESH), effective)
+    ids = sorted(earliest)
+    for chunk in _chunks(ids):
+        for alloc_id, country, valid_from in c.execute(
+                "SELECT allocation_id, country, valid_from FROM rm_allocations WHERE "
+                f"allocation_id IN ({_in(len(chunk))})", chunk).fetchall():
+            marks.mark(country, min(valid_from, earliest[alloc_id]))
+
+
+# --- maintenance: building pairs and the timeline (the heavy path) ----------------------
+
+
+def dump_position(p: Position) -> str:
+    """A position as stored: what ``ledger quota --json`` prints."""
+    return json.dumps(p.model_dump(mode="json", exclude={"contributions"}),
+                      separators=(",", ":"))
+
+
+def timeline(rules: list[tuple[int, RuleBook]]) -> list[tuple[str, str, int | None]]:
+    """(choice, from day, rule position or None) rows: the revision ``in_force`` and
+    ``on_the_books`` pick, from each day on which the pick can change (every date a
+    rule document names, and the day after it: both functions compare days with the
+    documents' dates). None: no published revision (the fold answers)."""
+    from ledger.rulebook import in_force, on_the_books
+
+    books = [book for _pos, book in rules]
+    position_of = {id(book): pos for pos, book in rules}  # a later equal document wins
+    days = {day for book in books for day in _change_days(book)}
+    out: list[tuple[str, str, int | None]] = []
+    for choice, pick in ((IN_FORCE, in_force), (ON_THE_BOOKS, on_the_books)):
+        previous: object = object()
+        for day in sorted(days):
+            chosen = pick(books, day)
+            # None also when the pick is not a published revision (``on_the_books``
+            # composes one from instruments): not indexed, the fold answers
+            rule_position = None if chosen is None else position_of.get(id(chosen))
+            if rule_position != previous:
+                out.append((choice, _iso(day), rule_position))
+                previous = rule_position
+    return out
+
+
+def _change_days(book: RuleBook) -> list[dt.date]:
+    """Every date the rule document names and the day after it, sorted: the only days
+    on which a choice that compares days with the document's dates can change."""
+    days = {dt.date.min}
+    for day in _dates(book.model_dump()):
+        days.add(day)
+        if day < dt.date.max:
+            days.add(day + dt.timedelta(days=1))
+    return sorted(days)
+
+
+def regimes(book: RuleBook, country: str) -> list[dt.date]:
+    """The as-of dates from which ``country``'s cap, tier and cap-period standing
+    under ``book`` are what they are, until the next one (the first: ``dt.date.min``):
+    what a position takes from its as-of date."""
+    from projections.positions import cap_period_of
+
+    out: list[dt.date] = []
+    previous: object = object()
+    for day in _change_days(book):
+        period = cap_period_of(book, country, day)
+        now = (book.cap_for(country, day), book.tier_of(country, day),
+               period is not None and period.contains(day))
+        if now != previous:
+            out.append(day)
+            previous = now
+    return out
+
+
+def _dates(value: Any) -> Iterator[dt.date]:
+    if isinstance(value, dt.date):
+        yield value
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _dates(v)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            yield from _dates(v)
+
+
+class PositionIndex:
+    """Answers and maintenance of the index of one read model."""
+
+    def __init__(self, rm: ReadModel):
+        self.rm = rm
+
+    def position(self, country: str, as_of: dt.date, *, rule_id: str | None = None,
+                 known_at: int | None = None, on_the_books: bool = False,
+                 catch_up: bool = True) -> Position | None:
+        """The indexed answer (catching the read model up and building what is stale
+        first), or None when only the full fold answers (see the module docstring)."""
+        from projections.positions import Position
+
+        head = self.rm._head_sql() if catch_up else None
+        data = self._retrying(lambda c: lookup(c, country, as_of, rule_id=rule_id,
+                                               known_at=known_at, on_the_books=on_the_books,
+                                               head_sql=head))
+        return None if data is None else Position.model_validate(data)
+
+    def positions_all(self, as_of: dt.date, *, rule_id: str | None = None,
+                      known_at: int | None = None, on_the_books: bool = False,
+                      catch_up: bool = True) -> list[Position] | None:
+        from projections.positions import Position
+
+        self._seed_countries()
+        head = self.rm._head_sql() if catch_up else None
+        found = self._retrying(lambda c: lookup_all(c, as_of, rule_id=rule_id,
+                                                    known_at=known_at,
+                                                    on_the_books=on_the_books,
+                                                    head_sql=head))
+        return None if found is None else [Position.model_validate(d) for d in found]
+
+    def _retrying(self, ask: Any) -> Any:
+        self.rm.ensure_schema()
+        for _attempt in range(20):
+            try:
+                with self.rm._tx(commit=False) as c:
+                    return ask(c)
+            except Miss as miss:
+                if miss.reason == UNINDEXED:
+                    return None
+                if miss.reason == BEHIND:
+                    self.rm.catch_up()
+                elif miss.reason == NO_TIMELINE:
+                    self.refresh_timeline()
+                else:
+                    for country in miss.countries:
+                        self.refresh(country, miss.rule_position)
+        raise RuntimeError("the position index kept changing under this query")
+
+    # --- building ------------------------------------------------------------------
+
+    def _lock(self, c: Any) -> int:
+        """Hold rm_position for this transaction (SQLite: BEGIN IMMEDIATE already
+        does); returns it. A catch-up batch waits until this transaction ends."""
+        sql = "SELECT position FROM rm_position WHERE name = ?"
+        if self.rm.pg:
+            sql += " FOR UPDATE"
+        rows = c.execute(sql, (PROJECTION,)).fetchall()
+        return int(rows[0][0]) if rows else 0
+
+    def refresh_timeline(self) -> None:
+        self.rm.ensure_schema()
+        with self.rm._tx() as c:
+            cut = self._lock(c)
+            c.execute("DELETE FROM rm_quota_rules")
+            c.executemany("INSERT INTO rm_quota_rules (choice, from_day, rule_position) "
+                          "VALUES (?, ?, ?)", timeline(self.rm._rules(c, cut)))
+
+    def refresh(self, country: str, rule_position: int | None = None) -> int:
+        """Recompute ``country``'s stale pairs (under ``rule_position``, or every
+        revision) from their ``valid_before`` on; returns how many were rebuilt."""
+        from projections.positions import position_days
+
+        self.rm.ensure_schema()
+        with self.rm._tx() as c:
+            cut = self._lock(c)
+            valid = dict(c.execute("SELECT rule_position, valid_before FROM rm_quota_pairs "
+                                   "WHERE country = ?", (country,)).fetchall())
+            todo = [(pos, book) for pos, book in self.rm._rules(c, cut)
+                    if valid.get(pos, EVERYTHING) != FRESH
+                    and rule_position in (None, pos)]
+            if not todo:
+                return 0
+            state = self.rm.country_state_in(c, country, None, None)
+            active = int(bool(state.by_country.get(country))
+                         or bool(state.allocations_by_country.get(country)))
+            for pos, book in todo:
+                since = valid.get(pos, EVERYTHING)
+                c.execute("DELETE FROM rm_quota_days WHERE rule_position = ? AND country = ? "
+                          "AND day >= ?", (pos, country, since))
+                rows = [(pos, country, _iso(regime), _iso(day), dump_position(p))
+                        for regime, day, p in position_days(state, country, book,
+                                                            regimes(book, country))
+                        if _iso(day) >= since]
+                c.insert_rows("rm_quota_days",
+                              "rule_position, country, regime, day, position", rows)
+                c.execute("DELETE FROM rm_quota_pairs WHERE rule_position = ? AND "
+                          "country = ?", (pos, country))
+                c.execute("INSERT INTO rm_quota_pairs (rule_position, country, "
+                          "valid_before, active) VALUES (?, ?, ?, ?)",
+                          (pos, country, FRESH, active))
+            return len(todo)
+
+    def refresh_all(self) -> int:
+        """Build every stale pair of every country (e.g. after a rebuild)."""
+        self._seed_countries()
+        with self.rm._tx(commit=False) as c:
+            countries = [r[0] for r in c.execute(
+                "SELECT country FROM rm_quota_countries ORDER BY country").fetchall()]
+        self.refresh_timeline()
+        return sum(self.refresh(country) for country in countries)
+
+    def refresh_stale(self) -> int:
+        """Recompute every built pair that catch-up marked stale (the deploy's
+        catch-up service runs this, so queries find them fresh)."""
+        self.rm.ensure_schema()
+        with self.rm._tx(commit=False) as c:
+            stale = c.execute("SELECT country, rule_position FROM rm_quota_pairs WHERE "
+                              "valid_before <> ? ORDER BY country, rule_position",
+                              (FRESH,)).fetchall()
+        return sum(self.refresh(country, int(pos)) for country, pos in stale)
+
+    def _seed_countries(self) -> None:
+        """Fill rm_quota_countries from the rows of a read model folded before the
+        index existed (its batches did not list their countries)."""
+        self.rm.ensure_schema()
+        with self.rm._tx(commit=False) as c:
+            if c.execute("SELECT 1 FROM rm_quota_countries LIMIT 1").fetchall():
+                return
+            if not c.execute("SELECT 1 FROM rm_shipment_versions LIMIT 1").fetchall() and \
+                    not c.execute("SELECT 1 FROM rm_allocations LIMIT 1").fetchall():
+                return
+        with self.rm._tx() as c:
+            c.execute("INSERT INTO rm_quota_countries (country) SELECT u.country FROM "
+                      "(SELECT destination AS country FROM rm_shipment_versions UNION "
+                      "SELECT country FROM rm_allocations) u WHERE u.country IS NOT NULL "
+                      "ON CONFLICT (country) DO NOTHING")

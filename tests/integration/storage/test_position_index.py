@@ -1,0 +1,330 @@
+"""The position index answers exactly what the full fold answers, and stays exact as
+the log grows: backdated shipments, corrections moving a shipment between countries,
+voids, revocations, LPP shipments of a consignee in another country, new rule
+revisions; ``--known-at`` before the read model's position goes to the fold.
+
+Each check compares ``readmodel_quota`` (the index) with ``quota`` over a full replay
+of the log (``load_state``), on both backends.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from typing import Any
+
+import pytest
+
+from ledger.application import Ledger
+from ledger.commands import PublishRuleRevision, parse_command
+from ledger.rulebook import bundled_rulebooks
+from projections import position_index
+from projections.position_index import PositionIndex
+from projections.readmodel import ReadModel
+from projections.views import load_state, quota, quota_all, readmodel_quota, readmodel_quota_all
+
+from tests.integration.storage.storage_helpers import shipment
+
+RULES = [None, "ai-diffusion-2025", "baseline-2023", "h20-license-2025"]
+DAYS = [dt.date(2024, 12, 31), dt.date(2025, 1, 1), dt.date(2025, 3, 1),
+        dt.date(2025, 5, 31), dt.date(2025, 6, 1), dt.date(2025, 6, 2),
+        dt.date(2025, 9, 30), dt.date(2026, 6, 30)]
+LPP = {"kind": "lpp"}
+
+
+def _pairs_built(app: Ledger) -> int:
+    rm = ReadModel(app)
+    with rm._tx(commit=False) as c:
+        return int(c.execute("SELECT COUNT(*) FROM rm_quota_pairs").fetchall()[0][0])
+
+
+def assert_equal_to_fold(app: Ledger, countries: list[str], days: list[dt.date] = DAYS,
+                         rules: list[str | None] = RULES) -> None:
+    state = load_state(app)
+    for country in countries:
+        for day in days:
+            for rule in rules:
+                want = quota(state, country, day, rule_id=rule)
+                got = readmodel_quota(app, country, day, rule_id=rule)
+                assert got == want, (country, day, rule)
+
+
+@pytest.fixture
+def app(db_url: str) -> Any:
+    app = Ledger(db_url)
+    app.submit([PublishRuleRevision(document=b) for b in bundled_rulebooks()], actor="t")
+    yield app
+    app.close()
+
+
+def _submit(app: Ledger, *commands: Any) -> None:
+    app.submit([c if not isinstance(c, dict) else parse_command(c) for c in commands],
+               actor="t")
+
+
+def test_answers_come_from_the_index(app: Ledger) -> None:
+    _submit(app, shipment("A", quantity=100, day="2025-06-01"))
+    assert_equal_to_fold(app, ["MX"])
+    assert _pairs_built(app) == len(bundled_rulebooks())  # one per revision, for MX
+    # the stored day ends: before anything, and the ship date
+    rm = ReadModel(app)
+    with rm._tx(commit=False) as c:
+        days = {r[0] for r in c.execute(
+            "SELECT DISTINCT day FROM rm_quota_days WHERE country = 'MX'").fetchall()}
+    assert days == {"0001-01-01", "2025-06-01"}
+
+
+def test_backdated_shipment_changes_days_after_it(app: Ledger) -> None:
+    _submit(app, shipment("A", quantity=300, day="2025-06-01"),
+            shipment("B", quantity=200, day="2025-09-01"))
+    assert_equal_to_fold(app, ["MX"])
+    _submit(app, shipment("C", quantity=900, day="2025-03-01"))  # reported late
+    assert_equal_to_fold(app, ["MX"])
+    # the stored days before the backdated one were kept, not recomputed
+    rm = ReadModel(app)
+    with rm._tx(commit=False) as c:
+        assert c.execute("SELECT COUNT(DISTINCT rule_position) FROM rm_quota_days WHERE "
+                         "country = 'MX' AND day = '2025-06-01'").fetchall()[0][0] == len(
+            bundled_rulebooks())
+
+
+def test_correction_moves_a_shipment_between_countries(app: Ledger) -> None:
+    _submit(app, shipment("A", quantity=300), shipment("B", dest="BR", quantity=50))
+    assert_equal_to_fold(app, ["MX", "BR"])
+    _submit(app, {"type": "shipment.corrected", "exporter_id": "EXP01",
+                  "shipment_ref": "A", "reason": "wrong destination", "destination": "BR",
+                  "ship_date": "2025-02-01"})
+    assert_equal_to_fold(app, ["MX", "BR"])
+    assert readmodel_quota(app, "MX", dt.date(2025, 9, 30),
+                           rule_id="ai-diffusion-2025").committed_tpp == 0
+
+
+def test_void(app: Ledger) -> None:
+    _submit(app, shipment("A", quantity=300), shipment("B", quantity=5, day="2025-07-01"))
+    assert_equal_to_fold(app, ["MX"])
+    _submit(app, {"type": "shipment.voided", "exporter_id": "EXP01", "shipment_ref": "A",
+                  "reason": "cancelled"})
+    assert_equal_to_fold(app, ["MX"])
+
+
+def test_license_revocation_and_adjustment(app: Ledger) -> None:
+    lic = {"kind": "license", "ref": "LIC-1"}
+    _submit(app, {"type": "allocation.granted", "allocation_id": "LIC-1", "country": "MX",
+                  "holder": "EXP01", "tpp_amount": 15832 * 2000, "valid_from": "2025-01-01"},
+            shipment("A", quantity=300, auth=lic, day="2025-04-01"),
+            shipment("B", quantity=3000, auth=lic, day="2025-08-01"),
+            # the same license named for another country: license-invalid there
+            shipment("C", dest="BR", quantity=10, auth=lic, day="2025-04-01"))
+    assert_equal_to_fold(app, ["MX", "BR"])
+    _submit(app, {"type": "allocation.adjusted", "allocation_id": "LIC-1",
+                  "tpp_amount": 15832 * 10, "effective_date": "2025-02-01",
+                  "reason": "cut"})
+    assert_equal_to_fold(app, ["MX", "BR"])
+    _submit(app, {"type": "allocation.revoked", "allocation_id": "LIC-1",
+                  "effective_date": "2025-06-01", "reason": "revoked"})
+    assert_equal_to_fold(app, ["MX", "BR"])
+
+
+def test_country_allocation_and_veu(app: Ledger) -> None:
+    veu = {"kind": "veu", "ref": "VEU-1"}
+    _submit(app, {"type": "veu.granted", "veu_id": "VEU-1", "entity": "DC",
+                  "kind": "national", "headquarters_country": "US",
+                  "covered_countries": ["MX"], "valid_from": "2025-01-01"},
+            shipment("A", quantity=300, auth=veu, day="2025-07-01"))
+    assert_equal_to_fold(app, ["MX"])
+    _submit(app, {"type": "veu.revoked", "veu_id": "VEU-1", "effective_date": "2025-05-01",
+                  "reason": "revoked"},
+            {"type": "allocation.granted", "allocation_id": "G2G-1", "country": "MX",
+             "tpp_amount": 10**9, "valid_from": "2025-03-01"})
+    assert_equal_to_fold(app, ["MX"])
+
+
+def test_lpp_of_a_consignee_in_another_country(app: Ledger) -> None:
+    """The LPP yearly limit is per consignee across countries: a backdated LPP
+    shipment to BR moves MX's LPP excess."""
+    big = 26_900_000 // 15832  # units of H100 near the yearly limit
+    _submit(app, shipment("A", quantity=big, auth=LPP, consignee="K", day="2025-06-01"))
+    assert_equal_to_fold(app, ["MX"], rules=["ai-diffusion-2025"])
+    _submit(app, shipment("B", dest="BR", quantity=big, auth=LPP, consignee="K",
+                          day="2025-02-01"))
+    assert_equal_to_fold(app, ["MX", "BR"], rules=["ai-diffusion-2025"])
+    assert readmodel_quota(app, "MX", dt.date(2025, 9, 30), rule_id="ai-diffusion-2025"
+                           ).breakdown["lpp_excess_tpp"] > 0
+
+
+def test_new_rule_revision(app: Ledger) -> None:
+    _submit(app, shipment("A", quantity=300))
+    assert_equal_to_fold(app, ["MX"])
+    book = next(b for b in bundled_rulebooks() if b.id == "ai-diffusion-2025")
+    data = book.model_dump(mode="json")
+    data["id"] = "ai-diffusion-2025-enforced"
+    data["enforcement"] = {**data["enforcement"], "suspended": None}
+    app.submit([PublishRuleRevision(document=type(book).model_validate(data))], actor="t")
+    assert_equal_to_fold(app, ["MX"], rules=[None, "ai-diffusion-2025-enforced"])
+
+
+def test_past_known_at_is_answered_by_the_fold(app: Ledger) -> None:
+    _submit(app, shipment("A", quantity=300))
+    before = app.max_position()
+    readmodel_quota(app, "MX", dt.date(2025, 9, 30))
+    _submit(app, shipment("B", quantity=70, day="2025-01-05"))
+    day = dt.date(2025, 9, 30)
+    for known_at in (before, app.max_position()):
+        want = quota(load_state(app, known_at), "MX", day, known_at=known_at)
+        assert readmodel_quota(app, "MX", day, known_at=known_at) == want
+
+
+def test_all_countries(app: Ledger) -> None:
+    _submit(app, shipment("A", quantity=300), shipment("B", dest="BR", quantity=5),
+            shipment("C", dest="DE", quantity=5),
+            {"type": "shipment.voided", "exporter_id": "EXP01", "shipment_ref": "C",
+             "reason": "x"})
+    state = load_state(app)
+    for day in DAYS:
+        for rule in RULES:
+            assert readmodel_quota_all(app, day, rule_id=rule) == quota_all(
+                state, day, rule_id=rule)
+    assert readmodel_quota_all(app, DAYS[-1], tier=2) == quota_all(state, DAYS[-1], tier=2)
+
+
+def test_grows_in_small_batches_like_a_live_ledger(db_url: str) -> None:
+    """The synthetic ledger appended in slices of 60 commands (late reports,
+    corrections and voids come last, as in the bench), with queries in between so
+    every slice meets a built index that its batch must mark."""
+    from bench.generate import generate
+
+    commands = [parse_command(c) for c in generate(600, seed=3)]
+    app = Ledger(db_url)
+    rng = random.Random(9)
+    checked = 0
+    try:
+        for start in range(0, len(commands), 60):
+            app.submit(commands[start:start + 60], actor="t", skip_bad=True)
+            state = load_state(app)
+            countries = state.countries_with_activity()
+            if not countries:
+                continue
+            for _ in range(6):
+                country = rng.choice(countries)
+                day = dt.date(2024, 9, 1) + dt.timedelta(days=rng.randrange(0, 560))
+                rule = rng.choice(RULES)
+                want = quota(state, country, day, rule_id=rule)
+                assert readmodel_quota(app, country, day, rule_id=rule) == want, (
+                    start, country, day, rule)
+                checked += 1
+    finally:
+        app.close()
+    assert checked > 50
+
+
+def test_rebuild_drops_the_index_and_answers_stay_equal(app: Ledger) -> None:
+    _submit(app, shipment("A", quantity=300))
+    assert_equal_to_fold(app, ["MX"])
+    ReadModel(app).rebuild()
+    assert _pairs_built(app) == 0
+    assert PositionIndex(ReadModel(app)).refresh_all() == 5  # MX under each revision
+    assert_equal_to_fold(app, ["MX"])
+
+
+def test_timeline_equals_the_rule_selection() -> None:
+    from ledger.rulebook import in_force, on_the_books
+
+    books = bundled_rulebooks()
+    rules = [(10 * (i + 1), b) for i, b in enumerate(books)]
+    rows = position_index.timeline(rules)
+    by_id = {pos: b for pos, b in rules}
+
+    def pick(choice: str, day: dt.date) -> Any:
+        found = [pos for ch, start, pos in rows if ch == choice and start <= day.isoformat()]
+        return None if found[-1] is None else by_id[found[-1]]
+
+    day = dt.date(2022, 1, 1)
+    published = 0
+    while day < dt.date(2028, 6, 1):
+        assert pick(position_index.IN_FORCE, day) is in_force(books, day), day
+        chosen = on_the_books(books, day)
+        if any(chosen is b for b in books):
+            published += 1
+            assert pick(position_index.ON_THE_BOOKS, day) is chosen, day
+        else:  # composed from instruments: left to the fold
+            assert pick(position_index.ON_THE_BOOKS, day) is None, day
+        day += dt.timedelta(days=1)
+
+
+def test_table_names_match_the_ledgers(app: Ledger) -> None:
+    from ledger.persistence import CHAIN_TABLE, is_postgres
+    from projections.readmodel import PROJECTION
+
+    assert position_index.CHAIN_TABLE == CHAIN_TABLE
+    assert position_index.PROJECTION == PROJECTION
+    backend = "postgres" if is_postgres(app.url) else "sqlite"
+    assert position_index.EVENTS_TABLE[backend].split(".")[-1] == (
+        app.recorder.events_table_name)  # type: ignore[attr-defined]
+
+
+def test_bench_ledger_10k_every_query_equals_the_fold(sqlite_url: str) -> None:
+    """The bench's own ledger (bench.generate, 10,000 shipments, seed 2025) and its
+    query set (bench.steps.queries): every (country, as-of, rule) it asks, known at
+    the head, from the index equals the full fold; --all too, on the query set's
+    first as-of dates. (Its past --known-at questions go to the fold itself.)"""
+    from bench.generate import generate
+    from bench.steps import queries
+
+    app = Ledger(sqlite_url)
+    app.submit([parse_command(c) for c in generate(10_000, seed=2025)], actor="bench",
+               skip_bad=True)
+    rm = ReadModel(app)
+    rm.rebuild()
+    asked = queries(sqlite_url, 200)
+    state = load_state(app)
+    countries = set()
+    for q in asked:
+        day = dt.date.fromisoformat(q["as_of"])
+        countries.add(q["country"])
+        want = quota(state, q["country"], day, rule_id=q["rule"])
+        assert readmodel_quota(app, q["country"], day, rule_id=q["rule"]) == want, q
+    assert len(countries) > 60
+    for q in asked[:3]:
+        day = dt.date.fromisoformat(q["as_of"])
+        assert readmodel_quota_all(app, day, rule_id=q["rule"]) == quota_all(
+            state, day, rule_id=q["rule"])
+    app.close()
+
+
+def test_catch_up_service_refreshes_what_it_marked(app: Ledger) -> None:
+    _submit(app, shipment("A", quantity=300))
+    assert_equal_to_fold(app, ["MX"], rules=["ai-diffusion-2025"])
+    _submit(app, shipment("B", quantity=7, day="2025-02-01"))
+    rm = ReadModel(app)
+    rm.catch_up()
+    with rm._tx(commit=False) as c:
+        assert c.execute("SELECT valid_before FROM rm_quota_pairs").fetchall() == [
+            ("2025-02-01",)]
+    assert PositionIndex(rm).refresh_stale() == 1
+    with rm._tx(commit=False) as c:
+        assert c.execute("SELECT valid_before FROM rm_quota_pairs").fetchall() == [
+            (position_index.FRESH,)]
+    assert_equal_to_fold(app, ["MX"], rules=["ai-diffusion-2025"])
+
+
+def test_rebuild_with_index_cli(run_cli: Any, ledger: Ledger) -> None:
+    _submit(ledger, shipment("A", quantity=300), shipment("B", dest="BR"))
+    done = run_cli("projections", "rebuild", "--quiet", "--index")
+    assert done.exit_code == 0, done.output
+    assert "position index built: 10 (revision, country) pairs" in done.output
+    assert _pairs_built(ledger) == 10
+
+
+def test_tier_changing_with_the_as_of_date(app: Ledger) -> None:
+    """Group membership is dated: Cambodia is tier 3 under the Diffusion rule until
+    2026-02-03 and tier 2 from then on, so its cap follows the as-of date (two
+    regimes), for the same shipments."""
+    _submit(app, shipment("A", dest="KH", quantity=300, day="2025-06-01"),
+            shipment("B", dest="KH", quantity=30, day="2026-02-10"))
+    book = next(b for b in bundled_rulebooks() if b.id == "ai-diffusion-2025")
+    assert len(position_index.regimes(book, "KH")) >= 2
+    days = [dt.date(2025, 6, 1), dt.date(2026, 2, 2), dt.date(2026, 2, 3),
+            dt.date(2026, 2, 11), dt.date(2026, 6, 30)]
+    assert_equal_to_fold(app, ["KH"], days=days, rules=["ai-diffusion-2025", None])
+    tiers = {readmodel_quota(app, "KH", d, rule_id="ai-diffusion-2025").tier for d in days}
+    assert tiers == {2, 3}

@@ -1,0 +1,72 @@
+"""``ledger quota --json`` starts lean: once the position index holds the answer, the
+process reads it on a bare connection and prints it, without the Ledger application
+(eventsourcing), pydantic models, rich, YAML or Kafka. And it prints exactly what the
+full path prints."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import subprocess
+import sys
+from typing import Any
+
+from click.testing import CliRunner
+
+from ledger.cli import main
+from projections.views import load_state, quota
+
+from tests.integration.storage.storage_helpers import shipment
+
+#: modules the indexed quota path must not load (each costs tens of milliseconds)
+HEAVY = ["pydantic", "pydantic_core", "rich", "yaml", "kafka", "eventsourcing",
+         "ledger.application", "ledger.rulebook", "ledger.events", "projections.positions",
+         "projections.readmodel", "projections.views"]
+
+PROBE = """
+import atexit, json, runpy, sys
+out = sys.argv[1]
+def dump():
+    with open(out, "w") as f:
+        json.dump(sorted(sys.modules), f)
+atexit.register(dump)
+sys.argv = ["ledger", *sys.argv[2:]]
+runpy.run_module("ledger", run_name="__main__")
+"""
+
+
+def _modules_loaded(tmp_path: Any, *argv: str) -> tuple[list[str], str]:
+    out = tmp_path / "modules.json"
+    done = subprocess.run([sys.executable, "-c", PROBE, str(out), *argv],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return json.loads(out.read_text()), done.stdout
+
+
+def test_indexed_quota_imports_no_heavy_module(db_url: str, tmp_path: Any,
+                                               ledger: Any) -> None:
+    ledger.submit([shipment("A", quantity=300), shipment("B", dest="BR")], actor="t")
+    argv = ["--db", db_url, "quota", "--country", "MX", "--as-of", "2025-06-30", "--json"]
+    full = CliRunner().invoke(main, argv, catch_exceptions=False)  # builds the index
+    assert full.exit_code == 0
+    modules, printed = _modules_loaded(tmp_path, *argv)
+    assert json.loads(printed) == json.loads(full.output)
+    assert printed == full.output
+    loaded = [m for m in modules if any(m == h or m.startswith(h + ".") for h in HEAVY)]
+    assert loaded == []
+    assert "projections.position_index" in modules  # it did take the indexed path
+
+
+def test_stale_index_takes_the_full_path(db_url: str, tmp_path: Any, ledger: Any) -> None:
+    ledger.submit([shipment("A", quantity=300)], actor="t")
+    argv = ["--db", db_url, "quota", "--country", "MX", "--as-of", "2025-06-30", "--json",
+            "--rule", "ai-diffusion-2025"]
+    CliRunner().invoke(main, argv, catch_exceptions=False)
+    ledger.submit([shipment("B", quantity=5, day="2025-01-02")], actor="t")  # not folded
+    modules, printed = _modules_loaded(tmp_path, *argv)
+    assert "ledger.application" in modules  # caught up through the Ledger
+    want = quota(load_state(ledger), "MX", dt.date(2025, 6, 30), rule_id="ai-diffusion-2025")
+    assert json.loads(printed) == want.model_dump(mode="json", exclude={"contributions"})
+    assert want.shipments_counted == 2
+    again = CliRunner().invoke(main, argv, catch_exceptions=False)  # indexed now
+    assert again.output == printed
