@@ -6,6 +6,8 @@ destination costs a dict look-up and no import of a 10 MB package.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 COUNTRY_NAMES: dict[str, str] = {
     'AD': 'Andorra',
     'AE': 'United Arab Emirates',
@@ -262,6 +264,13 @@ COUNTRY_NAMES: dict[str, str] = {
 def is_country_code(code: str) -> bool:
     """Return True if code is an ISO 3166-1 alpha-2 code (upper case)."""
     return code in COUNTRY_NAMES
+
+
+def check_country_codes(codes: Iterable[str], where: str = "") -> None:
+    """Raise ValueError naming every unknown code (sorted) and where they were found."""
+    bad = sorted(c for c in codes if not is_country_code(c))
+    if bad:
+        raise ValueError(f"unknown country codes{where}: {', '.join(bad)}")
 
 
 def country_name(code: str) -> str:

@@ -19,7 +19,7 @@ from importlib import resources
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from ledger.countries import is_country_code
+from ledger.countries import check_country_codes
 
 
 class GroupChange(BaseModel):
@@ -37,9 +37,7 @@ class GroupChange(BaseModel):
     @field_validator("add", "remove")
     @classmethod
     def _codes(cls, v: list[str]) -> list[str]:
-        bad = [c for c in v if not is_country_code(c)]
-        if bad:
-            raise ValueError(f"unknown country codes: {', '.join(bad)}")
+        check_country_codes(v)
         return v
 
 

@@ -33,7 +33,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from ledger.countries import is_country_code
+from ledger.countries import check_country_codes
 from ledger.errors import UnknownRule, ValidationError
 from ledger.groups import CountryGroup
 from ledger.units import H100_TPP as H100_TPP  # re-exported: its old home
@@ -90,9 +90,7 @@ class Tiers(_Doc):
     @field_validator("countries")
     @classmethod
     def _codes(cls, v: dict[str, Tier]) -> dict[str, Tier]:
-        bad = [c for c in v if not is_country_code(c)]
-        if bad:
-            raise ValueError(f"unknown country codes in tiers: {', '.join(sorted(bad))}")
+        check_country_codes(v, " in tiers")
         return v
 
     def tier_of(self, country: str) -> Tier:
@@ -213,9 +211,7 @@ class Control(_Doc):
     @field_validator("license_required")
     @classmethod
     def _codes(cls, v: list[str]) -> list[str]:
-        bad = [c for c in v if not is_country_code(c)]
-        if bad:
-            raise ValueError(f"unknown country codes in license_required: {', '.join(bad)}")
+        check_country_codes(v, " in license_required")
         return v
 
 
@@ -294,9 +290,7 @@ class LicenseRequirement(_Doc):
     @field_validator("countries")
     @classmethod
     def _codes(cls, v: list[str]) -> list[str]:
-        bad = [c for c in v if not is_country_code(c)]
-        if bad:
-            raise ValueError(f"unknown country codes in license_required: {', '.join(bad)}")
+        check_country_codes(v, " in license_required")
         return v
 
 
