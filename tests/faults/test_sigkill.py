@@ -33,6 +33,7 @@ from tests.faults.workload import setup_ledger, write_jsonl
 SEED = 20251129
 IMPORT_KILLS = 2
 REBUILD_KILLS = 2
+REBUILD_ATTEMPTS = 8
 CONSUME_KILLS = 2
 
 
@@ -83,10 +84,15 @@ def test_sigkill_during_rebuild_leaves_a_consistent_read_model(db_url: str,
     tables = ("rm_position", "rm_shipment_versions", "rm_rules", "rm_allocations")
     rng = random.Random(SEED + 1)
     landed = 0
-    for _ in range(REBUILD_KILLS):
+    # a rebuild of 3,000 events writes for well under a second on an idle machine, so a
+    # kill can come too late; each miss tries again with a shorter (seeded) pause
+    for attempt in range(REBUILD_ATTEMPTS):
+        if landed == REBUILD_KILLS:
+            break
         proc = subprocess.Popen(ledger_cmd(db_url, "projections", "rebuild", "--quiet"),
                                 cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        landed += kill_inside_write(proc, db_url, tables, pause=rng.uniform(0, 0.2))
+        pause = rng.uniform(0, 0.2) / 2 ** (attempt - landed)
+        landed += kill_inside_write(proc, db_url, tables, pause=pause)
         # no row past the position the read model says it reached
         position = query(db_url, "SELECT COALESCE(MAX(position), 0) FROM rm_position")[0][0]
         beyond = query(db_url, "SELECT COUNT(*) FROM rm_shipment_versions "
