@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -55,3 +56,17 @@ class CountryType(click.ParamType):  # type: ignore[type-arg]
 
 DATE = DateType()
 COUNTRY = CountryType()
+
+
+_LOOKUP_OPTIONS = (
+    click.option("--known-at", help="Only events recorded up to this position or ISO time."),
+    click.option("--json", "as_json", is_flag=True, help="Print JSON for machines."),
+    click.option("--wide", is_flag=True, help="Every column, however narrow the terminal."),
+)
+
+
+def lookup_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """Add the lookup tables' ``--known-at``, ``--json`` and ``--wide`` to a command."""
+    for option in reversed(_LOOKUP_OPTIONS):
+        f = option(f)
+    return f

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from ledger.cli.common import COUNTRY, DATE, open_ledger
+from ledger.cli.common import COUNTRY, DATE, lookup_options, open_ledger
 from ledger.cli.output import Col, console, print_fitted, print_json, tpp
 from ledger.countries import country_name
 
@@ -41,9 +41,7 @@ def licenses() -> None:
 @click.option("--holder", help="Only licenses held by this exporter id.")
 @click.option("--as-of", type=DATE, help="Amounts and shipments as of this date "
                                          "[default: today].")
-@click.option("--known-at", help="Only events recorded up to this position or ISO time.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
-@click.option("--wide", is_flag=True, help="Every column, however narrow the terminal.")
+@lookup_options
 @click.pass_context
 def list_cmd(ctx: click.Context, country: str | None, holder: str | None,
              as_of: dt.date | None, known_at: str | None, as_json: bool, wide: bool) -> None:
@@ -105,9 +103,7 @@ def _list_row(r: Any) -> list[str]:
 @click.argument("allocation_id")
 @click.option("--as-of", type=DATE, help="Amount and shipments as of this date "
                                          "[default: today].")
-@click.option("--known-at", help="Only events recorded up to this position or ISO time.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
-@click.option("--wide", is_flag=True, help="Every column, however narrow the terminal.")
+@lookup_options
 @click.pass_context
 def show_cmd(ctx: click.Context, allocation_id: str, as_of: dt.date | None,
              known_at: str | None, as_json: bool, wide: bool) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from ledger.cli.common import COUNTRY, DATE, open_ledger, require_rules
+from ledger.cli.common import COUNTRY, DATE, lookup_options, open_ledger, require_rules
 from ledger.cli.output import Col, console, print_fitted, print_json, tpp, tpp_h100
 
 
@@ -28,9 +28,7 @@ LIST_COLUMNS = [
 @click.option("--country", "-c", type=COUNTRY, help="Only VEUs covering this country.")
 @click.option("--as-of", type=DATE, help="Terms (as amended) and shipments as of this date "
                                          "[default: today].")
-@click.option("--known-at", help="Only events recorded up to this position or ISO time.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
-@click.option("--wide", is_flag=True, help="Every column, however narrow the terminal.")
+@lookup_options
 @click.pass_context
 def list_cmd(ctx: click.Context, country: str | None, as_of: dt.date | None,
              known_at: str | None, as_json: bool, wide: bool) -> None:
