@@ -32,6 +32,29 @@ settings.register_profile("mutation", derandomize=True, database=None, deadline=
 if "MUTANT_UNDER_TEST" in os.environ:
     settings.load_profile("mutation")
 
+#: the PostgreSQL tests mutation testing runs (in-process, when LEDGER_TEST_POSTGRES is set):
+#: the audit package's, which alone reach the PostgreSQL code of ledger/audit.py
+MUTATION_POSTGRES_TESTS = "tests/integration/audit/"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under mutmut, keep a PostgreSQL test only if it is an audit test and
+    LEDGER_TEST_POSTGRES names a server; the others cost time and reach no PostgreSQL-only
+    code of the mutated modules."""
+    if "MUTANT_UNDER_TEST" not in os.environ:
+        return
+    with_server = bool(os.environ.get("LEDGER_TEST_POSTGRES"))
+    keep, drop = [], []
+    for item in items:
+        pg = item.get_closest_marker("postgres") is not None
+        if pg and not (with_server and item.nodeid.startswith(MUTATION_POSTGRES_TESTS)):
+            drop.append(item)
+        else:
+            keep.append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
 
 def _pg_admin() -> Any:
     import psycopg
