@@ -246,3 +246,89 @@ def test_a_payload_refusal_carries_the_field_and_the_value(change: dict[str, Any
                                                            says: str) -> None:
     e = reject(*signed(envelope_dict({**SHIPMENT, **change})))
     assert (e.code, e.field, e.value, str(e)) == (code, field, value, says)
+
+
+ADMIN = {"type": "allocation.granted", "allocation_id": "L1", "country": "MX",
+         "tpp_amount": 1, "valid_from": "2025-01-01"}
+
+
+def _refusal(case: str) -> tuple[bytes, list[tuple[str, bytes]], bytes]:
+    """(value, headers, Kafka key) of one bad message."""
+    if case == "empty":
+        return b"", [], b"acme"
+    if case == "array":
+        return (*signed(b"[1, 2]"), b"acme")
+    if case == "duplicate-key":
+        text = json.dumps(envelope_dict()).replace('"quantity": 10',
+                                                   '"quantity": 10, "quantity": 1000')
+        return (*signed(text.encode()), b"acme")
+    changes: dict[str, Any] = {
+        "no-version": {"schema_version": None},
+        "version": {"schema_version": 2},
+        "unknown-key": {"auth": {"alg": "ed25519", "key_id": "nobody"}},
+        "alg": {"auth": {"alg": "rsa", "key_id": "acme"}},
+        "auth": {"auth": "acme"},
+        "claims-b": {"exporter_id": "globex"},
+        "payload": {"payload": ["x"]},
+        "admin": {"payload": ADMIN},
+        "wrong-type": {"payload": {**SHIPMENT, "type": "shipment.exploded"}},
+        "foreign-payload": {"payload": {**SHIPMENT, "exporter_id": "globex"}},
+    }.get(case, {})
+    data = envelope_dict(**changes)
+    if case == "no-version":
+        del data["schema_version"]
+    return (*signed(data), b"globex" if case == "wrong-key" else b"acme")
+
+
+@pytest.mark.parametrize(("case", "code", "field", "value", "says"), [
+    ("empty", "empty-message", "(message)", None, "message value is empty"),
+    ("array", "schema-violation", "(message)", [1, 2], "message must be a JSON object, got list"),
+    ("no-version", "schema-violation", "schema_version", None,
+     "field 'schema_version' is required"),
+    ("version", "unsupported-schema-version", "schema_version", 2,
+     "schema_version 2 is not supported (supported: 1)"),
+    ("auth", "schema-violation", "auth.key_id", "acme",
+     "field 'auth.key_id' is required (a string)"),
+    ("alg", "schema-violation", "auth.alg", "rsa",
+     "field 'auth.alg' must be 'ed25519', got 'rsa'"),
+    ("unknown-key", "unknown-key", "auth.key_id", "nobody",
+     "key id 'nobody' is not in the keyring"),
+    ("claims-b", "exporter-mismatch", "exporter_id", "globex",
+     "message claims exporter_id 'globex' but is signed with key 'acme' of exporter 'acme'"),
+    ("payload", "schema-violation", "payload", ["x"], "field 'payload' must be a JSON object"),
+    ("admin", "admin-event", "payload.type", "allocation.granted",
+     "payload type 'allocation.granted' is written only by administrators through the CLI; "
+     "the exporter topic takes shipment events only"),
+    ("wrong-type", "wrong-payload-type", "payload.type", "shipment.exploded",
+     "payload type 'shipment.exploded' is not one of shipment.recorded, shipment.corrected, "
+     "shipment.voided"),
+    ("duplicate-key", "duplicate-key", "quantity", 1000,
+     "field 'quantity' is given twice (10 then 1000)"),
+    ("foreign-payload", "exporter-mismatch", "payload.exporter_id", "globex",
+     "exporter 'acme' sent a shipment in the name of 'globex'"),
+    ("wrong-key", "wrong-key", "(key)", b"globex",
+     "Kafka message key b'globex' must be the exporter id 'acme' (it keeps an exporter's "
+     "messages in order)"),
+])
+def test_each_refusal_carries_its_code_field_value_and_words(case: str, code: str, field: str,
+                                                             value: Any, says: str) -> None:
+    message, headers, kafka_key = _refusal(case)
+    e = reject(message, headers, key=kafka_key)
+    assert (e.code, e.field, e.value, str(e)) == (code, field, value, says)
+
+
+def test_a_signature_header_with_a_character_outside_base64_is_refused() -> None:
+    value, ((name, signature),) = signed(envelope_dict())
+    e = reject(value, [(name, signature[:8] + b"*" + signature[8:])])
+    assert (e.code, str(e)) == ("bad-signature", "ql-signature header is not base64")
+
+
+def test_anything_else_that_goes_wrong_is_an_invalid_message_not_an_exception() -> None:
+    value, _ = signed(envelope_dict())
+    with pytest.raises(Rejected) as info:
+        decode_message(value, [("ql-signature",)], KEYRING)  # type: ignore[list-item]
+    e = info.value
+    assert (e.code, e.field, str(e)) == (
+        "invalid", None,
+        "message could not be checked: ValueError: not enough values to unpack "
+        "(expected 2, got 1)")
