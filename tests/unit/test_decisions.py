@@ -241,3 +241,28 @@ def test_an_allocation_revoked_before_its_grant_names_the_allocation() -> None:
         decision(s, {**REVOKE, "effective_date": "2024-12-31"})
     assert str(info.value) == ("effective_date 2024-12-31 is before allocation 'L1' starts "
                                "(2025-01-01); revoke it on or after its start")
+
+
+@pytest.mark.parametrize(("setup", "command", "field", "message"), [
+    ([SHIP], {"type": "shipment.corrected", "exporter_id": "acme", "shipment_ref": "S1",
+              "reason": "none"},
+     "(fields)", "a correction must change at least one field"),
+    ([SHIP], {**CORRECT, "quantity": 10},
+     "(fields)", "correction of acme/S1 changes nothing (values already {'quantity': 10})"),
+    ([], {**SHIP, "product_id": "acme-chip-9"},
+     "tpp_per_unit", "product_id 'acme-chip-9' is not in the catalog, so tpp_per_unit is "
+                     "required"),
+    ([SHIP], {**CORRECT, "tpp_per_unit": 15_000},
+     "tpp_per_unit", "tpp_per_unit 15000 is below the catalog's 15832 for 'nvidia-h100-sxm'"),
+], ids=["empty-correction", "no-op-correction", "unknown-product", "tpp-below-catalog"])
+def test_each_invalid_shipment_command_names_its_field(setup: list[dict[str, Any]],
+                                                       command: dict[str, Any], field: str,
+                                                       message: str) -> None:
+    from ledger.errors import ValidationError
+
+    s = Scenario(rules=False)
+    for fields in setup:
+        s.do(**fields)
+    with pytest.raises(ValidationError) as info:
+        decision(s, command)
+    assert (str(info.value), info.value.field) == (message, field)
