@@ -266,3 +266,17 @@ def test_each_invalid_shipment_command_names_its_field(setup: list[dict[str, Any
     with pytest.raises(ValidationError) as info:
         decision(s, command)
     assert (str(info.value), info.value.field) == (message, field)
+
+
+def test_a_rule_revision_published_again_with_another_document_says_what_to_do() -> None:
+    from ledger.commands import PublishRuleRevision
+    from ledger.rulebook import bundled_rulebook
+
+    s = Scenario(rules=False)
+    book = bundled_rulebook("baseline-2023")
+    s.publish(book)
+    changed = PublishRuleRevision(document=book.model_copy(update={"title": "edited"}))
+    with pytest.raises(ConflictingDuplicate) as info:
+        decide(changed, s.histories[aggregate_id_of(changed)], s.ctx)
+    assert str(info.value) == ("rule revision 'baseline-2023' was already published with a "
+                               "different document; publish a new revision with its own id")
