@@ -280,3 +280,16 @@ def test_a_rule_revision_published_again_with_another_document_says_what_to_do()
         decide(changed, s.histories[aggregate_id_of(changed)], s.ctx)
     assert str(info.value) == ("rule revision 'baseline-2023' was already published with a "
                                "different document; publish a new revision with its own id")
+
+
+def test_a_shipment_over_the_largest_tpp_names_its_quantity() -> None:
+    from ledger.errors import ValidationError
+
+    s = Scenario(rules=False)
+    big = {**SHIP, "product_id": "acme-chip-9", "tpp_per_unit": 10**12}
+    with pytest.raises(ValidationError) as info:
+        decision(s, {**big, "quantity": 1_001})
+    assert (str(info.value), info.value.field, info.value.value) == (
+        "quantity 1001 x tpp_per_unit 1000000000000 exceeds 1,000,000,000,000,000 TPP for "
+        "one shipment", "quantity", 1_001)
+    assert len(decision(s, {**big, "quantity": 1_000}).events) == 1  # exactly 10**15
