@@ -150,7 +150,6 @@ class ShipmentState:
     recorded: ShipmentRecorded
     current: ShipmentFields
     voided: bool
-    last: LedgerEvent
 
 
 def shipment_state(history: Sequence[LedgerEvent]) -> ShipmentState | None:
@@ -165,7 +164,7 @@ def shipment_state(history: Sequence[LedgerEvent]) -> ShipmentState | None:
             current = e.changes.apply(current)
         elif isinstance(e, ShipmentVoided):
             voided = True
-    return ShipmentState(first, current, voided, history[-1])
+    return ShipmentState(first, current, voided)
 
 
 def _resolve_tpp(product_id: str, given: int | None, ctx: Context, field_name: str) -> int:
