@@ -45,7 +45,7 @@ from typing import Any, Literal, overload
 import numpy as np
 import numpy.typing as npt
 
-from ledger.counting import AuthorizationCheck, Bucket, Flag, Treatment, classify
+from ledger.counting import AuthorizationCheck, Bucket, Flag, Treatment, classify, license_check
 from ledger.errors import ValidationError
 from ledger.events import Authorization, ShipmentFields
 from ledger.rulebook import RuleBook
@@ -90,15 +90,38 @@ class Unsupported(Exception):
 
 
 def group_codes(*cols: IntArray) -> tuple[IntArray, IntArray]:
-    """(group of each row, first row of each group) for rows equal in every column."""
+    """(group of each row, first row of each group) for rows equal in every column.
+
+    The columns are small integer codes: they are packed into one int64 key (mixed
+    radix), compacted only if the key would overflow, and sorted once."""
     key = np.zeros(len(cols[0]), dtype=np.int64)
+    span = 1
     for col in cols:
-        _, codes = np.unique(col, return_inverse=True)
-        key = key * (int(codes.max(initial=0)) + 1) + codes.reshape(-1)
-        _, key = np.unique(key, return_inverse=True)
-        key = key.reshape(-1)
+        low = int(col.min(initial=0))
+        width = int(col.max(initial=0)) - low + 1
+        if span * width >= 2**62:
+            _, inverse = np.unique(key, return_inverse=True)
+            key, span = inverse.reshape(-1), int(inverse.max(initial=0)) + 1
+        key = key * width + (col - low)
+        span *= width
     _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
     return inverse.reshape(-1), first
+
+
+def sort_order(*keys: IntArray) -> IntArray:
+    """``np.lexsort(keys)`` (the last key first) of non-negative int keys, as one
+    stable sort of a packed int64 key when they fit, else lexsort."""
+    packed = np.zeros(len(keys[0]), dtype=np.int64)
+    span = 1
+    for k in reversed(keys):
+        low = int(k.min(initial=0))
+        width = int(k.max(initial=0)) - low + 1
+        if span * width >= 2**62:
+            return np.lexsort(keys)
+        packed = packed * width + (k - low)
+        span *= width
+    order: IntArray = np.argsort(packed, kind="stable")
+    return order
 
 
 def run_starts(*keys: IntArray) -> BoolArray:
@@ -136,18 +159,22 @@ def _authorization(kind: Any, ref: str | None) -> Authorization:
     return auth
 
 
-def row_at(cols: ShipmentColumns, i: int) -> ShipmentRow:
-    """Shipment ``i`` as a ShipmentRow (for classifying a group's first row)."""
-    ref = cols.auth_refs[int(cols.auth_ref[i])] or None
-    fields = ShipmentFields.model_construct(
+def fields_at(cols: ShipmentColumns, i: int) -> ShipmentFields:
+    """Shipment ``i``'s fields (for classifying a group's first row)."""
+    return ShipmentFields.model_construct(
         ship_date=day_of(cols.day[i]), destination=cols.destinations[int(cols.destination[i])],
         consignee_id=cols.consignees[int(cols.consignee[i])],
         product_id=cols.products[int(cols.product[i])], quantity=int(cols.quantity[i]),
         tpp_per_unit=int(cols.tpp_per_unit[i]),
-        authorization=_authorization(cols.auth_kinds[int(cols.auth_kind[i])], ref))
+        authorization=_authorization(cols.auth_kinds[int(cols.auth_kind[i])],
+                                     cols.auth_refs[int(cols.auth_ref[i])] or None))
+
+
+def row_at(cols: ShipmentColumns, i: int) -> ShipmentRow:
+    """Shipment ``i`` as a ShipmentRow (for its license/VEU check)."""
     position = int(cols.position[i])
     return ShipmentRow(cols.exporters[int(cols.exporter[i])], str(cols.shipment_ref[i]),
-                       fields, position, position)
+                       fields_at(cols, i), position, position)
 
 
 # --- 1. groups -------------------------------------------------------------------------
@@ -237,10 +264,26 @@ def fill_detail(state: LedgerState, cols: ShipmentColumns, i: int, detail: str) 
     """A group's detail with row ``i``'s own reference and check failure reason."""
     if "\x00" not in detail:
         return detail
-    lic, veu = authorization_checks(state, row_at(cols, i))
-    check = lic if lic is not None else veu
-    assert check is not None
+    check = row_check(state, cols, i)
     return detail.replace(REF, check.ref).replace(REASON, check.reason)
+
+
+def row_check(state: LedgerState, cols: ShipmentColumns, i: int) -> AuthorizationCheck:
+    """Row ``i``'s license or VEU check (``positions.authorization_checks``)."""
+    kind = cols.auth_kinds[int(cols.auth_kind[i])]
+    ref = cols.auth_refs[int(cols.auth_ref[i])]
+    dest, day = cols.destinations[int(cols.destination[i])], day_of(cols.day[i])
+    if kind == "license":
+        a = state.allocations.get(ref)
+        return license_check(
+            ref, exists=a is not None, country=a.country if a else None,
+            holder=a.holder if a else None, valid_from=a.valid_from if a else None,
+            valid_to=a.valid_to if a else None, revoked_on=a.revoked_on if a else None,
+            exporter_id=cols.exporters[int(cols.exporter[i])], destination=dest,
+            ship_date=day)
+    _lic, veu = authorization_checks(state, row_at(cols, i))
+    assert veu is not None
+    return veu
 
 
 @dataclass(frozen=True)
@@ -295,26 +338,41 @@ class Groups:
     tier2: BoolArray
 
 
+#: a group's treatment by what decides it, shared by the two lanes (a revision in
+#: force under the timeline lane is often the one the other lane names)
+Memo = dict[tuple[int, ...], tuple[Treatment, bool]]
+
+
 def classify_groups(cols: ShipmentColumns, checks: Checks, days: Days,
-                    day_index: IntArray) -> Groups:
+                    day_index: IntArray, memo: Memo) -> Groups:
     group, first = group_codes(days.key[day_index], cols.destination, cols.auth_kind,
                                cols.product, cols.tpp_per_unit, checks.license, checks.veu)
-    treatments, tier2 = [], []
-    for f in first:
-        row = row_at(cols, int(f))
-        r = int(days.rule[day_index[f]])
-        if r < 0:
-            treatments.append(no_rule_treatment(row.fields.ship_date))
-            tier2.append(False)
-            continue
-        rule = days.rules[r]
-        lic, veu = (Checks.stand_in(int(c)) for c in (checks.license[f], checks.veu[f]))
-        treatments.append(classify(row.fields, rule, license=lic, veu=veu))
-        tier2.append(rule.tier_of(row.fields.destination, row.fields.ship_date) == 2
-                     and rule.cap_period() is not None)
+    found = [classify_row(cols, checks, days, int(f), int(day_index[f]), memo)
+             for f in first]
+    treatments = [t for t, _ in found]
     bucket = np.array([BUCKETS.index(t.bucket) for t in treatments], dtype=np.int64)
     flag = np.array([FLAGS.index(t.flag) for t in treatments], dtype=np.int64)
-    return Groups(group, treatments, bucket, flag, np.array(tier2, dtype=bool))
+    return Groups(group, treatments, bucket, flag, np.array([t2 for _, t2 in found], bool))
+
+
+def classify_row(cols: ShipmentColumns, checks: Checks, days: Days, i: int, d: int,
+                 memo: Memo) -> tuple[Treatment, bool]:
+    """(treatment, tier 2 under a revision with a cap period) of row ``i``."""
+    r = int(days.rule[d])
+    if r < 0:
+        return no_rule_treatment(day_of(cols.day[i])), False
+    rule = days.rules[r]
+    key = (id(rule), int(days.key[d]) - r * 1_000_000, int(cols.destination[i]),
+           int(cols.auth_kind[i]), int(cols.product[i]), int(cols.tpp_per_unit[i]),
+           int(checks.license[i]), int(checks.veu[i]))
+    found = memo.get(key)
+    if found is None:
+        f = fields_at(cols, i)
+        lic, veu = (Checks.stand_in(int(c)) for c in (checks.license[i], checks.veu[i]))
+        found = memo[key] = (classify(f, rule, license=lic, veu=veu),
+                             rule.tier_of(f.destination, f.ship_date) == 2
+                             and rule.cap_period() is not None)
+    return found
 
 
 # --- 2. LPP ----------------------------------------------------------------------------
@@ -329,7 +387,7 @@ def lpp_excess(cols: ShipmentColumns, bucket: IntArray, limit: IntArray,
     idx = np.flatnonzero(bucket == B_LPP)
     if not len(idx):
         return out
-    idx = idx[np.lexsort((idx, year[idx], cols.consignee[idx]))]
+    idx = idx[sort_order(idx, year[idx], cols.consignee[idx])]
     tpp = cols.tpp[idx]
     before = run_cumsum(tpp, run_starts(cols.consignee[idx], year[idx])) - tpp
     out[idx] = np.clip(before + tpp - limit[idx], 0, tpp)
@@ -366,7 +424,7 @@ def license_run(cols: ShipmentColumns, bucket: IntArray, counts: BoolArray,
     is_ship = np.concatenate([np.zeros(nc, np.int64), np.ones(len(rows), np.int64)])
     pos = np.concatenate([np.array([changes[i].position for i in lic_changes], np.int64),
                           cols.position[rows]])
-    order = np.lexsort((pos, is_ship, day, lic))
+    order = sort_order(pos, is_ship, day, lic)
     shipped = np.concatenate([np.zeros(nc, np.int64), cols.tpp[rows]])[order]
     counted = np.concatenate([np.zeros(nc, np.int64),
                               np.where(counts[rows], cols.tpp[rows], 0)])[order]
@@ -465,7 +523,7 @@ def first_breaches(s: Stream, base_cap: IntArray, capped: BoolArray
     The breach comes after the first item where committed exceeds the cap: a
     shipment, or the last change of a day whose changes include one that worsened the
     position (then it names the latest recorded of those)."""
-    order = np.lexsort((s.position, s.is_row, s.day, s.country))
+    order = sort_order(s.position, s.is_row, s.day, s.country)
     country, is_row = s.country[order], s.is_row[order]
     start = run_starts(country)
     committed = run_cumsum(s.committed[order], start)
@@ -524,9 +582,9 @@ class Ledgerwide:
     day_index: IntArray
 
 
-def run_lane(w: Ledgerwide, lane: Lane) -> LaneColumns:
+def run_lane(w: Ledgerwide, lane: Lane, memo: Memo) -> LaneColumns:
     days = lane_days(lane, w.udays)
-    groups = classify_groups(w.cols, w.checks, days, w.day_index)
+    groups = classify_groups(w.cols, w.checks, days, w.day_index, memo)
     bucket0 = groups.bucket[groups.of_row]
     outside_period = groups.tier2[groups.of_row] & ~days.in_period[w.day_index]
     lpp = lpp_excess(w.cols, bucket0, days.lpp_limit[w.day_index], days.year[w.day_index])
@@ -699,7 +757,10 @@ class ChangeRows(Sequence[ShipmentChange]):
                     c.position[rows].tolist(), c.tpp[rows].tolist(), under_a, under_b,
                     strict=True)]
 
-    def treatments(self, lane: LaneColumns, rows: IntArray) -> list[LaneTreatment]:
+    def treatments(self, lane: LaneColumns, rows: IntArray, *, details: bool = True
+                   ) -> list[LaneTreatment]:
+        """The rows' treatments under ``lane`` (``details=False``: without the detail
+        text, which alone may need a row's own license/VEU check)."""
         days = lane.days
         day_index = self.w.day_index[rows]
         out = []
@@ -723,7 +784,7 @@ class ChangeRows(Sequence[ShipmentChange]):
                 flag=None if flag_value is None else flag_value.value, flag_tpp=flag_tpp,
                 counted_tpp=delta, breach=breach, clause=t.clause,
                 citation=self.citation(lane, rule_i, group),
-                detail=(outside_detail(rule, d) if outside
+                detail=("" if not details else outside_detail(rule, d) if outside
                         else fill_detail(self.w.state, self.w.cols, i, t.detail))))
         return out
 
@@ -775,7 +836,8 @@ def replay_columns(
     lane_a = make_lane(state, rule_id, to, drafts)
     lane_b = make_lane(state, against, to, drafts)
     w = ledgerwide(state, cols, to, window_to is not None)
-    a, b = run_lane(w, lane_a), run_lane(w, lane_b)
+    memo: Memo = {}
+    a, b = run_lane(w, lane_a, memo), run_lane(w, lane_b, memo)
     in_window = (w.cols.day >= days_since_epoch(window_from) if window_from is not None
                  else np.zeros(len(w.cols), dtype=bool))
     changed = in_window & _differs(a, b)

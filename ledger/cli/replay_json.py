@@ -14,6 +14,7 @@ same encoder.
 from __future__ import annotations
 
 from json.encoder import encode_basestring_ascii as _enc_str  # output.py's encoder
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -76,30 +77,34 @@ class ChangeEncoder:
     def lane(self, lane: LaneColumns, which: int, rows: Any) -> list[str]:
         """The lane treatments' texts at level 3 (an object inside a change)."""
         days = lane.days
+        treatments = lane.groups.treatments
+        w = self.changes.w
         out = []
         for i, rule_i, group, bucket, flag, flag_tpp, delta, breach, outside, d in zip(
-                rows.tolist(), days.rule[self.changes.w.day_index[rows]].tolist(),
+                rows.tolist(), days.rule[w.day_index[rows]].tolist(),
                 lane.groups.of_row[rows].tolist(), lane.bucket[rows].tolist(),
                 lane.flag[rows].tolist(), lane.flag_tpp[rows].tolist(),
                 lane.delta[rows].tolist(), lane.breach[rows].tolist(),
-                lane.outside[rows].tolist(), self.changes.w.cols.day[rows].tolist(),
-                strict=True):
-            key = (which, rule_i, group, bucket, flag, int(breach))
+                lane.outside[rows].tolist(), w.cols.day[rows].tolist(), strict=True):
+            clause = treatments[group].clause
+            key = (rule_i, clause, bucket, flag, breach)
             pieces = self.pieces.get(key)
             if pieces is None:
-                pieces = self.pieces[key] = self.lane_pieces(lane, int(i))
+                pieces = self.pieces[key] = self.lane_pieces(lane, i)
             p1, p2, p3, p4 = pieces
-            out.append("".join((p1, int.__repr__(delta), p2,
-                                self.detail(lane, which, rule_i, group, outside, d, int(i)),
-                                p3, int.__repr__(flag_tpp), p4)))
+            detail = self.details.get((which, rule_i, group, d if outside else -1))
+            if detail is None:
+                detail = self.detail(lane, which, rule_i, group, outside, d, i)
+            out.append("".join((p1, int.__repr__(delta), p2, detail, p3,
+                                int.__repr__(flag_tpp), p4)))
         return out
 
     def lane_pieces(self, lane: LaneColumns, i: int) -> tuple[str, str, str, str]:
         """The texts around counted_tpp, detail and flag_tpp of row ``i``'s treatment,
-        cut from its full encoding (so they are the encoder's own)."""
-        t = self.changes.treatments(lane, np.array([i], dtype=np.int64))[0]
-        marked = type(t)(**{**{f: getattr(t, f) for f in t.__dataclass_fields__},
-                            "counted_tpp": "\x01c", "detail": "\x01d", "flag_tpp": "\x01f"})
+        cut from its full encoding (so they are the encoder's own); the rest depends
+        only on the revision, clause, bucket, flag and breach."""
+        t = self.changes.treatments(lane, np.array([i], dtype=np.int64), details=False)[0]
+        marked = replace(t, counted_tpp="\x01c", detail="\x01d", flag_tpp="\x01f")
         text = dumps_indented(marked, _LEVEL + 1)
         p1, rest = text.split(_enc_str("\x01c"))
         p2, rest = rest.split(_enc_str("\x01d"))
@@ -108,15 +113,16 @@ class ChangeEncoder:
 
     def detail(self, lane: LaneColumns, which: int, rule_i: int, group: int, outside: bool,
                day: int, i: int) -> str:
-        key = (which, rule_i, group, day if outside else -1)
-        text = self.details.get(key)
-        if text is not None:
-            return text
+        """The encoded detail: shared by a group's rows (outside the cap period: by its
+        rows of a day), or the row's own when it names its reference and reason."""
         rule = None if rule_i < 0 else lane.days.rules[rule_i]
         w = self.changes.w
-        raw = (outside_detail(rule, day) if outside
-               else fill_detail(w.state, w.cols, i, lane.groups.treatments[group].detail))
-        if "\x00" in lane.groups.treatments[group].detail and not outside:
-            return _enc_str(raw)  # the row's own reference and reason: not shared
-        text = self.details[key] = _enc_str(raw)
+        template = lane.groups.treatments[group].detail
+        if outside:
+            raw = outside_detail(rule, day)
+        elif "\x00" in template:
+            return _enc_str(fill_detail(w.state, w.cols, i, template))
+        else:
+            raw = template
+        text = self.details[(which, rule_i, group, day if outside else -1)] = _enc_str(raw)
         return text
