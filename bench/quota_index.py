@@ -95,6 +95,72 @@ def step_first_query(url: str, country: str) -> dict[str, Any]:
     return {"country": country, "first_ms": first * 1000, "second_ms": second * 1000}
 
 
+def step_build_index(url: str) -> dict[str, Any]:
+    """What ``ledger import`` (and ``projections rebuild``) now adds: fold the read
+    models and build every (revision, country) pair (``build_index``)."""
+    from ledger.application import Ledger
+    from projections.position_index import PositionIndex
+    from projections.readmodel import ReadModel
+
+    ledger = Ledger(url)
+    rm = ReadModel(ledger)
+    start, cpu = time.perf_counter(), time.process_time()
+    folded = rm.catch_up()
+    fold_s = time.perf_counter() - start
+    pairs = PositionIndex(rm).refresh_all()
+    took, cpu = time.perf_counter() - start, time.process_time() - cpu
+    ledger.close()
+    return {"events_folded": folded, "fold_seconds": fold_s, "pairs": pairs,
+            "index_seconds": took - fold_s, "seconds": took, "cpu_seconds": cpu}
+
+
+def _sqlite_copy(url: str, suffix: str) -> str:
+    """A copy of a SQLite ledger file (checkpointed first), as a URL."""
+    import shutil
+    import sqlite3
+
+    path = url.removeprefix("sqlite:///")
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    shutil.copyfile(path, path + suffix)
+    return "sqlite:///" + path + suffix
+
+
+def _in_process(*args: str) -> dict[str, Any]:
+    done = subprocess.run([sys.executable, "-m", "bench.quota_index", *args], check=True,
+                          capture_output=True, text=True)
+    found: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return found
+
+
+def after_import(url: str) -> dict[str, Any]:
+    """The first ``quota`` of the largest country right after ``ledger import`` (SQLite),
+    each in a fresh process, on two copies of the freshly imported file: as before
+    (``--no-index``: that query folds the read model and builds its pair; the
+    baseline) and after ``build_index`` (what ``ledger import`` now does by default),
+    with the time ``build_index`` adds to the import. The copies are deleted after."""
+    import os
+
+    if not url.startswith("sqlite:///"):
+        raise ValueError("after_import copies the SQLite file: give a sqlite:/// URL")
+    base, built = _sqlite_copy(url, ".base"), _sqlite_copy(url, ".built")
+    try:
+        index = _in_process("--step", "build_index", built)
+        country, rows = _largest(built)
+        first = _in_process("--first-query", built, country)
+        baseline = _in_process("--first-query", base, country)
+    finally:
+        for copy in (base, built):
+            for tail in ("", "-wal", "-shm"):
+                if os.path.exists(copy.removeprefix("sqlite:///") + tail):
+                    os.remove(copy.removeprefix("sqlite:///") + tail)
+    return {"country": country, "shipments": rows, "build_index": index,
+            "first_ms": first["first_ms"], "second_ms": first["second_ms"],
+            "baseline_first_ms": baseline["first_ms"],
+            "ratio": first["first_ms"] / baseline["first_ms"]}
+
+
 def _build_all(url: str) -> dict[str, Any]:
     from ledger.application import Ledger
     from projections.position_index import PositionIndex
@@ -251,5 +317,8 @@ def main(argv: list[str] | None = None) -> None:
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--first-query":
         print(json.dumps(step_first_query(sys.argv[2], sys.argv[3])))
+    elif len(sys.argv) > 1 and sys.argv[1] == "--step":
+        print(json.dumps({"build_index": step_build_index,
+                          "after_import": after_import}[sys.argv[2]](sys.argv[3])))
     else:
         main()

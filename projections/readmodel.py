@@ -307,8 +307,10 @@ class ReadModel:
             c.execute("ANALYZE")
         return folded
 
-    def catch_up(self, progress: Progress | None = None, batch: int = BATCH) -> int:
-        """Fold every event recorded after the read model's position; returns how many.
+    def catch_up(self, progress: Progress | None = None, batch: int = BATCH,
+                 until: int | None = None) -> int:
+        """Fold every event recorded after the read model's position (with ``until``:
+        up to that position only); returns how many.
 
         Each batch is one transaction holding its rows and the new position. Raises
         StorageError if the database refuses."""
@@ -320,11 +322,13 @@ class ReadModel:
             position, head = c.execute(
                 f"SELECT (SELECT position FROM rm_position WHERE name = ?), "
                 f"({self._head_sql()})", (PROJECTION,)).fetchall()[0]
+        if until is not None:
+            head = min(int(head or 0), until)
         if int(position or 0) >= int(head or 0):
             return 0
         while True:
             try:
-                n, done, head = self._fold_batch(batch)
+                n, done, head = self._fold_batch(batch, until)
             except ProjectionConflict:
                 conflicts += 1
                 if conflicts > 50:
@@ -337,19 +341,15 @@ class ReadModel:
             if n == 0 or done >= head:
                 return folded
 
-    def _fold_batch(self, batch: int) -> tuple[int, int, int]:
+    def _fold_batch(self, batch: int, until: int | None = None) -> tuple[int, int, int]:
         with self._tx() as c:
             start = int(c.execute("SELECT position FROM rm_position WHERE name = ?",
                                   (PROJECTION,)).fetchall()[0][0])
-            if self.pg:
-                sql = (f"SELECT notification_id, originator_id, topic, state FROM "
-                       f"{self.events_table} WHERE notification_id > ? "
-                       "ORDER BY notification_id LIMIT ?")
-            else:
-                sql = (f"SELECT rowid, originator_id, topic, state FROM {self.events_table} "
-                       "WHERE rowid > ? ORDER BY rowid LIMIT ?")
-            rows = c.execute(sql, (start, batch)).fetchall()
-            head = self._head(c)
+            pos = "notification_id" if self.pg else "rowid"
+            sql = (f"SELECT {pos}, originator_id, topic, state FROM {self.events_table} "
+                   f"WHERE {pos} > ? AND {pos} <= ? ORDER BY {pos} LIMIT ?")
+            head = self._head(c) if until is None else min(self._head(c), until)
+            rows = c.execute(sql, (start, head, batch)).fetchall()
             if not rows:
                 return 0, start, head
             end = int(rows[-1][0])
@@ -362,7 +362,7 @@ class ReadModel:
             folder = _Folder(c, self.events_table)
             folder.fold(rows)
             # in the same transaction: what the batch changed, for the position index
-            position_index.note_batch(c, folder, len(rows))
+            position_index.note_batch(c, folder, len(rows), int(rows[0][0]))
         return len(rows), end, head
 
     # --- queries ----------------------------------------------------------------------
