@@ -161,6 +161,93 @@ def after_import(url: str) -> dict[str, Any]:
             "ratio": first["first_ms"] / baseline["first_ms"]}
 
 
+#: where ``known_at_step`` ends its slices, as fractions of the log
+SLICES = (0.5, 0.75, 0.9, 1.0)
+
+
+def _fold_in_slices(url: str, countries: list[str]) -> dict[str, Any]:
+    """Fold the read model from empty in ``SLICES``, refreshing ``countries``' pairs
+    after each (what queries or the catch-up service do on a live ledger); returns the
+    slices' end positions and the time it took."""
+    from ledger.application import Ledger
+    from projections.position_index import PositionIndex
+    from projections.readmodel import ReadModel
+
+    ledger = Ledger(url)
+    rm = ReadModel(ledger)
+    head = ledger.max_position()
+    ends: list[int] = []
+    start = time.perf_counter()
+    for fraction in SLICES:
+        rm.catch_up(until=round(head * fraction))
+        index = PositionIndex(rm)
+        index.refresh_timeline()
+        for country in countries:
+            index.refresh(country)
+        ends.append(rm.position())
+    took = time.perf_counter() - start
+    with rm._tx(commit=False) as c:
+        past, live = c.execute("SELECT (SELECT COUNT(*) FROM rm_quota_past), "
+                               "(SELECT COUNT(*) FROM rm_quota_days)").fetchall()[0]
+    ledger.close()
+    return {"ends": ends, "seconds": took, "past_rows": past, "live_rows": live}
+
+
+def known_at_step(url: str, count: int = 20) -> dict[str, Any]:
+    """Past ``--known-at`` on a read model folded in slices from empty (run it before
+    the read model exists, e.g. right after the import): ``count`` seeded questions
+    asked known at each slice's end, a position whose answer a refresh computed (the
+    reproducible ``computed_at_position`` of an answer given then), through
+    ``readmodel_quota`` (the index) beside the fold of the same questions (the
+    baseline, the path before), checked equal; and the bench's own past known-at
+    questions (a random position in the later half of the log: the index where it kept
+    the rows valid then, else the fold)."""
+    from ledger.application import Ledger
+    from projections.readmodel import ReadModel
+    from projections.views import quota, readmodel_quota
+
+    rng = random.Random(31)
+    countries = _countries(url)
+    qs = [{"country": rng.choice(countries),
+           "as_of": (dt.date(2024, 9, 1) + dt.timedelta(days=rng.randrange(0, 560))
+                     ).isoformat(),
+           "rule": rng.choice([None, "ai-diffusion-2025"])} for _ in range(count)]
+    folded = _fold_in_slices(url, sorted({str(q["country"]) for q in qs}))
+    asked = [dict(q, known_at=k) for k in folded["ends"][:-1] for q in qs]
+    indexed = _ask(url, asked, indexed=True)
+    fold = _ask(url, asked, indexed=False)
+    ledger = Ledger(url)
+    rm = ReadModel(ledger)
+    same = 0
+    for q in asked:
+        day = dt.date.fromisoformat(q["as_of"])
+        want = quota(rm.country_state(q["country"], q["known_at"], day), q["country"], day,
+                     rule_id=q["rule"], known_at=q["known_at"])
+        same += readmodel_quota(ledger, q["country"], day, rule_id=q["rule"],
+                                known_at=q["known_at"]) == want
+    ledger.close()
+    random_past = [q for q in queries(url, 200) if q["known_at"] is not None][:count]
+    return {"slices": folded, "questions": len(asked), "indexed": indexed, "fold": fold,
+            "p99_ratio": indexed["p99_ms"] / fold["p99_ms"],
+            "p50_ratio": indexed["p50_ms"] / fold["p50_ms"],
+            "equal_to_fold": f"{same}/{len(asked)}",
+            "random_past": _ask(url, random_past, indexed=True),
+            "random_past_fold": _ask(url, random_past, indexed=False)}
+
+
+def _countries(url: str) -> list[str]:
+    """The countries shipments name, from the event log (the read model may not
+    exist yet)."""
+    from bench.steps import _events_table
+    from ledger.application import Ledger
+
+    ledger = Ledger(url)
+    table, _pos = _events_table(ledger)
+    rows = ledger._query(f"SELECT state FROM {table} WHERE topic LIKE '%ShipmentRecorded'")
+    ledger.close()
+    return sorted({json.loads(bytes(r[0]))["shipment"]["destination"] for r in rows})
+
+
 def _build_all(url: str) -> dict[str, Any]:
     from ledger.application import Ledger
     from projections.position_index import PositionIndex
@@ -318,7 +405,7 @@ if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--first-query":
         print(json.dumps(step_first_query(sys.argv[2], sys.argv[3])))
     elif len(sys.argv) > 1 and sys.argv[1] == "--step":
-        print(json.dumps({"build_index": step_build_index,
-                          "after_import": after_import}[sys.argv[2]](sys.argv[3])))
+        print(json.dumps({"build_index": step_build_index, "after_import": after_import,
+                          "known_at": known_at_step}[sys.argv[2]](sys.argv[3])))
     else:
         main()
