@@ -243,7 +243,8 @@ def _countries(url: str) -> list[str]:
 
     ledger = Ledger(url)
     table, _pos = _events_table(ledger)
-    rows = ledger._query(f"SELECT state FROM {table} WHERE topic LIKE '%ShipmentRecorded'")
+    rows = ledger._query(f"SELECT state FROM {table} WHERE topic LIKE ?",
+                         ["%ShipmentRecorded"])
     ledger.close()
     return sorted({json.loads(bytes(r[0]))["shipment"]["destination"] for r in rows})
 

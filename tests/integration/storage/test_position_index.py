@@ -496,3 +496,35 @@ def test_bench_ledger_10k_known_at_equals_the_fold(db_url: str) -> None:
         assert indexed == len(ends) * len(one_each)
     finally:
         app.close()
+
+
+def test_import_and_rebuild_build_the_index_unless_told_not_to(
+        run_cli: Any, ledger: Ledger, tmp_path: Any) -> None:
+    """``ledger import --index`` folds the read model and builds every pair (a large
+    import does it by default; a small one leaves it to the first queries, as
+    ``--no-index`` does); ``projections rebuild`` builds them unless ``--no-index``."""
+    import json
+
+    lines = [json.dumps({"type": "shipment.recorded", "exporter_id": "EXP01",
+                         "shipment_ref": ref, "ship_date": "2025-06-01",
+                         "destination": dest, "consignee_id": "C1",
+                         "product_id": "nvidia-h100-sxm", "quantity": 3,
+                         "authorization": {"kind": "none"}})
+             for ref, dest in (("A", "MX"), ("B", "BR"))]
+    small = tmp_path / "small.jsonl"
+    small.write_text(lines[0] + "\n")
+    done = run_cli("import", str(small))
+    assert done.exit_code == 0 and "position index" not in done.output
+    assert ReadModel(ledger).position() == 0  # not even folded
+    both = tmp_path / "both.jsonl"
+    both.write_text(lines[1] + "\n")
+    done = run_cli("import", str(both), "--index", "--json")
+    assert done.exit_code == 0, done.output
+    assert json.loads(done.stdout)["appended"] == 1  # stdout: the JSON only
+    assert _pairs_built(ledger) == 2 * len(bundled_rulebooks())
+    assert ReadModel(ledger).position() == ledger.max_position()
+    done = run_cli("projections", "rebuild", "--quiet", "--no-index")
+    assert done.exit_code == 0 and "position index" not in done.output
+    assert _pairs_built(ledger) == 0
+    done = run_cli("projections", "rebuild", "--quiet")
+    assert "position index built: 10 (revision, country) pairs" in done.output
