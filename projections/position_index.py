@@ -15,6 +15,10 @@ are stored per regime:
     rm_quota_pairs      (rule_position, country) -> valid_before, active
     rm_quota_countries  every country a shipment or allocation names
     rm_quota_rules      which revision is in force (on the books) from which day
+    rm_quota_past       day rows a refresh replaced, valid for known-at [from, to)
+    rm_quota_refreshes  (rule_position, country, known_from) -> the first day recomputed
+    rm_quota_marks      (rule_position, country, position) -> the day a batch lowered
+                        valid_before to (from that position on, days from it may differ)
 
 Maintenance, in the read model's own transactions:
 
@@ -24,15 +28,23 @@ Maintenance, in the read model's own transactions:
   before and after; backdated ones too), an LPP shipment (every country where its
   consignee ships under LPP, from its date: the yearly limit is per consignee), an
   allocation or VEU (its country, and every shipment naming it), a new rule revision
-  (the in-force timeline). Days before ``valid_before`` stay exact.
+  (the in-force timeline). Days before ``valid_before`` stay exact. Each pair it
+  lowers gets a mark: the batch's first position and the day.
 - A query whose as-of date is on or after ``valid_before`` first recomputes the
   country's stale pairs from ``valid_before`` on (``PositionIndex.refresh``), in one
-  write transaction that holds ``rm_position``: no batch is folded in between.
-- A rebuild drops the tables with the rest of the read model; pairs are built on
-  first use (each costs one fold of the country).
+  write transaction that holds ``rm_position``: no batch is folded in between. The
+  rows it replaces move to rm_quota_past, each valid from the refresh that computed
+  it to the first mark that may have changed it; a pair's past is bounded
+  (``HISTORY_FACTOR``, ``MAX_REFRESHES``: beyond, its history restarts).
+- A rebuild drops the tables with the rest of the read model; ``ledger projections
+  rebuild`` and a large ``ledger import`` then build every pair (``refresh_all``),
+  otherwise each is built on first use (one fold of the country).
 
-Not indexed, answered by the full fold: ``--known-at`` before the read model's
-position, ``--explain``, and dates on which no revision applies.
+Known at a position K before the read model's position, the answer is the row valid
+at K (``_known_day_row``): exact when no mark between the pair's last refresh by K
+and K changed a day on or before the as-of date; otherwise the full fold answers.
+Not indexed either, answered by the full fold: ``--explain``, drafts, and dates on
+which no revision applies.
 
 This module imports only the standard library at the top, so a ``ledger quota``
 process can answer through ``lookup`` without loading pydantic or eventsourcing.
