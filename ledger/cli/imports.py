@@ -98,8 +98,17 @@ def import_(ctx: click.Context, file: Path, skip_bad: bool, as_json: bool,
         if as_json:
             print_json(_summary(e.result, appended=0))
         raise
+    built = None
+    if index or (index is None and result.appended >= INDEX_AFTER_IMPORT):
+        from ledger.cli.projections import build_index
+        from projections.readmodel import ReadModel
+
+        built = build_index(ReadModel(ledger), quiet=quiet or as_json)
     if as_json:
-        print_json(_summary(result, appended=result.appended))
+        summary = _summary(result, appended=result.appended)
+        if built is not None:
+            summary["position_index"] = built
+        print_json(summary)
     elif result.commands and result.duplicates == result.commands:
         # every line was recorded before (this file imported earlier, or by another
         # process at the same moment): nothing to do, and that is success
@@ -113,13 +122,10 @@ def import_(ctx: click.Context, file: Path, skip_bad: bool, as_json: bool,
                    f"{len(result.errors)} refused")
         for number, error in result.errors:
             click.secho(f"  line {number}: {error}", fg="yellow", err=True)
-    if index or (index is None and result.appended >= INDEX_AFTER_IMPORT):
-        from ledger.cli.projections import build_index
-        from projections.readmodel import ReadModel
+    if built is not None and not as_json:
+        from ledger.cli.projections import index_line
 
-        line = build_index(ReadModel(ledger), quiet=quiet or as_json)
-        # with --json the outcome above is the only thing on stdout
-        click.echo(line, err=as_json)
+        click.echo(index_line(built))
     if result.errors:
         ctx.exit(EXIT_SKIPPED)
 

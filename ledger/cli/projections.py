@@ -55,9 +55,9 @@ INDEX_HELP = ("build the position index for every country under every rule revis
               "so no query pays for its (revision, country) pair")
 
 
-def build_index(rm: Any, *, quiet: bool) -> str:
+def build_index(rm: Any, *, quiet: bool) -> dict[str, Any]:
     """Catch the read models up and build every (revision, country) pair of the
-    position index; returns the line that says what was done."""
+    position index; returns what was done (``index_line`` says it)."""
     from projections.position_index import PositionIndex
 
     start = time.perf_counter()
@@ -65,9 +65,15 @@ def build_index(rm: Any, *, quiet: bool) -> str:
         folded = rm.catch_up(progress=report)
     with progress_bar("building the position index (countries)", quiet) as report:
         pairs = PositionIndex(rm).refresh_all(progress=report)
-    return (f"position index built: {pairs} (revision, country) pairs in "
-            f"{time.perf_counter() - start:.1f} s" + (f" ({folded} events folded first)"
-                                                      if folded else ""))
+    return {"pairs": pairs, "events_folded": folded,
+            "seconds": round(time.perf_counter() - start, 1)}
+
+
+def index_line(built: dict[str, Any]) -> str:
+    folded = built["events_folded"]
+    return (f"position index built: {built['pairs']} (revision, country) pairs in "
+            f"{built['seconds']:.1f} s" + (f" ({folded} events folded first)"
+                                           if folded else ""))
 
 
 @projections.command()
@@ -85,7 +91,7 @@ def rebuild(ctx: click.Context, quiet: bool, index: bool) -> None:
     click.echo(f"read models rebuilt: {folded} events folded in {took:.1f} s, "
                f"at position {rm.position()}")
     if index:
-        click.echo(build_index(rm, quiet=quiet))
+        click.echo(index_line(build_index(rm, quiet=quiet)))
 
 
 @projections.command("catch-up")

@@ -520,7 +520,9 @@ def test_import_and_rebuild_build_the_index_unless_told_not_to(
     both.write_text(lines[1] + "\n")
     done = run_cli("import", str(both), "--index", "--json")
     assert done.exit_code == 0, done.output
-    assert json.loads(done.stdout)["appended"] == 1  # stdout: the JSON only
+    summary = json.loads(done.output)  # the JSON only, with what the index build did
+    assert summary["appended"] == 1
+    assert summary["position_index"]["pairs"] == 2 * len(bundled_rulebooks())
     assert _pairs_built(ledger) == 2 * len(bundled_rulebooks())
     assert ReadModel(ledger).position() == ledger.max_position()
     done = run_cli("projections", "rebuild", "--quiet", "--no-index")
