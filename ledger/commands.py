@@ -23,6 +23,7 @@ from ledger.events import (
     AllocationGrant,
     Authorization,
     Day,
+    DieArea,
     ShipmentChanges,
     VeuGrant,
     Text,
@@ -56,6 +57,8 @@ class RecordShipment(_Command):
     tpp_per_unit: int | None = Field(default=None, gt=0, le=MAX_TPP_PER_UNIT)
     authorization: Authorization
     end_use: Text | None = Field(default=None, min_length=1, max_length=256)
+    #: the die area of a product not in the catalog, declared with its tpp_per_unit
+    die_area_mm2: DieArea | None = None
 
     @field_validator("destination")
     @classmethod
