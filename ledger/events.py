@@ -156,9 +156,6 @@ Text = Annotated[str, AfterValidator(_plain_text)]
 NewId = Annotated[str, Field(min_length=1, max_length=128), AfterValidator(_an_id)]
 
 
-#: a declared die area in mm² (``ledger.catalog.Product.die_area_mm2``'s unit): a positive
-#: finite decimal, at most MAX_DIE_AREA_MM2, at most 3 decimal places (µm² precision is
-#: beyond any datasheet). Stored as a JSON string, so it is read back exactly.
 def _a_json_number(v: Any, info: ValidationInfo) -> Any:
     """On the wire (strict JSON: import lines, Kafka) a die area is a JSON number, as
     quantities are JSON integers; a string is refused there, not coerced."""
@@ -178,6 +175,9 @@ def _plain_decimal(v: Decimal) -> Decimal:
     return v.quantize(Decimal(1)) if v.as_tuple().exponent > 0 else v  # type: ignore[operator]
 
 
+#: a declared die area in mm² (``ledger.catalog.Product.die_area_mm2``'s unit): a positive
+#: finite decimal, at most MAX_DIE_AREA_MM2, at most 3 decimal places (µm² precision is
+#: beyond any datasheet). Stored as a JSON string, so it is read back exactly.
 DieArea = Annotated[Decimal, BeforeValidator(_a_json_number),
                     Field(gt=0, le=MAX_DIE_AREA_MM2, decimal_places=3, allow_inf_nan=False),
                     AfterValidator(_plain_decimal),

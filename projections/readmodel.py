@@ -129,7 +129,9 @@ _MIGRATIONS = [("rm_shipment_versions", "die_area_mm2", "TEXT")]
 _DROP = ["rm_shipment_versions", "rm_allocations", "rm_allocation_changes", "rm_veus",
          "rm_veu_changes", "rm_rules", "rm_position", *position_index.TABLE_NAMES]
 
+
 def _columns(c: _Cursor, table: str) -> set[str]:
+    """The column names of ``table`` as the database has it."""
     if c.pg:
         rows = c.execute("SELECT column_name FROM information_schema.columns WHERE "
                          "table_schema = current_schema() AND table_name = ?",
