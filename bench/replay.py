@@ -11,7 +11,10 @@ then times, in the same process and run:
   the cost every query pays before answering;
 - replay: ``projections.replay.replay`` of ``ai-diffusion-2025`` against the in-force
   timeline over every shipment, on that state (both lanes, all countries);
-- total: what ``ledger replay`` does end to end (load + replay).
+- total: what ``ledger replay --engine rows`` does end to end (load + replay);
+- columnar: the columnar engine (``ReadModel.shipment_columns`` + ``replay_columns``,
+  what ``ledger replay`` runs by default), checked to give the same result, and the
+  speed-up (load + replay) / columnar.
 
 It prints absolute times and replay / baseline, the ratio that stays meaningful on
 another machine. "Demo size" is 3,000 shipments, the size of ``ledger demo``'s
@@ -130,7 +133,9 @@ def best_of(repeat: int, fn: Any) -> tuple[float, Any]:
 
 def measure(path: Path, repeat: int) -> dict[str, Any]:
     from ledger.application import Ledger
+    from projections.readmodel import ReadModel
     from projections.replay import replay
+    from projections.replay_columnar import replay_columns
     from projections.views import load_state
 
     app = Ledger(str(path))
@@ -138,14 +143,23 @@ def measure(path: Path, repeat: int) -> dict[str, Any]:
         load_s, state = best_of(repeat, lambda: load_state(app))
         replay_s, result = best_of(
             repeat, lambda: replay(state, "ai-diffusion-2025", "in-force"))
+        rm = ReadModel(app)
+        rm.catch_up()
+        columns_s, (small, cols) = best_of(repeat, lambda: rm.shipment_columns(None))
+        columnar_s, columnar = best_of(
+            repeat, lambda: replay_columns(small, cols, "ai-diffusion-2025", "in-force"))
     finally:
         app.close()
+    assert columnar.model_dump(exclude={"changes"}) == result.model_dump(exclude={"changes"})
+    assert list(columnar.changes) == result.changes
     live = sum(1 for r in state.shipments.values() if not r.voided)
     return {"shipments": live, "events": state.position, "load_s": load_s,
             "replay_s": replay_s, "total_s": load_s + replay_s,
             "ratio": replay_s / load_s if load_s else float("nan"),
             "changed": result.totals.shipments_changed,
-            "countries": result.totals.countries}
+            "countries": result.totals.countries,
+            "columnar_s": columns_s + columnar_s,
+            "speedup": (load_s + replay_s) / (columns_s + columnar_s)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -162,7 +176,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"python {sys.version.split()[0]}, seed {args.seed}, best of {args.repeat}, "
           f"SQLite in {folder}")
     print(f"{'shipments':>10} {'events':>8} {'write s':>8} {'load (baseline) s':>18} "
-          f"{'replay s':>9} {'load+replay s':>14} {'replay/load':>12} {'changed':>8}")
+          f"{'replay s':>9} {'load+replay s':>14} {'replay/load':>12} {'changed':>8} "
+          f"{'columnar s':>11} {'speed-up':>9}")
     for n in sizes:
         path = folder / f"ledger-{n}.db"
         if path.exists():
@@ -171,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         m = measure(path, args.repeat)
         print(f"{m['shipments']:>10,} {m['events']:>8,} {write_s:>8.1f} {m['load_s']:>18.2f} "
               f"{m['replay_s']:>9.2f} {m['total_s']:>14.2f} {m['ratio']:>12.2f} "
-              f"{m['changed']:>8,}", flush=True)
+              f"{m['changed']:>8,} {m['columnar_s']:>11.2f} {m['speedup']:>8.1f}x", flush=True)
     return 0
 
 

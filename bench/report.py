@@ -63,6 +63,20 @@ def _replay(r: dict[str, Any], key: str) -> dict[str, Any]:
     return v if isinstance(v, dict) and "seconds" in v else {}
 
 
+def _versus_rows(r: dict[str, Any]) -> str:
+    """The per-shipment engine of the same run: its times and the ratio to the columnar
+    engine's, and whether the outputs were byte-identical."""
+    parts = []
+    for key, what in (("replay_rows_cli", "table"), ("replay_rows_cli_json", "--json")):
+        v = _replay(r, key)
+        if "rows_to_columnar_wall" in v:
+            same = "same output" if v.get("same_output_as_columnar") else "**output differs**"
+            parts.append(f"{what} {v['seconds']:.1f} s = {v['rows_to_columnar_wall']:.1f}× "
+                         f"(CPU {v['rows_to_columnar_cpu']:.1f}×), {v['peak_rss_mb']:,.0f} MB, "
+                         f"{same}")
+    return "; per-shipment engine: " + "; ".join(parts) if parts else ""
+
+
 def rows(runs: list[dict[str, Any]]) -> list[str]:
     out = [
         "| shipments | backend | import | raw executemany | import/raw | rebuild | "
@@ -139,8 +153,11 @@ def targets(runs: list[dict[str, Any]]) -> list[str]:
         rss = max(t["peak_rss_mb"], j["peak_rss_mb"])
         ok = t["seconds"] <= 10 and j["seconds"] <= 20 and rss <= 1024
         size = f" ({j['output_bytes'] / 1e6:,.0f} MB)" if "output_bytes" in j else ""
-        return (f"table {t['seconds']:.1f} s, --json {j['seconds']:.1f} s{size}, "
-                f"{rss:,.0f} MB: {verdict(ok)}")
+        by_cpu = (f" (CPU {t['cpu_seconds']:.1f} s / {j['cpu_seconds']:.1f} s, load "
+                  f"{t.get('load_average', '?')})" if "cpu_seconds" in t and "cpu_seconds" in j
+                  else "")
+        return (f"table {t['seconds']:.1f} s, --json {j['seconds']:.1f} s{size}{by_cpu}, "
+                f"{rss:,.0f} MB: {verdict(ok)}{_versus_rows(r)}")
 
     def quota(r: dict[str, Any]) -> str:
         lib = r["quota_lib"]

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import hashlib
 import json
 import os
 import platform
@@ -113,14 +114,18 @@ def quota_cli(url: str, count: int) -> dict[str, Any]:
     return result
 
 
-def replay_cli(url: str, as_json: bool) -> dict[str, Any]:
+def replay_cli(url: str, as_json: bool, engine: str = "auto") -> dict[str, Any]:
     """A whole ``ledger replay --rule ai-diffusion-2025`` process (the read model is
     caught up before, by the rebuild step), its output written to a file as a user's
-    redirect would; ``--json`` or the table."""
+    redirect would; ``--json`` or the table; ``engine``: ``auto`` (the columnar engine,
+    the default) or ``rows`` (the per-shipment engine it replaced). Records wall and
+    CPU seconds, peak memory, the load average before, and the output's SHA-256."""
     out_path = Path(tempfile.gettempdir()) / f"bench-replay-{os.getpid()}.out"
-    argv = [*ledger_cli(), "--db", url, "replay", "--rule", "ai-diffusion-2025", "--quiet"]
+    argv = [*ledger_cli(), "--db", url, "replay", "--rule", "ai-diffusion-2025", "--quiet",
+            "--engine", engine]
     if as_json:
         argv.append("--json")
+    load = os.getloadavg()[0]
     start = time.perf_counter()
     with out_path.open("wb") as out:
         proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.PIPE, env=_env(), cwd=ROOT)
@@ -128,14 +133,31 @@ def replay_cli(url: str, as_json: bool) -> dict[str, Any]:
     wall = time.perf_counter() - start
     code = os.waitstatus_to_exitcode(status)
     size = out_path.stat().st_size
+    digest = hashlib.sha256(out_path.read_bytes()).hexdigest()
     out_path.unlink(missing_ok=True)
     err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
     if code != 0:
         return {"error": f"exit {code}: {err[-300:]}"}
-    result = {"seconds": round(wall, 3), "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
-              "output_bytes": size}
-    print(f"    replay_cli{' --json' if as_json else ''}: {json.dumps(result)}", flush=True)
+    result = {"seconds": round(wall, 3),
+              "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 3),
+              "peak_rss_mb": round(usage.ru_maxrss / 1024, 1), "output_bytes": size,
+              "sha256": digest, "engine": engine, "load_average": round(load, 2)}
+    print(f"    replay_cli{' --json' if as_json else ''} ({engine}): {json.dumps(result)}",
+          flush=True)
     return result
+
+
+def replay_rows_cli(url: str, as_json: bool, result: dict[str, Any]) -> dict[str, Any]:
+    """The per-shipment engine's process, and whether its output is byte-identical to
+    the columnar engine's of the same run (``result``)."""
+    rows = replay_cli(url, as_json, engine="rows")
+    key = "replay_cli_json" if as_json else "replay_cli"
+    new = result.get(key, {})
+    if "sha256" in rows and "sha256" in new:
+        rows["same_output_as_columnar"] = rows["sha256"] == new["sha256"]
+        rows["rows_to_columnar_wall"] = round(rows["seconds"] / new["seconds"], 2)
+        rows["rows_to_columnar_cpu"] = round(rows["cpu_seconds"] / new["cpu_seconds"], 2)
+    return rows
 
 
 def pg_base(arg: str | None) -> str:
@@ -213,6 +235,13 @@ def bench_one(size: int, backend: str, args: argparse.Namespace, tmp: Path) -> d
                               "machine": machine()}
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"{size}-{backend}.json"
+    earlier: dict[str, Any] = {}
+    if args.skip and out.exists():
+        # a partial run keeps the earlier run's figures of the steps it skips, and of
+        # the import and rebuild it runs only to have a database (their ratios to the
+        # raw baselines stay within one run)
+        earlier = json.loads(out.read_text())
+        result = {**earlier, **result, "date_of_other_steps": earlier.get("date")}
     replays = args.replays if size < 1_000_000 else max(1, args.replays // 2)
     plan: list[tuple[str, Any]] = [
         ("import", lambda: step("import", url, str(path))),
@@ -225,11 +254,17 @@ def bench_one(size: int, backend: str, args: argparse.Namespace, tmp: Path) -> d
         ("replay_cli", lambda: replay_cli(url, as_json=False)),
         ("replay_cli_json", lambda: replay_cli(url, as_json=True)),
     ]
+    if size <= args.rows_replay_max:  # the per-shipment engine, for the ratio
+        plan += [("replay_rows_cli", lambda: replay_rows_cli(url, False, result)),
+                 ("replay_rows_cli_json", lambda: replay_rows_cli(url, True, result))]
     try:
         for name, run in plan:
             if name in args.skip:
                 continue
-            result[name] = run()
+            value = run()
+            if name in ("import", "rebuild") and name in earlier:
+                value = earlier[name]
+            result[name] = value
             # written after every step: a long run that is stopped keeps what it measured
             out.write_text(json.dumps(result, indent=2) + "\n")
     finally:
@@ -252,6 +287,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--postgres", help="server URL without database name")
     parser.add_argument("--pg-prefix", default="ql_bench", help="database name prefix")
     parser.add_argument("--keep", action="store_true", help="keep the databases")
+    parser.add_argument("--rows-replay-max", type=int, default=100_000,
+                        help="largest size at which the per-shipment replay engine is "
+                             "also run, for the ratio (it takes minutes at 1M)")
     parser.add_argument("--skip", type=lambda v: set(filter(None, v.split(","))),
                         default=set(), help="steps to leave out, comma-separated")
     parser.add_argument("--workdir", type=Path,

@@ -45,7 +45,7 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from eventsourcing.persistence import PersistenceError
 from eventsourcing.utils import resolve_topic
@@ -57,6 +57,9 @@ from ledger.events import Authorization, ShipmentFields, VeuLimits
 from ledger.persistence import CHAIN_TABLE, decode_event, is_postgres
 from ledger.rulebook import RuleBook
 from projections import position_index
+
+if TYPE_CHECKING:  # numpy is imported only by the columnar replay, not by every query
+    from projections.columns import ShipmentColumns
 from projections.state import (
     AllocationRow,
     LedgerState,
@@ -69,6 +72,8 @@ from projections.state import (
 PROJECTION = "quota"
 #: events folded per transaction: large enough that commits do not dominate
 BATCH = 50_000
+#: shipment rows fetched per chunk into the columnar replay's arrays
+COLUMN_CHUNK = 50_000
 #: ids per IN (...) list (SQLite's default variable limit is 32,766; PostgreSQL's 65,535)
 IN_CHUNK = 900
 
@@ -196,6 +201,10 @@ class _Cursor:
 
     def fetchall(self) -> list[tuple[Any, ...]]:
         rows: list[tuple[Any, ...]] = self.raw.fetchall()  # tuples: see _raw_tx
+        return rows
+
+    def fetchmany(self, size: int) -> list[tuple[Any, ...]]:
+        rows: list[tuple[Any, ...]] = self.raw.fetchmany(size)
         return rows
 
     @property
@@ -488,6 +497,28 @@ class ReadModel:
             veus, veu_changes = self._veus(c, None, cut)
             rules = self._rules(c, cut)
         return _assemble(state_pos, ships, allocs, changes, veus, veu_changes, rules)
+
+    def shipment_columns(self, known_at: int | None = None, chunk: int = COLUMN_CHUNK
+                         ) -> tuple[LedgerState, ShipmentColumns]:
+        """What ``full_state`` gives, with the shipments as typed columns (fetched
+        ``chunk`` rows at a time) instead of rows in the state: the state holds the
+        allocations, VEUs and rules, and no shipment. For the columnar replay.
+
+        Raises ColumnsUnsupported when a value does not fit the columns."""
+        from projections import columns
+
+        self.ensure_schema()
+        with self._tx(commit=False) as c:
+            cut, state_pos = self._known_position(c, known_at)
+            c.execute(f"SELECT {columns.SELECT} FROM rm_shipment_versions WHERE "
+                      "recorded_from <= ? AND (recorded_to IS NULL OR recorded_to > ?) "
+                      "AND voided = 0", (cut, cut))
+            cols = columns.from_chunks(iter(lambda: c.fetchmany(chunk), []))
+            allocs = c.execute(_ALLOC_SELECT + " WHERE position <= ?", (cut,)).fetchall()
+            changes = self._allocation_changes(c, None, cut)
+            veus, veu_changes = self._veus(c, None, cut)
+            rules = self._rules(c, cut)
+        return _assemble(state_pos, [], allocs, changes, veus, veu_changes, rules), cols
 
     def _allocation_changes(self, c: _Cursor, ids: list[str] | None, cut: int
                             ) -> list[tuple[Any, ...]]:

@@ -11,6 +11,7 @@ import csv
 import datetime as dt
 import gc
 import io
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,11 @@ from ledger.cli.output import (
               help="Shipment changes listed in the terminal (0: all); --json and "
                    "--csv always list all.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.option("--engine", type=click.Choice(["auto", "columnar", "rows"]), default="auto",
+              show_default=True,
+              help="columnar: numpy over typed columns of the shipments (fast, little "
+                   "memory); rows: the per-shipment fold. Same output. auto: columnar, "
+                   "handing over to rows for a ledger it does not model.")
 @click.option("--wide", is_flag=True, help="Every column, however narrow the terminal "
                                           "(default: drop Δ committed, first breach, tier, "
                                           "status in that order to fit).")
@@ -62,7 +68,7 @@ from ledger.cli.output import (
 def replay(ctx: click.Context, rule_id: str | None, rule_file: Path | None, against: str,
            window_from: dt.date | None,
            window_to: dt.date | None, known_at: str | None, as_json: bool,
-           as_csv: str | None, limit: int, quiet: bool, wide: bool) -> None:
+           as_csv: str | None, limit: int, quiet: bool, engine: str, wide: bool) -> None:
     """Replay a rule revision against past shipments and compare, side by side.
 
     \b
@@ -87,7 +93,6 @@ def replay(ctx: click.Context, rule_id: str | None, rule_file: Path | None, agai
       ledger replay --rule-file draft.yaml --to 2026-06-30
     """
     from projections.readmodel import ReadModel
-    from projections.replay import replay as run_replay
 
     ledger = open_ledger(ctx)
     require_rules(ledger)
@@ -111,19 +116,13 @@ def replay(ctx: click.Context, rule_id: str | None, rule_file: Path | None, agai
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        state = rm.full_state(position)
-        draft = None
-        if rule_file is not None:
-            from ledger.drafts import load_draft
-
-            draft = load_draft(rule_file.read_bytes(), str(rule_file), state.rule_books())
-            rule_id = draft.book.id
-        assert rule_id is not None
-        with bar:
-            result = run_replay(state, rule_id, against, window_from=window_from,
-                                window_to=window_to, known_at=position,
-                                progress=on_progress,
-                                drafts=None if draft is None else {rule_id: draft.book})
+        request = ReplayRequest(rule_id, rule_file, against, window_from, window_to, position)
+        result, draft = None, None
+        if engine != "rows":
+            result, draft = columnar_replay(rm, request, forced=engine == "columnar")
+        if result is None:
+            with bar:
+                result, draft = rows_replay(rm, request, on_progress)
     finally:
         if gc_was_enabled:
             gc.enable()
@@ -133,7 +132,7 @@ def replay(ctx: click.Context, rule_id: str | None, rule_file: Path | None, agai
         head = result.model_dump(mode="json", exclude={"changes"})
         if draft is not None:
             head["draft"] = draft.describe()
-        echo_json_stream(head, "changes", result.changes)
+        echo_json_stream(head, "changes", result.changes, encode=_change_encoder(result))
     elif as_csv == "changes":
         click.echo(changes_csv(result), nl=False)
     elif as_csv == "countries":
@@ -142,6 +141,74 @@ def replay(ctx: click.Context, rule_id: str | None, rule_file: Path | None, agai
         if draft is not None:
             click.echo(draft.line())
         print_result(result, limit=limit, wide=wide)
+
+
+@dataclass(frozen=True)
+class ReplayRequest:
+    rule_id: str | None
+    rule_file: Path | None
+    against: str
+    window_from: dt.date | None
+    window_to: dt.date | None
+    known_at: int | None
+
+
+def _draft(request: ReplayRequest, state: Any) -> Any:
+    if request.rule_file is None:
+        return None
+    from ledger.drafts import load_draft
+
+    return load_draft(request.rule_file.read_bytes(), str(request.rule_file),
+                      state.rule_books())
+
+
+def columnar_replay(rm: Any, request: ReplayRequest, *, forced: bool) -> tuple[Any, Any]:
+    """The columnar engine's result (and the draft, if any); (None, None) when the
+    ledger holds a case it does not model and ``forced`` is false: the caller then
+    runs the per-shipment engine. Forced, such a case is an error naming it."""
+    from projections.columns import ColumnsUnsupported
+    from projections.replay_columnar import Unsupported, replay_columns
+
+    try:
+        state, cols = rm.shipment_columns(request.known_at)
+        draft = _draft(request, state)
+        rule_id = request.rule_id if draft is None else draft.book.id
+        assert rule_id is not None
+        result = replay_columns(
+            state, cols, rule_id, request.against, window_from=request.window_from,
+            window_to=request.window_to, known_at=request.known_at,
+            drafts=None if draft is None else {rule_id: draft.book})
+    except (ColumnsUnsupported, Unsupported) as e:
+        if forced:
+            raise click.ClickException(f"--engine columnar: {e}") from e
+        return None, None
+    return result, draft
+
+
+def rows_replay(rm: Any, request: ReplayRequest, on_progress: Any) -> tuple[Any, Any]:
+    """The per-shipment engine over the read model's full state."""
+    from projections.replay import replay as run_replay
+
+    state = rm.full_state(request.known_at)
+    draft = _draft(request, state)
+    rule_id = request.rule_id if draft is None else draft.book.id
+    assert rule_id is not None
+    result = run_replay(state, rule_id, request.against, window_from=request.window_from,
+                        window_to=request.window_to, known_at=request.known_at,
+                        progress=on_progress,
+                        drafts=None if draft is None else {rule_id: draft.book})
+    return result, draft
+
+
+def _change_encoder(result: Any) -> Any:
+    """The columnar replay's fast encoder of its changes (None: the general one)."""
+    from projections.replay_columnar import ChangeRows
+
+    if not isinstance(result.changes, ChangeRows):
+        return None
+    from ledger.cli.replay_json import ChangeEncoder
+
+    return ChangeEncoder(result.changes)
 
 
 def _breach(b: Any) -> str:
