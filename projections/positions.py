@@ -161,8 +161,8 @@ def authorization_checks(state: LedgerState, row: ShipmentRow
 
 class Treater:
     """``treat`` under one revision, memoized: ``classify`` reads only the destination,
-    the product and its TPP per unit, the authorization kind, the license/VEU checks
-    and the revision's dated period of the ship date (the key of
+    the product, its TPP per unit and declared die area, the authorization kind, the
+    license/VEU checks and the revision's dated period of the ship date (the key of
     ``projections.replay.classify_all``), so shipments alike in these share one
     Treatment. A country's fold classifies far fewer combinations than shipments."""
 
@@ -177,7 +177,7 @@ class Treater:
         lic, veu = (authorization_checks(self.state, row) if kind in ("license", "veu")
                     else (None, None))
         key = (self.rule.dated_period(f.ship_date), f.destination, kind, f.product_id,
-               f.tpp_per_unit, lic, veu)
+               f.tpp_per_unit, f.die_area_mm2, lic, veu)
         t = self.memo.get(key)
         if t is None:
             t = self.memo[key] = classify(f, self.rule, license=lic, veu=veu)

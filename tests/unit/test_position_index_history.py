@@ -34,3 +34,34 @@ def test_past_means_before_the_read_models_position() -> None:
     assert not is_past(10, 10)
     assert not is_past(11, 10)
     assert is_past(9, 10)
+
+
+def test_the_memoized_treatment_equals_classify_for_shipments_alike_but_one_field() -> None:
+    """``Treater`` shares one Treatment between shipments alike in what ``classify``
+    reads: shipments that differ in any of it (here the declared die area, the TPP,
+    the product, the destination, the date) still get their own classification."""
+    import datetime as dt
+    from decimal import Decimal
+
+    from ledger.counting import classify
+    from ledger.events import ShipmentFields
+    from ledger.rulebook import bundled_rulebook
+    from projections.positions import Treater
+    from projections.state import LedgerState, ShipmentRow
+
+    def row(ref: str, tpp: int = 2_368, die: str | None = "814", dest: str = "CN",
+            day: str = "2024-06-01", product: str = "custom-asic") -> ShipmentRow:
+        f = ShipmentFields(ship_date=dt.date.fromisoformat(day), destination=dest,
+                           consignee_id="c1", product_id=product, quantity=10,
+                           tpp_per_unit=tpp, authorization={"kind": "none"},
+                           die_area_mm2=None if die is None else Decimal(die))
+        return ShipmentRow("E", ref, f, 1, 1)
+
+    book = bundled_rulebook("baseline-2023")
+    treated = Treater(LedgerState(position=1), book)
+    rows = [row("a"), row("b", die="300"), row("c", die=None), row("d", tpp=5_000),
+            row("e", dest="MX"), row("f", day="2025-06-01"), row("g", die="814"),
+            row("h", product="nvidia-h100-sxm", tpp=3_958)]
+    got = [treated(r) for r in rows]
+    assert got == [classify(r.fields, book) for r in rows]
+    assert len({t.clause for t in got[:3]}) > 1  # the die area alone changes it
