@@ -35,11 +35,6 @@ if "MUTANT_UNDER_TEST" in os.environ:
 #: the PostgreSQL tests mutation testing runs (in-process, when LEDGER_TEST_POSTGRES is set):
 #: the audit package's, which alone reach the PostgreSQL code of ledger/audit.py
 MUTATION_POSTGRES_TESTS = "tests/integration/audit/"
-#: tests that pass alone and in the normal run but fail under mutmut's unmutated
-#: trampolines (stats collection), so no verdict can rest on them (tests/MUTATION.md)
-MUTATION_LEFT_OUT = {
-    "tests/integration/test_cli_ledger.py::test_ship_record_with_a_declared_die_area[sqlite]",
-}
 
 
 def _slower_than(seconds: float) -> set[str]:
@@ -70,7 +65,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         pg = item.get_closest_marker("postgres") is not None
         if pg and not (with_server and item.nodeid.startswith(MUTATION_POSTGRES_TESTS)):
             drop.append(item)
-        elif item.nodeid in slow or item.nodeid in MUTATION_LEFT_OUT:
+        elif item.nodeid in slow:
             drop.append(item)
         else:
             keep.append(item)
