@@ -105,9 +105,9 @@ def short_repr(value: object) -> str:
 
 
 def encode_envelope(envelope: Envelope) -> bytes:
-    """Compact JSON of an envelope: the exact bytes that get signed and sent."""
+    """Compact UTF-8 JSON of an envelope: the exact bytes that get signed and sent."""
     return json.dumps(envelope.model_dump(mode="json", exclude_none=True),
-                      separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+                      separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def signature_header(signature: bytes) -> tuple[str, bytes]:
@@ -277,7 +277,7 @@ def _decode(value: bytes | None, headers: Sequence[tuple[str, bytes | None]], ke
                        f"exporter {envelope.exporter_id!r} sent a shipment in the name of "
                        f"{envelope.payload.exporter_id!r}",
                        field="payload.exporter_id", value=envelope.payload.exporter_id)
-    if key is not None and key != envelope.exporter_id.encode("utf-8"):
+    if key is not None and key != envelope.exporter_id.encode():
         raise Rejected("wrong-key",
                        f"Kafka message key {short_repr(key)} must be the exporter id "
                        f"{envelope.exporter_id!r} (it keeps an exporter's messages in order)",
@@ -344,4 +344,4 @@ def reason_of(error: LedgerError) -> str:
         return "unknown-product"
     if getattr(error, "field", None) == "ship_date":
         return "future-ship-date"
-    return str(getattr(error, "code", "invalid"))
+    return error.code

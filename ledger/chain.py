@@ -29,9 +29,10 @@ def link_hash(
     # Length-prefix the variable fields so no two different inputs share an encoding.
     header = "\x1f".join(
         (prev_hash, str(position), recorded_at, originator_id, str(originator_version), topic)
-    ).encode("utf-8")
-    h.update(len(header).to_bytes(8, "big"))
+    ).encode()  # UTF-8, the default codec
+    # int.to_bytes is big-endian by default (Python 3.11+): the lengths are big-endian
+    h.update(len(header).to_bytes(8))
     h.update(header)
-    h.update(len(state).to_bytes(8, "big"))
+    h.update(len(state).to_bytes(8))
     h.update(state)
     return h.hexdigest()

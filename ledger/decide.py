@@ -150,7 +150,6 @@ class ShipmentState:
     recorded: ShipmentRecorded
     current: ShipmentFields
     voided: bool
-    last: LedgerEvent
 
 
 def shipment_state(history: Sequence[LedgerEvent]) -> ShipmentState | None:
@@ -165,7 +164,7 @@ def shipment_state(history: Sequence[LedgerEvent]) -> ShipmentState | None:
             current = e.changes.apply(current)
         elif isinstance(e, ShipmentVoided):
             voided = True
-    return ShipmentState(first, current, voided, history[-1])
+    return ShipmentState(first, current, voided)
 
 
 def _resolve_tpp(product_id: str, given: int | None, ctx: Context, field_name: str) -> int:
@@ -174,7 +173,7 @@ def _resolve_tpp(product_id: str, given: int | None, ctx: Context, field_name: s
         if given is None:
             raise ValidationError(
                 f"product_id {product_id!r} is not in the catalog, so tpp_per_unit is required",
-                field="tpp_per_unit", value=None,
+                field="tpp_per_unit",
             )
         return given
     if given is None:
@@ -275,7 +274,7 @@ def _correct_shipment(cmd: CorrectShipment, history: Sequence[LedgerEvent], ctx:
     changes = cmd.changes()
     if not changes.changed():
         raise ValidationError("a correction must change at least one field",
-                              field="(fields)", value=None)
+                              field="(fields)")
     if not keyed and any(isinstance(e, ShipmentCorrected)
                          and _same_correction(e, changes, cmd.reason) for e in history):
         return Decision(duplicate=True, note="identical correction already applied")
@@ -295,7 +294,7 @@ def _correct_shipment(cmd: CorrectShipment, history: Sequence[LedgerEvent], ctx:
         raise ValidationError(
             f"correction of {cmd.exporter_id}/{cmd.shipment_ref} changes nothing "
             f"(values already {changes.model_dump(mode='json', exclude_none=True)})",
-            field="(fields)", value=None,
+            field="(fields)",
         )
     event = ShipmentCorrected(
         **_envelope(history, cmd, ctx),
@@ -441,7 +440,7 @@ def _amend_veu(cmd: AmendVeu, history: Sequence[LedgerEvent], ctx: Context,
                          valid_to=cmd.valid_to, limits=cmd.limits)
     if not changes.model_dump(exclude_none=True):
         raise ValidationError("a VEU amendment must change at least one field",
-                              field="(fields)", value=None)
+                              field="(fields)")
     if not keyed and any(
             isinstance(e, VeuAmended) and e.changes == changes
             and e.effective_date == cmd.effective_date and e.reason == cmd.reason

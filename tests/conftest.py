@@ -32,6 +32,47 @@ settings.register_profile("mutation", derandomize=True, database=None, deadline=
 if "MUTANT_UNDER_TEST" in os.environ:
     settings.load_profile("mutation")
 
+#: the PostgreSQL tests mutation testing runs (in-process, when LEDGER_TEST_POSTGRES is set):
+#: the audit package's, which alone reach the PostgreSQL code of ledger/audit.py
+MUTATION_POSTGRES_TESTS = "tests/integration/audit/"
+
+
+def _slower_than(seconds: float) -> set[str]:
+    """The tests mutmut's stats (mutants/mutmut-stats.json) timed above ``seconds``."""
+    import json
+    from pathlib import Path
+
+    stats = Path(__file__).resolve().parents[1] / "mutmut-stats.json"
+    if not stats.exists():
+        return set()
+    durations = json.loads(stats.read_text())["duration_by_test"]
+    return {test for test, took in durations.items() if took > seconds}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under mutmut, keep a PostgreSQL test only if it is an audit test and
+    LEDGER_TEST_POSTGRES names a server; the others cost time and reach no PostgreSQL-only
+    code of the mutated modules. With MUTATION_FIRST_PASS_MAX_S set (a first pass,
+    tests/MUTATION.md), also leave out the tests slower than that many seconds: a mutant
+    they alone would kill survives the pass and is checked again with every test."""
+    if "MUTANT_UNDER_TEST" not in os.environ:
+        return
+    with_server = bool(os.environ.get("LEDGER_TEST_POSTGRES"))
+    limit = os.environ.get("MUTATION_FIRST_PASS_MAX_S")
+    slow = _slower_than(float(limit)) if limit else set()
+    keep, drop = [], []
+    for item in items:
+        pg = item.get_closest_marker("postgres") is not None
+        if pg and not (with_server and item.nodeid.startswith(MUTATION_POSTGRES_TESTS)):
+            drop.append(item)
+        elif item.nodeid in slow:
+            drop.append(item)
+        else:
+            keep.append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
 
 def _pg_admin() -> Any:
     import psycopg

@@ -3,6 +3,9 @@
     .venv/bin/python -m tests.mutation                 # every module of [tool.mutmut]
     .venv/bin/python -m tests.mutation ledger.chain    # one module (or several)
     .venv/bin/python -m tests.mutation --report        # scores of the last run only
+    .venv/bin/python -m tests.mutation ledger.decide --only survivors   # re-check those
+    .venv/bin/python -m tests.mutation ledger.decide --only unchecked   # a stopped run
+    .venv/bin/python -m tests.mutation 'ledger.counting.x_counted__mutmut_*'  # one function
 
 mutmut (configured in ``pyproject.toml``, ``[tool.mutmut]``) mutates the modules listed
 in ``only_mutate`` inside a copy of the tree (``mutants/``) and runs each mutant
@@ -56,6 +59,19 @@ def scores(modules: list[str]) -> dict[str, Counter[str]]:
                 counts["not checked"] += 1
         out[module] = counts
     return out
+
+
+def mutant_names(modules: list[str], only: str) -> list[str]:
+    """The mutants of ``modules`` the last run left ``only`` ("survivors": not killed;
+    "unchecked": no verdict, e.g. the mutants of functions changed since the run)."""
+    names = []
+    for meta in sorted(MUTANTS.rglob("*.py.meta")):
+        if modules and module_of(meta) not in modules:
+            continue
+        for key, code in sorted(json.loads(meta.read_text())["exit_code_by_key"].items()):
+            if (only == "survivors" and code in SURVIVED) or (only == "unchecked" and code is None):
+                names.append(key)
+    return names
 
 
 def print_scores(modules: list[str]) -> bool:
@@ -142,6 +158,9 @@ WHY: list[tuple[str, str]] = [
      "equivalent: csv writes None as an empty cell and restval defaults to ''; a None prefix is "
      "falsy like ''"),
     (r"ensure_ascii=None", "equivalent: None is falsy like False"),
+    (r'x__describe__.*leaf = loc\[-1\] if loc else "XXXX"',
+     "equivalent: without a location the leaf is only compared with field names, and "
+     "neither '' nor 'XXXX' is one"),
     (r"x_chain_hash_at__.*read_chain_rows\(ledger, position(, None|, |)\)",
      "equivalent: the first row read is the one at the position either way"),
     (r"x_export_rows__.*if start >= 1",
@@ -198,6 +217,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="only list the mutants not killed, with the line each changed")
     parser.add_argument("--max-children", type=int, default=2,
                         help="parallel mutant runs (default 2: the machine's cores)")
+    parser.add_argument("--only", choices=("survivors", "unchecked"),
+                        help="re-check only the survivors, or the mutants without a verdict")
     args = parser.parse_args(argv)
     if args.markdown:
         print_markdown(args.modules)
@@ -208,7 +229,15 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if not args.report:
         mutmut = Path(sys.executable).with_name("mutmut")
-        names = [f"{m}.*" for m in args.modules]
+        # a module, or a pattern of mutant names (ledger.counting.x_counted_tpp__mutmut_*)
+        # a module, a mutant's name, or a pattern (ledger.counting.x_classify__mutmut_*)
+        names = [m if "__mutmut_" in m else f"{m}.*" for m in args.modules]
+        args.modules = sorted({m.split(".x", 1)[0] for m in args.modules})
+        if args.only:
+            names = mutant_names(args.modules, args.only)
+            print(f"re-checking {len(names)} {args.only}")
+            if not names:
+                return 0 if print_scores(args.modules) else 1
         started = time.monotonic()
         run = subprocess.run([str(mutmut), "run", "--max-children", str(args.max_children),
                               *names], cwd=ROOT, check=False)

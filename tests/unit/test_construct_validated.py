@@ -12,7 +12,14 @@ import pytest
 from ledger.catalog import bundled_catalog
 from ledger.commands import parse_command
 from ledger.decide import Context, decide
-from ledger.events import Authorization, ShipmentFields, ShipmentRecorded, construct_validated
+from ledger.events import (
+    MAX_ACTOR_LENGTH,
+    MAX_TPP_PER_UNIT,
+    Authorization,
+    ShipmentFields,
+    ShipmentRecorded,
+    construct_validated,
+)
 
 NOW = dt.datetime(2026, 3, 1, 12, tzinfo=dt.UTC)
 FIELDS = dict(ship_date=dt.date(2025, 3, 1), destination="MX", consignee_id="c-1",
@@ -68,3 +75,21 @@ def test_a_clock_not_in_utc_is_still_refused() -> None:
                   catalog=bundled_catalog())
     with pytest.raises(ValidationError):
         decide(_command(), [], ctx)
+
+
+@pytest.mark.parametrize(("tpp", "actor", "trusted"), [
+    (1, "a", True),  # the smallest TPP per unit and the shortest actor an event takes
+    (0, "cli:t", False),
+    (MAX_TPP_PER_UNIT, "a" * MAX_ACTOR_LENGTH, True),  # the largest of each
+    (MAX_TPP_PER_UNIT + 1, "cli:t", False),
+    (15_832, "", False),
+    (15_832, "a" * (MAX_ACTOR_LENGTH + 1), False),
+])
+def test_the_fast_path_is_taken_exactly_within_the_event_s_bounds(tpp: int, actor: str,
+                                                                 trusted: bool) -> None:
+    """``_trusted`` admits every TPP per unit and actor the event itself would accept,
+    at both ends, and nothing beyond them."""
+    from ledger.decide import _trusted
+
+    ctx = Context(now=NOW, actor=actor, catalog=bundled_catalog())
+    assert _trusted(ctx, tpp) is trusted

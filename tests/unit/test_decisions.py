@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from ledger.commands import parse_command
-from ledger.decide import Decision, aggregate_id_of, decide
-from ledger.errors import InvalidTransition, NotFound
+from ledger.decide import Decision, _differences, aggregate_id_of, decide
+from ledger.errors import ConflictingDuplicate, InvalidTransition, NotFound
 from tests.builders import Scenario
 
 SHIP = dict(type="shipment.recorded", exporter_id="acme", shipment_ref="S1",
@@ -150,3 +150,146 @@ def test_an_adjustment_differing_in_one_field_is_a_new_adjustment(change: dict[s
     s.do(**ADJUST)
     d = decision(s, {**ADJUST, **change})
     assert len(d.events) == 1 and not d.duplicate
+
+
+def test_a_conflicting_recording_lists_each_difference_once_in_order() -> None:
+    s = Scenario(rules=False)
+    s.do(**SHIP)
+    with pytest.raises(ConflictingDuplicate) as info:
+        decision(s, {**SHIP, "quantity": 11, "destination": "BR"})
+    assert str(info.value) == (
+        "shipment acme/S1 was already recorded with different values (destination: 'MX' "
+        "then 'BR', quantity: 10 then 11); send a shipment.corrected instead")
+
+
+def test_differences_name_a_field_present_on_one_side_only() -> None:
+    assert _differences({"a": 1, "same": 0}, {"b": 2, "same": 0}) \
+        == "a: 1 then None, b: None then 2"
+    assert _differences({"a": None}, {"a": None, "b": None}) == ""
+
+
+@pytest.mark.parametrize("change", [
+    {"product_id": "nvidia-h20"},  # the catalog's TPP per unit is added to the event
+    {"product_id": "nvidia-h20", "tpp_per_unit": 2_400},  # the given one is kept
+    {"tpp_per_unit": 16_000},
+], ids=["catalog-tpp", "given-tpp", "tpp-only"])
+def test_a_repeated_correction_of_the_product_or_tpp_is_a_duplicate(change: dict[str, Any]
+                                                                   ) -> None:
+    s = Scenario(rules=False)
+    s.do(**SHIP)
+    correction = {**CORRECT, **change}
+    correction.pop("quantity")
+    (event,) = s.do(**correction)
+    tpp = change.get("tpp_per_unit", 2_368)
+    assert event.changes.tpp_per_unit == tpp  # type: ignore[attr-defined]
+    d = decision(s, correction)
+    assert (d.events, d.duplicate, d.note) == ([], True, "identical correction already applied")
+
+
+def test_a_correction_to_another_tpp_after_a_catalog_filled_one_is_new() -> None:
+    s = Scenario(rules=False)
+    s.do(**SHIP)
+    s.do(**{**CORRECT, "product_id": "nvidia-h20"})
+    d = decision(s, {**CORRECT, "product_id": "nvidia-h20", "tpp_per_unit": 2_400})
+    assert len(d.events) == 1 and not d.duplicate
+
+
+def test_an_amendment_that_changes_nothing_is_refused_naming_the_fields() -> None:
+    from ledger.errors import ValidationError
+
+    s = Scenario(rules=False)
+    s.do(**VEU)
+    with pytest.raises(ValidationError) as info:
+        decision(s, {"type": "veu.amended", "veu_id": "V1", "effective_date": "2025-02-01",
+                     "reason": "nothing"})
+    assert (str(info.value), info.value.field, info.value.value) == (
+        "a VEU amendment must change at least one field", "(fields)", None)
+
+
+def test_an_amendment_on_the_same_day_for_the_same_reason_but_other_changes_is_new() -> None:
+    s = Scenario(rules=False)
+    s.do(**VEU)
+    s.do(**{**AMEND, "reason": "enlarged"})
+    d = decision(s, {**AMEND, "covered_countries": ["MX"], "reason": "enlarged"})
+    assert len(d.events) == 1 and not d.duplicate
+
+
+def test_an_adjustment_reviving_an_allocation_names_the_day_it_ended() -> None:
+    from ledger.errors import RevivesAllocation
+
+    s = Scenario(rules=False)
+    s.do(**{**GRANT, "valid_to": "2025-06-30"})
+    with pytest.raises(RevivesAllocation) as info:
+        decision(s, {**ADJUST, "effective_date": "2025-07-01"})
+    assert (str(info.value), info.value.field, info.value.value) == (
+        "effective_date 2025-07-01 is after allocation 'L1' ended (valid_to 2025-06-30); "
+        "an adjustment never revives an allocation", "effective_date", "2025-07-01")
+    s.do(**REVOKE)
+    with pytest.raises(RevivesAllocation) as info:
+        decision(s, {**ADJUST, "effective_date": "2025-03-01"})
+    assert (str(info.value), info.value.field, info.value.value) == (
+        "effective_date 2025-03-01 is on or after allocation 'L1' was revoked (2025-03-01); "
+        "an adjustment never revives an allocation", "effective_date", "2025-03-01")
+
+
+def test_an_allocation_revoked_before_its_grant_names_the_allocation() -> None:
+    from ledger.errors import ValidationError
+
+    s = Scenario(rules=False)
+    s.do(**GRANT)
+    with pytest.raises(ValidationError) as info:
+        decision(s, {**REVOKE, "effective_date": "2024-12-31"})
+    assert str(info.value) == ("effective_date 2024-12-31 is before allocation 'L1' starts "
+                               "(2025-01-01); revoke it on or after its start")
+
+
+@pytest.mark.parametrize(("setup", "command", "field", "message"), [
+    ([SHIP], {"type": "shipment.corrected", "exporter_id": "acme", "shipment_ref": "S1",
+              "reason": "none"},
+     "(fields)", "a correction must change at least one field"),
+    ([SHIP], {**CORRECT, "quantity": 10},
+     "(fields)", "correction of acme/S1 changes nothing (values already {'quantity': 10})"),
+    ([], {**SHIP, "product_id": "acme-chip-9"},
+     "tpp_per_unit", "product_id 'acme-chip-9' is not in the catalog, so tpp_per_unit is "
+                     "required"),
+    ([SHIP], {**CORRECT, "tpp_per_unit": 15_000},
+     "tpp_per_unit", "tpp_per_unit 15000 is below the catalog's 15832 for 'nvidia-h100-sxm'"),
+], ids=["empty-correction", "no-op-correction", "unknown-product", "tpp-below-catalog"])
+def test_each_invalid_shipment_command_names_its_field(setup: list[dict[str, Any]],
+                                                       command: dict[str, Any], field: str,
+                                                       message: str) -> None:
+    from ledger.errors import ValidationError
+
+    s = Scenario(rules=False)
+    for fields in setup:
+        s.do(**fields)
+    with pytest.raises(ValidationError) as info:
+        decision(s, command)
+    assert (str(info.value), info.value.field) == (message, field)
+
+
+def test_a_rule_revision_published_again_with_another_document_says_what_to_do() -> None:
+    from ledger.commands import PublishRuleRevision
+    from ledger.rulebook import bundled_rulebook
+
+    s = Scenario(rules=False)
+    book = bundled_rulebook("baseline-2023")
+    s.publish(book)
+    changed = PublishRuleRevision(document=book.model_copy(update={"title": "edited"}))
+    with pytest.raises(ConflictingDuplicate) as info:
+        decide(changed, s.histories[aggregate_id_of(changed)], s.ctx)
+    assert str(info.value) == ("rule revision 'baseline-2023' was already published with a "
+                               "different document; publish a new revision with its own id")
+
+
+def test_a_shipment_over_the_largest_tpp_names_its_quantity() -> None:
+    from ledger.errors import ValidationError
+
+    s = Scenario(rules=False)
+    big = {**SHIP, "product_id": "acme-chip-9", "tpp_per_unit": 10**12}
+    with pytest.raises(ValidationError) as info:
+        decision(s, {**big, "quantity": 1_001})
+    assert (str(info.value), info.value.field, info.value.value) == (
+        "quantity 1001 x tpp_per_unit 1000000000000 exceeds 1,000,000,000,000,000 TPP for "
+        "one shipment", "quantity", 1_001)
+    assert len(decision(s, {**big, "quantity": 1_000}).events) == 1  # exactly 10**15
