@@ -95,6 +95,160 @@ def step_first_query(url: str, country: str) -> dict[str, Any]:
     return {"country": country, "first_ms": first * 1000, "second_ms": second * 1000}
 
 
+def step_build_index(url: str) -> dict[str, Any]:
+    """What ``ledger import`` (and ``projections rebuild``) now adds: fold the read
+    models and build every (revision, country) pair (``build_index``)."""
+    from ledger.application import Ledger
+    from projections.position_index import PositionIndex
+    from projections.readmodel import ReadModel
+
+    ledger = Ledger(url)
+    rm = ReadModel(ledger)
+    start, cpu = time.perf_counter(), time.process_time()
+    folded = rm.catch_up()
+    fold_s = time.perf_counter() - start
+    pairs = PositionIndex(rm).refresh_all()
+    took, cpu = time.perf_counter() - start, time.process_time() - cpu
+    ledger.close()
+    return {"events_folded": folded, "fold_seconds": fold_s, "pairs": pairs,
+            "index_seconds": took - fold_s, "seconds": took, "cpu_seconds": cpu}
+
+
+def _sqlite_copy(url: str, suffix: str) -> str:
+    """A copy of a SQLite ledger file (checkpointed first), as a URL."""
+    import shutil
+    import sqlite3
+
+    path = url.removeprefix("sqlite:///")
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    shutil.copyfile(path, path + suffix)
+    return "sqlite:///" + path + suffix
+
+
+def _in_process(*args: str) -> dict[str, Any]:
+    done = subprocess.run([sys.executable, "-m", "bench.quota_index", *args], check=True,
+                          capture_output=True, text=True)
+    found: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return found
+
+
+def after_import(url: str) -> dict[str, Any]:
+    """The first ``quota`` of the largest country right after ``ledger import`` (SQLite),
+    each in a fresh process, on two copies of the freshly imported file: as before
+    (``--no-index``: that query folds the read model and builds its pair; the
+    baseline) and after ``build_index`` (what ``ledger import`` now does by default),
+    with the time ``build_index`` adds to the import. The copies are deleted after."""
+    import os
+
+    if not url.startswith("sqlite:///"):
+        raise ValueError("after_import copies the SQLite file: give a sqlite:/// URL")
+    base, built = _sqlite_copy(url, ".base"), _sqlite_copy(url, ".built")
+    try:
+        index = _in_process("--step", "build_index", built)
+        country, rows = _largest(built)
+        first = _in_process("--first-query", built, country)
+        baseline = _in_process("--first-query", base, country)
+    finally:
+        for copy in (base, built):
+            for tail in ("", "-wal", "-shm"):
+                if os.path.exists(copy.removeprefix("sqlite:///") + tail):
+                    os.remove(copy.removeprefix("sqlite:///") + tail)
+    return {"country": country, "shipments": rows, "build_index": index,
+            "first_ms": first["first_ms"], "second_ms": first["second_ms"],
+            "baseline_first_ms": baseline["first_ms"],
+            "ratio": first["first_ms"] / baseline["first_ms"]}
+
+
+#: where ``known_at_step`` ends its slices, as fractions of the log
+SLICES = (0.5, 0.75, 0.9, 1.0)
+
+
+def _fold_in_slices(url: str, countries: list[str]) -> dict[str, Any]:
+    """Fold the read model from empty in ``SLICES``, refreshing ``countries``' pairs
+    after each (what queries or the catch-up service do on a live ledger); returns the
+    slices' end positions and the time it took."""
+    from ledger.application import Ledger
+    from projections.position_index import PositionIndex
+    from projections.readmodel import ReadModel
+
+    ledger = Ledger(url)
+    rm = ReadModel(ledger)
+    head = ledger.max_position()
+    ends: list[int] = []
+    start = time.perf_counter()
+    for fraction in SLICES:
+        rm.catch_up(until=round(head * fraction))
+        index = PositionIndex(rm)
+        index.refresh_timeline()
+        for country in countries:
+            index.refresh(country)
+        ends.append(rm.position())
+    took = time.perf_counter() - start
+    with rm._tx(commit=False) as c:
+        past, live = c.execute("SELECT (SELECT COUNT(*) FROM rm_quota_past), "
+                               "(SELECT COUNT(*) FROM rm_quota_days)").fetchall()[0]
+    ledger.close()
+    return {"ends": ends, "seconds": took, "past_rows": past, "live_rows": live}
+
+
+def known_at_step(url: str, count: int = 20) -> dict[str, Any]:
+    """Past ``--known-at`` on a read model folded in slices from empty (run it before
+    the read model exists, e.g. right after the import): ``count`` seeded questions
+    asked known at each slice's end, a position whose answer a refresh computed (the
+    reproducible ``computed_at_position`` of an answer given then), through
+    ``readmodel_quota`` (the index) beside the fold of the same questions (the
+    baseline, the path before), checked equal; and the bench's own past known-at
+    questions (a random position in the later half of the log: the index where it kept
+    the rows valid then, else the fold)."""
+    from ledger.application import Ledger
+    from projections.readmodel import ReadModel
+    from projections.views import quota, readmodel_quota
+
+    rng = random.Random(31)
+    countries = _countries(url)
+    qs = [{"country": rng.choice(countries),
+           "as_of": (dt.date(2024, 9, 1) + dt.timedelta(days=rng.randrange(0, 560))
+                     ).isoformat(),
+           "rule": rng.choice([None, "ai-diffusion-2025"])} for _ in range(count)]
+    folded = _fold_in_slices(url, sorted({str(q["country"]) for q in qs}))
+    asked = [dict(q, known_at=k) for k in folded["ends"][:-1] for q in qs]
+    indexed = _ask(url, asked, indexed=True)
+    fold = _ask(url, asked, indexed=False)
+    ledger = Ledger(url)
+    rm = ReadModel(ledger)
+    same = 0
+    for q in asked:
+        day = dt.date.fromisoformat(q["as_of"])
+        want = quota(rm.country_state(q["country"], q["known_at"], day), q["country"], day,
+                     rule_id=q["rule"], known_at=q["known_at"])
+        same += readmodel_quota(ledger, q["country"], day, rule_id=q["rule"],
+                                known_at=q["known_at"]) == want
+    ledger.close()
+    random_past = [q for q in queries(url, 200) if q["known_at"] is not None][:count]
+    return {"slices": folded, "questions": len(asked), "indexed": indexed, "fold": fold,
+            "p99_ratio": indexed["p99_ms"] / fold["p99_ms"],
+            "p50_ratio": indexed["p50_ms"] / fold["p50_ms"],
+            "equal_to_fold": f"{same}/{len(asked)}",
+            "random_past": _ask(url, random_past, indexed=True),
+            "random_past_fold": _ask(url, random_past, indexed=False)}
+
+
+def _countries(url: str) -> list[str]:
+    """The countries shipments name, from the event log (the read model may not
+    exist yet)."""
+    from bench.steps import _events_table
+    from ledger.application import Ledger
+
+    ledger = Ledger(url)
+    table, _pos = _events_table(ledger)
+    rows = ledger._query(f"SELECT state FROM {table} WHERE topic LIKE ?",
+                         ["%ShipmentRecorded"])
+    ledger.close()
+    return sorted({json.loads(bytes(r[0]))["shipment"]["destination"] for r in rows})
+
+
 def _build_all(url: str) -> dict[str, Any]:
     from ledger.application import Ledger
     from projections.position_index import PositionIndex
@@ -251,5 +405,8 @@ def main(argv: list[str] | None = None) -> None:
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--first-query":
         print(json.dumps(step_first_query(sys.argv[2], sys.argv[3])))
+    elif len(sys.argv) > 1 and sys.argv[1] == "--step":
+        print(json.dumps({"build_index": step_build_index, "after_import": after_import,
+                          "known_at": known_at_step}[sys.argv[2]](sys.argv[3])))
     else:
         main()

@@ -215,6 +215,32 @@ def extra(runs: list[dict[str, Any]]) -> list[str]:
     return out
 
 
+def index_rows(runs: list[dict[str, Any]]) -> list[str]:
+    """The position index's two figures of issue 11: the first quota after a fresh
+    import, and past --known-at, each against its baseline measured in the same run."""
+    out = ["| shipments | backend | first quota after import (largest country): "
+           "with the index built by the import / as before (ratio) | added to the import "
+           "| past `--known-at` at a refresh: indexed p50 / p99 vs the fold p50 / p99 "
+           "(p99 ratio) | equal to the fold | random past `--known-at` p50 / p99 |",
+           "|---:|---|---|---|---|---|---|"]
+    for r in runs:
+        first, known = r.get("first_after_import") or {}, r.get("known_at") or {}
+        if not first and not known:
+            continue
+        a = (f"{_ms(first['first_ms'])} / {_ms(first['baseline_first_ms'])} "
+             f"({first['ratio']:.4f})" if "ratio" in first else "—")
+        added = (f"{first['build_index']['seconds']:,.0f} s" if "build_index" in first
+                 else "—")
+        k = (f"{_ms(known['indexed']['p50_ms'])} / {_ms(known['indexed']['p99_ms'])} vs "
+             f"{_ms(known['fold']['p50_ms'])} / {_ms(known['fold']['p99_ms'])} "
+             f"({known['p99_ratio']:.3f})" if "p99_ratio" in known else "—")
+        rnd = (f"{_ms(known['random_past']['p50_ms'])} / "
+               f"{_ms(known['random_past']['p99_ms'])}" if "random_past" in known else "—")
+        out.append(f"| {r['size']:,} | {r['backend']} | {a} | {added} | {k} | "
+                   f"{known.get('equal_to_fold', '—')} | {rnd} |")
+    return out
+
+
 def growth(runs: list[dict[str, Any]]) -> list[str]:
     figures = [("import rate", ("import", "rate")),
                ("import peak memory", ("import", "peak_rss_mb")),
@@ -281,6 +307,10 @@ def write_report() -> Path:
         "## Details",
         "",
         *extra(runs),
+        "",
+        "## Position index (issue 11): first query after an import, past known-at",
+        "",
+        *index_rows(runs),
         "",
         "## Peak memory (max RSS, MB, each step in its own process)",
         "",

@@ -88,6 +88,16 @@ def ledger_cli() -> list[str]:
     return [exe] if exe else [sys.executable, "-m", "ledger"]
 
 
+def index_step(name: str, url: str) -> dict[str, Any]:
+    """A step of ``bench.quota_index`` (the position index's rows) in its own process."""
+    out, wall, rss = run_measured([sys.executable, "-m", "bench.quota_index", "--step",
+                                   name, url], timeout=4 * 3600)
+    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    result["peak_rss_mb"] = round(rss, 1)
+    result["process_seconds"] = round(wall, 3)
+    return result
+
+
 def quota_cli(url: str, count: int) -> dict[str, Any]:
     """Whole ``ledger quota`` processes, as a user runs them."""
     from bench.steps import _percentiles, queries
@@ -245,6 +255,11 @@ def bench_one(size: int, backend: str, args: argparse.Namespace, tmp: Path) -> d
     replays = args.replays if size < 1_000_000 else max(1, args.replays // 2)
     plan: list[tuple[str, Any]] = [
         ("import", lambda: step("import", url, str(path))),
+        # on copies of the freshly imported SQLite file: the first quota after an import
+        ("first_after_import", lambda: index_step("after_import", url)
+         if backend == "sqlite" else {"skipped": "copies the SQLite file"}),
+        # before the rebuild: it folds the read model from empty, in slices
+        ("known_at", lambda: index_step("known_at", url)),
         ("raw_insert", lambda: step("raw_insert", url)),
         ("rebuild", lambda: step("rebuild", url)),
         ("raw_select", lambda: step("raw_select", url)),

@@ -298,6 +298,12 @@ def _check_product(command: RecordShipment | CorrectShipment | VoidShipment,
                        f"product_id {command.product_id!r} is not in the catalog and no "
                        "tpp_per_unit is given", field="payload.product_id",
                        value=command.product_id)
+    if command.die_area_mm2 is not None and catalog.get(command.product_id) is not None:
+        raise Rejected("die-area-for-catalog-product",
+                       f"die_area_mm2 {command.die_area_mm2} is given for "
+                       f"{command.product_id!r}, which is in the catalog (its density comes "
+                       "from there); a die area is declared only for a product not in the "
+                       "catalog", field="payload.die_area_mm2", value=str(command.die_area_mm2))
 
 
 def _check_ship_date(command: RecordShipment | CorrectShipment | VoidShipment,
@@ -344,4 +350,8 @@ def reason_of(error: LedgerError) -> str:
         return "unknown-product"
     if getattr(error, "field", None) == "ship_date":
         return "future-ship-date"
+    if getattr(error, "field", None) == "die_area_mm2":
+        # a correction's die area for a shipment whose product is in the catalog: only
+        # the ledger, which knows the shipment's product, can tell
+        return "die-area-for-catalog-product"
     return error.code

@@ -20,6 +20,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
+from ledger.classification import performance_density
 from ledger.errors import UnknownProduct
 
 
@@ -59,7 +60,7 @@ class Product(BaseModel):
     def performance_density(self) -> Decimal | None:
         """TPP / die area, else the sourced density statement, else None (unknown)."""
         if self.die_area_mm2 is not None:
-            return Decimal(self.tpp_per_unit) / self.die_area_mm2
+            return performance_density(self.tpp_per_unit, self.die_area_mm2)
         return None if self.density is None else self.density.performance_density
 
 

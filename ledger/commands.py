@@ -10,7 +10,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
+from decimal import Decimal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    TypeAdapter,
+    field_validator,
+)
 from pydantic import ValidationError as PydanticError
 
 from ledger.errors import ValidationError
@@ -23,6 +32,7 @@ from ledger.events import (
     AllocationGrant,
     Authorization,
     Day,
+    DieArea,
     ShipmentChanges,
     VeuGrant,
     Text,
@@ -31,6 +41,18 @@ from ledger.events import (
 )
 from ledger.rulebook import RuleBook
 from ledger.wire import duplicate_key
+
+
+def _json_number(v: Decimal) -> int | float:
+    """A die area as a JSON number (the wire refuses a string): exact, since a valid
+    die area has at most 9 significant digits, which a float's shortest repr keeps."""
+    return int(v) if v == v.to_integral_value() else float(v)
+
+
+#: a die area in a command: a Decimal, written back to JSON as a number, so a command
+#: serialized by the producer (or ``ledger export``) reads again on the strict wire
+#: (events keep it as an exact decimal string)
+WireDieArea = Annotated[DieArea, PlainSerializer(_json_number, when_used="json")]
 
 
 class _Command(BaseModel):
@@ -56,6 +78,8 @@ class RecordShipment(_Command):
     tpp_per_unit: int | None = Field(default=None, gt=0, le=MAX_TPP_PER_UNIT)
     authorization: Authorization
     end_use: Text | None = Field(default=None, min_length=1, max_length=256)
+    #: the die area of a product not in the catalog, declared with its tpp_per_unit
+    die_area_mm2: WireDieArea | None = None
 
     @field_validator("destination")
     @classmethod
@@ -70,6 +94,7 @@ class CorrectShipment(ShipmentChanges, _Command):
     exporter_id: str = _ID
     shipment_ref: str = _ID
     reason: Text = Field(min_length=1, max_length=1000)
+    die_area_mm2: WireDieArea | None = None
 
     def changes(self) -> ShipmentChanges:
         fields = {k: v for k, v in self if k in ShipmentChanges.model_fields and v is not None}

@@ -12,7 +12,8 @@ The order of the steps (README, "How a shipment counts"):
    US cap;
 3. classification: a product not named by a license-required product rule is
    controlled only if its TPP and performance density (catalog: die area or a
-   sourced density statement) meet a threshold of the rule book; unknown density
+   sourced density statement; a product not in the catalog: the die area the
+   shipment declares with its TPP) meet a threshold of the rule book; unknown density
    between 1,600 and 4,800 TPP counts as controlled, and the detail says so;
 4. the destination's tier, cap and license requirement on the ship date (country
    groups are dated: Cambodia leaves D:5 on 2026-02-03), then the authorization.
@@ -36,6 +37,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
 
+from ledger.classification import classify_3a090, performance_density, shown_density
 from ledger.events import ShipmentFields
 from ledger.rulebook import RuleBook
 
@@ -173,7 +175,7 @@ def _facts_from_toml() -> dict[str, ProductFacts | None]:
     for p in tomllib.loads(text)["products"]:
         density = None
         if p.get("die_area_mm2") is not None:
-            density = Decimal(p["tpp_per_unit"]) / Decimal(str(p["die_area_mm2"]))
+            density = performance_density(p["tpp_per_unit"], Decimal(str(p["die_area_mm2"])))
         elif p.get("density") is not None:
             density = Decimal(str(p["density"]["performance_density"]))
         out[p["id"]] = ProductFacts(density, p.get("origin", "us") == "us")
@@ -205,22 +207,44 @@ def classify(
         return Treatment(Bucket.NONE, None, "not-us-origin",
                          f"{shipment.product_id} is not US-origin: counts against no "
                          "US country cap")
-    density = None if facts is None else facts.density
-    unknown = ""
+    density, declared = _density(shipment, facts)
+    note = ""
     if product_rule is None:
         if not rule.is_controlled(shipment.tpp_per_unit, density):
-            pd = "" if density is None else f", performance density {density}"
+            pd = "" if density is None else f", performance density {shown_density(density)}"
             return Treatment(Bucket.NONE, None, "uncontrolled",
-                             f"{shipment.tpp_per_unit} TPP per unit{pd}: below the "
+                             f"{shipment.tpp_per_unit} TPP per unit{pd}{declared}: below the "
                              "control thresholds")
         if density is None and not rule.is_controlled(shipment.tpp_per_unit, Decimal(0)):
-            unknown = (f" [{shipment.tpp_per_unit} TPP per unit, performance density "
-                       "unknown: treated as controlled]")
+            note = (f" [{shipment.tpp_per_unit} TPP per unit, performance density "
+                    "unknown: treated as controlled"
+                    + ("; no die area declared" if facts is None else "") + "]")
+        elif declared and density is not None:
+            note = (f" [{shipment.tpp_per_unit} TPP per unit, performance density "
+                    f"{shown_density(density)}{declared}]")
     treatment = _by_destination(shipment, rule, product_rule is not None, license, veu)
-    if unknown:
+    if note:
         return Treatment(treatment.bucket, treatment.flag, treatment.clause,
-                         treatment.detail + unknown)
+                         treatment.detail + note)
     return treatment
+
+
+def _density(shipment: ShipmentFields, facts: ProductFacts | None
+             ) -> tuple[Decimal | None, str]:
+    """The product's performance density (None: unknown), and, when it comes from the
+    shipment's declared die area, the words saying so with its 3A090 paragraph.
+
+    A catalog product's density is the catalog's; a product not in the catalog has
+    one only if the shipment declares its die area (validation refuses a die area for
+    a catalog product; should one be stored anyway, the catalog still decides). The
+    density and the paragraph come from ``ledger.classification``, the code ``ledger
+    products show --tpp N --die-area MM2`` uses, so both say the same of one chip."""
+    if facts is not None or shipment.die_area_mm2 is None:
+        return (None if facts is None else facts.density), ""
+    density = performance_density(shipment.tpp_per_unit, shipment.die_area_mm2)
+    paragraph = classify_3a090(shipment.tpp_per_unit, density).paragraph
+    return density, (f" (declared die area {shipment.die_area_mm2} mm²; "
+                     f"{paragraph or 'below 3A090.a and 3A090.b'})")
 
 
 def _by_destination(shipment: ShipmentFields, rule: RuleBook, named: bool,

@@ -21,6 +21,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence, Set
 from dataclasses import dataclass, field
+from decimal import Decimal
 from functools import partial
 from typing import Any
 
@@ -187,6 +188,19 @@ def _resolve_tpp(product_id: str, given: int | None, ctx: Context, field_name: s
     return given
 
 
+def _check_die_area(product_id: str, die_area: Decimal | None, ctx: Context) -> None:
+    """A die area is declared only for a product not in the catalog (with its declared
+    TPP): a catalog product's density comes from the catalog's sources, and a second,
+    undocumented figure beside it would make its classification depend on the sender."""
+    if die_area is not None and ctx.catalog.get(product_id) is not None:
+        raise ValidationError(
+            f"die_area_mm2 {die_area} is given for {product_id!r}, which is in the catalog "
+            "(its density comes from there); a die area is declared only with the "
+            "tpp_per_unit of a product not in the catalog",
+            field="die_area_mm2", value=str(die_area),
+        )
+
+
 def _check_tpp(quantity: int, tpp_per_unit: int) -> None:
     try:
         check_shipment_tpp(quantity, tpp_per_unit)
@@ -206,6 +220,7 @@ def _record_shipment(cmd: RecordShipment, history: Sequence[LedgerEvent], ctx: C
                      keyed: bool) -> Decision:
     _check_ship_date(cmd.ship_date, ctx)
     tpp_per_unit = _resolve_tpp(cmd.product_id, cmd.tpp_per_unit, ctx, "tpp_per_unit")
+    _check_die_area(cmd.product_id, cmd.die_area_mm2, ctx)
     _check_tpp(cmd.quantity, tpp_per_unit)
     trusted = _trusted(ctx, tpp_per_unit)
     fields = (partial(construct_validated, ShipmentFields) if trusted else ShipmentFields)(
@@ -216,6 +231,7 @@ def _record_shipment(cmd: RecordShipment, history: Sequence[LedgerEvent], ctx: C
         quantity=cmd.quantity,
         tpp_per_unit=tpp_per_unit,
         authorization=cmd.authorization,
+        die_area_mm2=cmd.die_area_mm2,
     )
     state = shipment_state(history)
     if state is not None:
@@ -288,6 +304,7 @@ def _correct_shipment(cmd: CorrectShipment, history: Sequence[LedgerEvent], ctx:
         product_id = changes.product_id or state.current.product_id
         tpp = _resolve_tpp(product_id, changes.tpp_per_unit, ctx, "tpp_per_unit")
         changes = changes.model_copy(update={"tpp_per_unit": tpp})
+    _check_die_area(changes.product_id or state.current.product_id, changes.die_area_mm2, ctx)
     new = changes.apply(state.current)
     _check_tpp(new.quantity, new.tpp_per_unit)
     if new == state.current:

@@ -19,14 +19,17 @@ import datetime as dt
 import functools
 import re
 import uuid
+from decimal import Decimal
 from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationInfo,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -87,6 +90,11 @@ def construct_validated(cls: type[_M], **values: Any) -> _M:
 MAX_QUANTITY = 100_000_000
 MAX_TPP_PER_UNIT = 10**12
 MAX_TPP_AMOUNT = 10**15
+#: Upper bound on a declared die area, in mm². A reticle-limited die is about 858 mm²
+#: (26 x 33 mm); the largest chip ever made, a wafer-scale one, is about 46,000 mm².
+#: 100,000 mm² leaves room for multi-die packages and refuses a figure in µm² or a
+#: typo that would make every density negligible (and the chip "uncontrolled").
+MAX_DIE_AREA_MM2 = 100_000
 #: the longest ``actor`` an event accepts
 MAX_ACTOR_LENGTH = 256
 
@@ -148,6 +156,38 @@ Text = Annotated[str, AfterValidator(_plain_text)]
 NewId = Annotated[str, Field(min_length=1, max_length=128), AfterValidator(_an_id)]
 
 
+def _a_json_number(v: Any, info: ValidationInfo) -> Any:
+    """On the wire (strict JSON: import lines, Kafka) a die area is a JSON number, as
+    quantities are JSON integers; a string is refused there, not coerced."""
+    if info.mode != "json" or isinstance(v, bool):
+        return v
+    if isinstance(v, str) and not _stored(info):
+        raise ValueError(f"must be a JSON number of mm² (e.g. 814.5), got the string {v!r}")
+    if isinstance(v, float):
+        # the parser's float, written back as its shortest repr: exact for any figure
+        # within the bounds (at most 9 significant digits), so strict mode gets a Decimal
+        return Decimal(repr(v))
+    return Decimal(v) if isinstance(v, int) else v
+
+
+def _plain_decimal(v: Decimal) -> Decimal:
+    """1E+3 as 1000: stored, exported and shown as a plain number."""
+    return v.quantize(Decimal(1)) if v.as_tuple().exponent > 0 else v  # type: ignore[operator]
+
+
+#: a declared die area in mm² (``ledger.catalog.Product.die_area_mm2``'s unit): a positive
+#: finite decimal, at most MAX_DIE_AREA_MM2, at most 3 decimal places (µm² precision is
+#: beyond any datasheet). Stored as a JSON string, so it is read back exactly.
+DieArea = Annotated[Decimal, BeforeValidator(_a_json_number),
+                    Field(gt=0, le=MAX_DIE_AREA_MM2, decimal_places=3, allow_inf_nan=False),
+                    AfterValidator(_plain_decimal),
+                    WithJsonSchema({"type": "number", "exclusiveMinimum": 0,
+                                    "maximum": MAX_DIE_AREA_MM2,
+                                    "description": "die area in mm² (at most 3 decimal "
+                                    "places) of a product not in the catalog, declared "
+                                    "with its tpp_per_unit"})]
+
+
 def _country(v: str, field: str = "country") -> str:
     if not isinstance(v, str) or not is_country_code(v):
         raise ValueError(f"{field} must be an ISO 3166-1 alpha-2 code, got {v!r}")
@@ -199,6 +239,9 @@ class ShipmentFields(BaseModel):
     quantity: int = Field(gt=0, le=MAX_QUANTITY)
     tpp_per_unit: int = Field(gt=0, le=MAX_TPP_PER_UNIT)
     authorization: Authorization
+    #: the die area declared with ``tpp_per_unit`` for a product not in the catalog
+    #: (None: not declared); counting derives the performance density from it
+    die_area_mm2: DieArea | None = None
 
     @field_validator("destination")
     @classmethod
@@ -228,6 +271,8 @@ class ShipmentChanges(BaseModel):
     quantity: int | None = Field(default=None, gt=0, le=MAX_QUANTITY)
     tpp_per_unit: int | None = Field(default=None, gt=0, le=MAX_TPP_PER_UNIT)
     authorization: Authorization | None = None
+    #: a declared die area (products not in the catalog); see ``apply``
+    die_area_mm2: DieArea | None = None
 
     @field_validator("destination")
     @classmethod
@@ -239,8 +284,15 @@ class ShipmentChanges(BaseModel):
         return {k: getattr(self, k) for k in self.model_fields_set if getattr(self, k) is not None}
 
     def apply(self, fields: ShipmentFields) -> ShipmentFields:
-        """The shipment's fields after this correction."""
-        return fields.model_copy(update=self.changed())
+        """The shipment's fields after this correction.
+
+        A declared die area belongs to its product: a correction that names a product
+        drops the die area unless it declares one itself (a die area of the old chip
+        would give the new one a density nobody declared)."""
+        update = self.changed()
+        if self.product_id is not None and self.die_area_mm2 is None:
+            update["die_area_mm2"] = None
+        return fields.model_copy(update=update)
 
 
 class VeuLimits(BaseModel):
@@ -425,10 +477,12 @@ class ShipmentRecorded(LedgerEvent):
     Version 2 added ``end_use`` (the declared end use, e.g. "model training"), which
     auditors asked to see in the trail. Version-1 events are stored without it and are
     read with ``end_use`` None; their stored bytes, which the hash chain covers, are
-    never rewritten."""
+    never rewritten. Version 3 added ``shipment.die_area_mm2``, the die area declared
+    with the TPP of a product not in the catalog; older events are read with None (a
+    die area could not be declared then)."""
 
     type_name: ClassVar[str] = "shipment.recorded"
-    class_version: ClassVar[int] = 2
+    class_version: ClassVar[int] = 3
     exporter_id: str = _ID
     shipment_ref: str = _ID
     shipment: ShipmentFields
@@ -440,13 +494,31 @@ class ShipmentRecorded(LedgerEvent):
         state.setdefault("end_use", None)
         return state
 
+    @classmethod
+    def upcast_v2_v3(cls, state: dict[str, Any]) -> dict[str, Any]:
+        """v2 had no die area: none was declared."""
+        state["shipment"].setdefault("die_area_mm2", None)
+        return state
+
 
 class ShipmentCorrected(LedgerEvent):
+    """A correction of a shipment's fields.
+
+    Version 2 added ``changes.die_area_mm2`` (a correction may declare the die area of
+    a product not in the catalog); version-1 corrections are read with None."""
+
     type_name: ClassVar[str] = "shipment.corrected"
+    class_version: ClassVar[int] = 2
     exporter_id: str = _ID
     shipment_ref: str = _ID
     reason: Text = Field(min_length=1, max_length=1000)
     changes: ShipmentChanges
+
+    @classmethod
+    def upcast_v1_v2(cls, state: dict[str, Any]) -> dict[str, Any]:
+        """v1 corrections could not declare a die area."""
+        state["changes"].setdefault("die_area_mm2", None)
+        return state
 
 
 class ShipmentVoided(LedgerEvent):

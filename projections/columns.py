@@ -28,10 +28,11 @@ import numpy.typing as npt
 IntArray = npt.NDArray[np.int64]
 #: the columns the read model's query returns, in this order
 SELECT = ("first_position, ship_date, exporter_id, shipment_ref, destination, consignee_id, "
-          "product_id, quantity, tpp_per_unit, auth_kind, auth_ref")
+          "product_id, quantity, tpp_per_unit, auth_kind, auth_ref, die_area_mm2")
 EPOCH = dt.date(1970, 1, 1)
 #: the string columns kept as codes, in SELECT order after the shipment_ref
-_CODED = ("exporter", "destination", "consignee", "product", "auth_kind", "auth_ref")
+_CODED = ("exporter", "destination", "consignee", "product", "auth_kind", "auth_ref",
+          "die_area")
 
 
 class ColumnsUnsupported(Exception):
@@ -57,12 +58,15 @@ class ShipmentColumns:
     #: code into auth_refs ("" for none)
     auth_ref: IntArray
     shipment_ref: npt.NDArray[np.str_]
+    #: code into die_areas, the declared die areas as stored ("" for none)
+    die_area: IntArray
     exporters: list[str]
     destinations: list[str]
     consignees: list[str]
     products: list[str]
     auth_kinds: list[str]
     auth_refs: list[str]
+    die_areas: list[str]
 
     def __len__(self) -> int:
         return len(self.position)
@@ -133,14 +137,15 @@ def from_chunks(chunks: Iterable[Sequence[Sequence[Any]]]) -> ShipmentColumns:
         if not rows:
             continue
         (pos, day, exporter, ref, dest, consignee, product, qty, tpu, kind,
-         auth_ref) = zip(*rows, strict=True)
+         auth_ref, die_area) = zip(*rows, strict=True)
         parts["position"].append(_ints(pos))
         parts["day"].append(_days(day, day_cache))
         parts["quantity"].append(_ints(qty))
         parts["tpp_per_unit"].append(_ints(tpu))
         parts["shipment_ref"].append(np.array(ref, dtype=str))
         for name, values in zip(_CODED, (exporter, dest, consignee, product, kind,
-                                         [r or "" for r in auth_ref]), strict=True):
+                                         [r or "" for r in auth_ref],
+                                         [a or "" for a in die_area]), strict=True):
             parts[name].append(coders[name].encode(values))
     return _assemble(parts, coders)
 
@@ -166,7 +171,8 @@ def _assemble(parts: dict[str, list[Any]], coders: dict[str, _Coder]) -> Shipmen
         tpp=tpp, shipment_ref=cat("shipment_ref", str)[order], **coded,
         exporters=tables["exporter"], destinations=tables["destination"],
         consignees=tables["consignee"], products=tables["product"],
-        auth_kinds=tables["auth_kind"], auth_refs=tables["auth_ref"])
+        auth_kinds=tables["auth_kind"], auth_refs=tables["auth_ref"],
+        die_areas=tables["die_area"])
 
 
 def _checked_tpp(quantity: IntArray, tpu: IntArray) -> IntArray:

@@ -15,6 +15,10 @@ are stored per regime:
     rm_quota_pairs      (rule_position, country) -> valid_before, active
     rm_quota_countries  every country a shipment or allocation names
     rm_quota_rules      which revision is in force (on the books) from which day
+    rm_quota_past       day rows a refresh replaced, valid for known-at [from, to)
+    rm_quota_refreshes  (rule_position, country, known_from) -> the first day recomputed
+    rm_quota_marks      (rule_position, country, position) -> the day a batch lowered
+                        valid_before to (from that position on, days from it may differ)
 
 Maintenance, in the read model's own transactions:
 
@@ -24,15 +28,23 @@ Maintenance, in the read model's own transactions:
   before and after; backdated ones too), an LPP shipment (every country where its
   consignee ships under LPP, from its date: the yearly limit is per consignee), an
   allocation or VEU (its country, and every shipment naming it), a new rule revision
-  (the in-force timeline). Days before ``valid_before`` stay exact.
+  (the in-force timeline). Days before ``valid_before`` stay exact. Each pair it
+  lowers gets a mark: the batch's first position and the day.
 - A query whose as-of date is on or after ``valid_before`` first recomputes the
   country's stale pairs from ``valid_before`` on (``PositionIndex.refresh``), in one
-  write transaction that holds ``rm_position``: no batch is folded in between.
-- A rebuild drops the tables with the rest of the read model; pairs are built on
-  first use (each costs one fold of the country).
+  write transaction that holds ``rm_position``: no batch is folded in between. The
+  rows it replaces move to rm_quota_past, each valid from the refresh that computed
+  it to the first mark that may have changed it; a pair's past is bounded
+  (``HISTORY_FACTOR``, ``MAX_REFRESHES``: beyond, its history restarts).
+- A rebuild drops the tables with the rest of the read model; ``ledger projections
+  rebuild`` and a large ``ledger import`` then build every pair (``refresh_all``),
+  otherwise each is built on first use (one fold of the country).
 
-Not indexed, answered by the full fold: ``--known-at`` before the read model's
-position, ``--explain``, and dates on which no revision applies.
+Known at a position K before the read model's position, the answer is the row valid
+at K (``_known_day_row``): exact when no mark between the pair's last refresh by K
+and K changed a day on or before the as-of date; otherwise the full fold answers.
+Not indexed either, answered by the full fold: ``--explain``, drafts, and dates on
+which no revision applies.
 
 This module imports only the standard library at the top, so a ``ledger quota``
 process can answer through ``lookup`` without loading pydantic or eventsourcing.
@@ -42,7 +54,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -59,15 +71,34 @@ TABLES = [
     "rule_position BIGINT NOT NULL, country TEXT NOT NULL, valid_before TEXT NOT NULL, "
     "active INTEGER NOT NULL, PRIMARY KEY (rule_position, country))",
     "CREATE TABLE IF NOT EXISTS rm_quota_countries (country TEXT PRIMARY KEY)",
+    # the past: day rows a refresh replaced, each valid for known-at [known_from, known_to)
+    "CREATE TABLE IF NOT EXISTS rm_quota_past ("
+    "rule_position BIGINT NOT NULL, country TEXT NOT NULL, regime TEXT NOT NULL, "
+    "day TEXT NOT NULL, known_from BIGINT NOT NULL, known_to BIGINT NOT NULL, "
+    "position TEXT NOT NULL, PRIMARY KEY (rule_position, country, regime, day, known_from))",
+    # one row per refresh of a pair: it computed the days from since_day on, as known at
+    # known_from (the read model's position then)
+    "CREATE TABLE IF NOT EXISTS rm_quota_refreshes ("
+    "rule_position BIGINT NOT NULL, country TEXT NOT NULL, known_from BIGINT NOT NULL, "
+    "since_day TEXT NOT NULL, PRIMARY KEY (rule_position, country, known_from))",
+    # a batch that lowered a pair's valid_before: from ``position`` on, its days from
+    # ``day`` on may differ from the stored ones
+    "CREATE TABLE IF NOT EXISTS rm_quota_marks ("
+    "rule_position BIGINT NOT NULL, country TEXT NOT NULL, position BIGINT NOT NULL, "
+    "day TEXT NOT NULL, PRIMARY KEY (rule_position, country, position))",
     "CREATE TABLE IF NOT EXISTS rm_quota_rules ("
     "choice TEXT NOT NULL, from_day TEXT NOT NULL, rule_position BIGINT, "
     "PRIMARY KEY (choice, from_day))",
 ]
 #: shipments by the license or VEU they name: what an allocation or VEU event marks
-INDEXES = ["CREATE INDEX IF NOT EXISTS rm_ship_auth ON rm_shipment_versions (auth_ref)"]
+INDEXES = ["CREATE INDEX IF NOT EXISTS rm_ship_auth ON rm_shipment_versions (auth_ref)",
+           # the past rows of a known-at lookup: by day, then validity
+           "CREATE INDEX IF NOT EXISTS rm_quota_past_known ON rm_quota_past "
+           "(rule_position, country, regime, day, known_to)"]
 #: the last object the read model's DDL creates (its presence: the schema is complete)
-LAST_INDEX = "rm_ship_auth"
-TABLE_NAMES = ["rm_quota_days", "rm_quota_pairs", "rm_quota_countries", "rm_quota_rules"]
+LAST_INDEX = "rm_quota_past_known"
+TABLE_NAMES = ["rm_quota_days", "rm_quota_pairs", "rm_quota_countries", "rm_quota_rules",
+               "rm_quota_past", "rm_quota_refreshes", "rm_quota_marks"]
 
 #: ``valid_before`` of a pair whose every stored day is exact (sorts after any date)
 FRESH = "~"
@@ -120,9 +151,9 @@ UNINDEXED = "unindexed"
 
 def _positions(c: Cursor, known_at: int | None, head_sql: str | None) -> tuple[int, int]:
     """(the read model's position, the last recorded position at or before it: a
-    replay's state.position), in one statement. Raises Miss if ``known_at`` is before
-    the read model's position (not indexed) or, given ``head_sql`` (the log's head),
-    if the read model has not folded everything recorded."""
+    replay's state.position), in one statement. Raises Miss if, given ``head_sql``
+    (the log's head), the read model has not folded everything recorded, unless
+    ``known_at`` is before the read model's position (see ``_known_positions``)."""
     head = f", ({head_sql})" if head_sql else ""
     rows = c.execute(f"SELECT r.position, (SELECT MAX(position) FROM {CHAIN_TABLE} WHERE "
                      f"position <= r.position){head} FROM rm_position r WHERE r.name = ?",
@@ -130,11 +161,28 @@ def _positions(c: Cursor, known_at: int | None, head_sql: str | None) -> tuple[i
     if not rows:
         raise Miss(BEHIND)
     rm, computed = int(rows[0][0]), int(rows[0][1] or 0)
+    if is_past(known_at, rm):
+        return rm, computed
     if head_sql and int(rows[0][2] or 0) != rm:
         raise Miss(BEHIND)
-    if known_at is not None and known_at < rm:
-        raise Miss(UNINDEXED)
     return rm, computed
+
+
+def is_past(known_at: int | None, rm: int) -> bool:
+    """Whether ``known_at`` asks about a position the read model has folded past: the
+    index answers it from the rows valid then (``_known_day_row``), whatever was
+    recorded since."""
+    return known_at is not None and known_at < rm
+
+
+def _known_positions(c: Cursor, known_at: int) -> int:
+    """A replay's state.position as known at ``known_at``: the last recorded position
+    at or before it. Raises Miss (the full path says why) before the first event."""
+    rows = c.execute(f"SELECT MAX(position) FROM {CHAIN_TABLE} WHERE position <= ?",
+                     (known_at,)).fetchall()
+    if not rows or rows[0][0] is None:
+        raise Miss(UNINDEXED)
+    return int(rows[0][0])
 
 
 def choose_rule(c: Cursor, as_of: dt.date, rule_id: str | None, on_the_books: bool,
@@ -187,6 +235,49 @@ def _day_row(c: Cursor, rule_position: int, country: str, as_of: dt.date
     return data
 
 
+#: the position of pair (r, c) on as-of date D as known at K < the read model's
+#: position, in one statement (one snapshot on PostgreSQL too); parameters, in order:
+#: r, c, K | r, c, K | r, c, FIRST_DAY, D | r, c, K, D | r, c, D, K, K | r, c, D.
+#: ``last``: the pair's latest refresh at or before K (None: built later, or its history
+#: restarted later); ``gap``: a batch recorded after that refresh and by K changed a day
+#: on or before D (the rows valid at K are not all stored); ``since``: the first day a
+#: refresh after K rewrote (the live rows before it are the ones valid at K; from it on,
+#: the past rows valid at K are). Live rows are never valid at K from ``since`` on, past
+#: rows never before it, so the later of the two found is the answer.
+_KNOWN_SQL = (
+    "WITH f AS (SELECT MAX(known_from) AS last FROM rm_quota_refreshes "
+    "WHERE rule_position = ? AND country = ? AND known_from <= ?), "
+    "w AS (SELECT COALESCE(MIN(since_day), '" + FRESH + "') AS since FROM rm_quota_refreshes "
+    "WHERE rule_position = ? AND country = ? AND known_from > ?), "
+    "g AS (SELECT MAX(regime) AS regime FROM rm_quota_days WHERE rule_position = ? AND "
+    "country = ? AND day = ? AND regime <= ?) "
+    "SELECT f.last, "
+    "(SELECT MIN(m.day) FROM rm_quota_marks m WHERE m.rule_position = ? AND m.country = ? "
+    "AND m.position > f.last AND m.position <= ? AND m.day <= ?), "
+    "(SELECT p.position FROM rm_quota_past p WHERE p.rule_position = ? AND p.country = ? "
+    "AND p.regime = g.regime AND p.day >= w.since AND p.day <= ? AND p.known_from <= ? "
+    "AND p.known_to > ? ORDER BY p.day DESC LIMIT 1), "
+    "(SELECT d.position FROM rm_quota_days d WHERE d.rule_position = ? AND d.country = ? "
+    "AND d.regime = g.regime AND d.day <= ? AND d.day < w.since ORDER BY d.day DESC "
+    "LIMIT 1) FROM f, w, g")
+
+
+def _known_day_row(c: Cursor, rule_position: int, country: str, as_of: dt.date,
+                   known_at: int) -> dict[str, Any]:
+    """The stored position of the last day on or before ``as_of``, as known at
+    ``known_at`` (before the read model's position). Raises Miss(UNINDEXED) when the
+    rows valid then are not all stored: the fold answers."""
+    r, k, day = (rule_position, country), known_at, _iso(as_of)
+    rows = c.execute(_KNOWN_SQL, (*r, k, *r, k, *r, FIRST_DAY, day, *r, k, day,
+                                  *r, day, k, k, *r, day)).fetchall()
+    last, gap, past, live = rows[0] if rows else (None, None, None, None)
+    found = past if past is not None else live
+    if last is None or gap is not None or found is None:
+        raise Miss(UNINDEXED)
+    data: dict[str, Any] = json.loads(found)
+    return data
+
+
 def _stamp(data: dict[str, Any], as_of: dt.date, known_at: int | None,
            state_position: int) -> dict[str, Any]:
     data["as_of"] = _iso(as_of)
@@ -204,17 +295,33 @@ def lookup(c: Cursor, country: str, as_of: dt.date, *, rule_id: str | None = Non
     the read model stands (with ``head_sql``: only if it has folded the whole log).
     Raises Miss."""
     cut, state_position = _positions(c, known_at, head_sql)
-    rule_position = choose_rule(c, as_of, rule_id, on_the_books, cut)
-    return _stamp(_day_row(c, rule_position, country, as_of), as_of, known_at,
-                  state_position)
+    if known_at is None or not is_past(known_at, cut):
+        rule_position = choose_rule(c, as_of, rule_id, on_the_books, cut)
+        return _stamp(_day_row(c, rule_position, country, as_of), as_of, known_at,
+                      state_position)
+    state_position = _known_positions(c, known_at)
+    rule_position = choose_rule(c, as_of, rule_id, on_the_books, known_at)
+    if rule_id is None and _rules_after(c, known_at):
+        raise Miss(UNINDEXED)  # the stored timeline is of the revisions recorded since
+    return _stamp(_known_day_row(c, rule_position, country, as_of, known_at), as_of,
+                  known_at, state_position)
+
+
+def _rules_after(c: Cursor, known_at: int) -> bool:
+    """Whether a rule revision was recorded after ``known_at``."""
+    return bool(c.execute("SELECT 1 FROM rm_rules WHERE position > ? LIMIT 1",
+                          (known_at,)).fetchall())
 
 
 def lookup_all(c: Cursor, as_of: dt.date, *, rule_id: str | None = None,
                known_at: int | None = None, on_the_books: bool = False,
                head_sql: str | None = None) -> list[dict[str, Any]]:
     """Every active country's position on ``as_of`` (sorted by country), like
-    ``quota_all``. Raises Miss naming the stale countries."""
+    ``quota_all``. Raises Miss naming the stale countries (a past ``known_at``:
+    Miss(UNINDEXED), the fold answers)."""
     cut, state_position = _positions(c, known_at, head_sql)
+    if is_past(known_at, cut):
+        raise Miss(UNINDEXED)
     rule_position = choose_rule(c, as_of, rule_id, on_the_books, cut)
     countries = [r[0] for r in c.execute(
         "SELECT country FROM rm_quota_countries ORDER BY country").fetchall()]
@@ -251,14 +358,17 @@ class _Bare:
 
 
 def lookup_database(url: str, country: str, as_of: dt.date, *, rule_id: str | None = None,
-                    on_the_books: bool = False) -> dict[str, Any] | None:
+                    on_the_books: bool = False, known_at: int | None = None
+                    ) -> dict[str, Any] | None:
     """``lookup`` on a connection of its own, without the Ledger application: what a
-    ``ledger quota --json`` process prints, known at the head. None when the index
-    cannot answer as it stands (no database or read model yet, the read model behind
-    the log, a stale pair, no revision applies): the caller then takes the full path,
-    which catches up, builds, or refuses with the right error."""
+    ``ledger quota --json`` process prints, known at the head or at the recorded
+    position ``known_at``. None when the index cannot answer as it stands (no
+    database or read model yet, the read model behind the log, a stale pair, no
+    revision applies, ``known_at`` not a recorded position of the log or its rows not
+    kept): the caller then takes the full path, which catches up, builds, folds, or
+    refuses with the right error."""
     try:
-        return _lookup_database(url, country, as_of, rule_id, on_the_books)
+        return _lookup_database(url, country, as_of, rule_id, on_the_books, known_at)
     except Miss:
         return None
     except Exception:  # noqa: BLE001 - any failure here: the full path will say what
@@ -266,14 +376,14 @@ def lookup_database(url: str, country: str, as_of: dt.date, *, rule_id: str | No
 
 
 def _lookup_database(url: str, country: str, as_of: dt.date, rule_id: str | None,
-                     on_the_books: bool) -> dict[str, Any] | None:
+                     on_the_books: bool, known_at: int | None) -> dict[str, Any] | None:
     if url.startswith(("postgresql://", "postgres://")):
         import psycopg
 
         with psycopg.connect(url, connect_timeout=5) as conn, conn.cursor() as raw:
             return _lookup_caught_up(_Bare(raw, True), "notification_id",
                                      EVENTS_TABLE["postgres"], country, as_of, rule_id,
-                                     on_the_books)
+                                     on_the_books, known_at)
     import os
     import sqlite3
     from urllib.parse import quote
@@ -284,18 +394,30 @@ def _lookup_database(url: str, country: str, as_of: dt.date, rule_id: str | None
     lite = sqlite3.connect(f"file:{quote(os.path.abspath(path))}?mode=ro", uri=True)
     try:
         return _lookup_caught_up(_Bare(lite.cursor(), False), "rowid", EVENTS_TABLE["sqlite"],
-                                 country, as_of, rule_id, on_the_books)
+                                 country, as_of, rule_id, on_the_books, known_at)
     finally:
         lite.close()
 
 
 def _lookup_caught_up(c: _Bare, position: str, events: str, country: str, as_of: dt.date,
-                      rule_id: str | None, on_the_books: bool) -> dict[str, Any] | None:
-    """``lookup``, if the read model has folded everything recorded."""
+                      rule_id: str | None, on_the_books: bool, known_at: int | None
+                      ) -> dict[str, Any] | None:
+    """``lookup``, if the read model has folded everything recorded (or everything up
+    to a past ``known_at``)."""
     if not c.pg:
         c.execute("BEGIN")  # one snapshot for every statement below
+    if known_at is not None and not _recorded(c, known_at):
+        return None
     return lookup(c, country, as_of, rule_id=rule_id, on_the_books=on_the_books,
-                  head_sql=f"SELECT MAX({position}) FROM {events}")
+                  known_at=known_at, head_sql=f"SELECT MAX({position}) FROM {events}")
+
+
+def _recorded(c: Cursor, known_at: int) -> bool:
+    """Whether ``known_at`` is a position ``--known-at`` accepts: from the first
+    recorded event to the head (the full path refuses the others, naming why)."""
+    first, head = c.execute(f"SELECT MIN(position), MAX(position) FROM {CHAIN_TABLE}"
+                            ).fetchall()[0]
+    return first is not None and int(first) <= known_at <= int(head)
 
 
 # --- maintenance: what a catch-up batch changed --------------------------------------------
@@ -321,9 +443,10 @@ def _in(n: int) -> str:
     return ",".join("?" * n)
 
 
-def note_batch(c: Any, folder: Any, events: int) -> None:
+def note_batch(c: Any, folder: Any, events: int, first: int) -> None:
     """Record what one catch-up batch changed (``folder``: the read model's batch
-    folder, after it wrote its rows), in the batch's transaction."""
+    folder, after it wrote its rows; ``first``: the position of its first event), in
+    the batch's transaction."""
     versions = [*folder.new_versions, *folder.old_versions]
     countries = sorted({r[9] for r in versions} | {a[1] for a in folder.allocations})
     if countries:
@@ -334,7 +457,7 @@ def note_batch(c: Any, folder: Any, events: int) -> None:
     if not c.execute("SELECT 1 FROM rm_quota_pairs LIMIT 1").fetchall():
         return  # nothing built yet: nothing to mark
     if events > DETAIL_LIMIT:
-        c.execute("UPDATE rm_quota_pairs SET valid_before = ?", (EVERYTHING,))
+        _lower(c, [(EVERYTHING, None)], first)
         return
     marks = _Marks()
     lpp: dict[str, str] = {}
@@ -346,10 +469,10 @@ def note_batch(c: Any, folder: Any, events: int) -> None:
     refs = sorted({a[0] for a in folder.allocations} | {a[0] for a in folder.alloc_changes}
                   | {v[0] for v in folder.veus} | {v[0] for v in folder.veu_changes})
     for chunk in _chunks(refs):
-        for country, first in c.execute(
+        for country, earliest in c.execute(
                 "SELECT destination, MIN(ship_date) FROM rm_shipment_versions WHERE "
                 f"auth_ref IN ({_in(len(chunk))}) GROUP BY destination", chunk).fetchall():
-            marks.mark(country, first)
+            marks.mark(country, earliest)
     consignees = sorted(lpp)
     for chunk in _chunks(consignees):
         for consignee, country in c.execute(
@@ -357,9 +480,21 @@ def note_batch(c: Any, folder: Any, events: int) -> None:
                 f"auth_kind = 'lpp' AND consignee_id IN ({_in(len(chunk))}) "
                 "GROUP BY consignee_id, destination", chunk).fetchall():
             marks.mark(country, lpp[consignee])
-    c.executemany("UPDATE rm_quota_pairs SET valid_before = ? WHERE country = ? AND "
-                  "valid_before > ?", [(day, country, day)
-                                       for country, day in sorted(marks.by_country.items())])
+    _lower(c, [(day, country) for country, day in sorted(marks.by_country.items())], first)
+
+
+def _lower(c: Any, marks: Sequence[tuple[str, str | None]], first: int) -> None:
+    """Lower ``valid_before`` to ``day`` for each (day, country; None: every country),
+    noting in rm_quota_marks, per pair lowered, the position from which its days from
+    ``day`` on may differ (what a known-at lookup checks)."""
+    which = "valid_before > ?"
+    for day, country in marks:
+        where, args = (which, (day,)) if country is None else (
+            f"country = ? AND {which}", (country, day))
+        c.execute("INSERT INTO rm_quota_marks (rule_position, country, position, day) "
+                  f"SELECT rule_position, country, ?, ? FROM rm_quota_pairs WHERE {where}",
+                  (first, day, *args))
+        c.execute(f"UPDATE rm_quota_pairs SET valid_before = ? WHERE {where}", (day, *args))
 
 
 def _mark_allocations(c: Cursor, folder: Any, marks: _Marks) -> None:
@@ -382,8 +517,9 @@ def _mark_allocations(c: Cursor, folder: Any, marks: _Marks) -> None:
 
 def dump_position(p: Position) -> str:
     """A position as stored: what ``ledger quota --json`` prints."""
-    return json.dumps(p.model_dump(mode="json", exclude={"contributions"}),
-                      separators=(",", ":"))
+    # pydantic's own JSON (the stored text is only ever read back with json.loads,
+    # which gives what ``model_dump(mode="json")`` gives)
+    return p.model_dump_json(exclude={"contributions"})
 
 
 def timeline(rules: list[tuple[int, RuleBook]]) -> list[tuple[str, str, int | None]]:
@@ -448,6 +584,74 @@ def _dates(value: Any) -> Iterator[dt.date]:
     elif isinstance(value, (list, tuple)):
         for v in value:
             yield from _dates(v)
+
+
+# --- maintenance: the past of a pair (what a known-at lookup reads) ------------------------
+
+#: a pair's past rows are kept up to this many times its live rows; beyond, its history
+#: restarts at the refresh (known-at positions before it go to the fold)
+HISTORY_FACTOR = 4
+#: ... and up to this many refreshes
+MAX_REFRESHES = 64
+
+Pair = tuple[int, str]
+
+
+def computed_at(refreshes: Sequence[tuple[int, str]], day: str) -> int | None:
+    """The position a live day row was computed as known at: that of the latest
+    refresh (known_from, since_day) that recomputed ``day`` (None: none recorded)."""
+    found = [known_from for known_from, since in refreshes if since <= day]
+    return max(found) if found else None
+
+
+def closed_at(pending: Sequence[tuple[int, str]], day: str) -> int | None:
+    """The first position from which a live day row may be wrong: that of the first
+    batch, among the marks (position, day) since the last refresh, that changed a
+    day on or before it (None: none did)."""
+    found = [position for position, mark_day in pending if mark_day <= day]
+    return min(found) if found else None
+
+
+def _keep_past(c: Any, pair: Pair, since: str) -> None:
+    """Before a refresh replaces the pair's live rows from ``since`` on: keep each in
+    rm_quota_past, valid from the position it was computed at until the first batch
+    that may have changed it."""
+    refreshes = c.execute("SELECT known_from, since_day FROM rm_quota_refreshes WHERE "
+                          "rule_position = ? AND country = ?", pair).fetchall()
+    if not refreshes:  # built before the index kept a past
+        return
+    last = max(known_from for known_from, _since in refreshes)
+    pending = c.execute("SELECT position, day FROM rm_quota_marks WHERE rule_position = ? "
+                        "AND country = ? AND position > ?", (*pair, last)).fetchall()
+    past = []
+    for regime, day, position in c.execute(
+            "SELECT regime, day, position FROM rm_quota_days WHERE rule_position = ? AND "
+            "country = ? AND day >= ?", (*pair, since)).fetchall():
+        start, end = computed_at(refreshes, day), closed_at(pending, day)
+        if start is not None and end is not None and start < end:
+            past.append((*pair, regime, day, start, end, position))
+    c.insert_rows("rm_quota_past", "rule_position, country, regime, day, known_from, "
+                  "known_to, position", past)
+
+
+def _note_refresh(c: Any, pair: Pair, since: str, cut: int) -> None:
+    """Record that the pair's days from ``since`` on are now as known at ``cut``;
+    restart its history at ``cut`` when it outgrew its bounds (``HISTORY_FACTOR``,
+    ``MAX_REFRESHES``)."""
+    c.execute("INSERT INTO rm_quota_refreshes (rule_position, country, known_from, "
+              "since_day) VALUES (?, ?, ?, ?)", (*pair, cut, since))
+    where = "WHERE rule_position = ? AND country = ?"
+    past, live, refreshes = c.execute(
+        f"SELECT (SELECT COUNT(*) FROM rm_quota_past {where}), "
+        f"(SELECT COUNT(*) FROM rm_quota_days {where}), "
+        f"(SELECT COUNT(*) FROM rm_quota_refreshes {where})", (*pair, *pair, *pair)
+    ).fetchall()[0]
+    if past > HISTORY_FACTOR * live or refreshes > MAX_REFRESHES:
+        for table in ("rm_quota_past", "rm_quota_refreshes", "rm_quota_marks"):
+            c.execute(f"DELETE FROM {table} {where}", pair)
+        # every live row is exact as known at cut (the pair was just refreshed)
+        c.execute("INSERT INTO rm_quota_refreshes (rule_position, country, known_from, "
+                  "since_day) VALUES (?, ?, ?, ?)", (*pair, cut, EVERYTHING))
 
 
 class PositionIndex:
@@ -539,6 +743,7 @@ class PositionIndex:
                          or bool(state.allocations_by_country.get(country)))
             for pos, book in todo:
                 since = valid.get(pos, EVERYTHING)
+                _keep_past(c, (pos, country), since)
                 c.execute("DELETE FROM rm_quota_days WHERE rule_position = ? AND country = ? "
                           "AND day >= ?", (pos, country, since))
                 rows = [(pos, country, _iso(regime), _iso(day), dump_position(p))
@@ -547,6 +752,7 @@ class PositionIndex:
                         if _iso(day) >= since]
                 c.insert_rows("rm_quota_days",
                               "rule_position, country, regime, day, position", rows)
+                _note_refresh(c, (pos, country), since, cut)
                 c.execute("DELETE FROM rm_quota_pairs WHERE rule_position = ? AND "
                           "country = ?", (pos, country))
                 c.execute("INSERT INTO rm_quota_pairs (rule_position, country, "
@@ -554,14 +760,20 @@ class PositionIndex:
                           (pos, country, FRESH, active))
             return len(todo)
 
-    def refresh_all(self) -> int:
-        """Build every stale pair of every country (e.g. after a rebuild)."""
+    def refresh_all(self, progress: Callable[[int, int], None] | None = None) -> int:
+        """Build every stale pair of every country (e.g. after a rebuild or an
+        import); ``progress(countries done, countries)`` after each country."""
         self._seed_countries()
         with self.rm._tx(commit=False) as c:
             countries = [r[0] for r in c.execute(
                 "SELECT country FROM rm_quota_countries ORDER BY country").fetchall()]
         self.refresh_timeline()
-        return sum(self.refresh(country) for country in countries)
+        built = 0
+        for done, country in enumerate(countries, 1):
+            built += self.refresh(country)
+            if progress is not None:
+                progress(done, len(countries))
+        return built
 
     def refresh_stale(self) -> int:
         """Recompute every built pair that catch-up marked stale (the deploy's

@@ -159,8 +159,34 @@ def authorization_checks(state: LedgerState, row: ShipmentRow
     return lic, veu
 
 
+class Treater:
+    """``treat`` under one revision, memoized: ``classify`` reads only the destination,
+    the product, its TPP per unit and declared die area, the authorization kind, the
+    license/VEU checks and the revision's dated period of the ship date (the key of
+    ``projections.replay.classify_all``), so shipments alike in these share one
+    Treatment. A country's fold classifies far fewer combinations than shipments."""
+
+    def __init__(self, state: LedgerState, rule: RuleBook):
+        self.state = state
+        self.rule = rule
+        self.memo: dict[tuple[object, ...], Treatment] = {}
+
+    def __call__(self, row: ShipmentRow) -> Treatment:
+        f = row.fields
+        kind = f.authorization.kind
+        lic, veu = (authorization_checks(self.state, row) if kind in ("license", "veu")
+                    else (None, None))
+        key = (self.rule.dated_period(f.ship_date), f.destination, kind, f.product_id,
+               f.tpp_per_unit, f.die_area_mm2, lic, veu)
+        t = self.memo.get(key)
+        if t is None:
+            t = self.memo[key] = classify(f, self.rule, license=lic, veu=veu)
+        return t
+
+
 def lpp_excesses(state: LedgerState, rule: RuleBook, consignees: Iterable[str],
-                 as_of: dt.date) -> dict[tuple[str, str], int]:
+                 as_of: dt.date, treater: Treater | None = None
+                 ) -> dict[tuple[str, str], int]:
     """Per LPP shipment of these consignees, the part over the calendar-year limit.
 
     The excess of a shipment depends only on the consignee's earlier-dated LPP
@@ -170,6 +196,7 @@ def lpp_excesses(state: LedgerState, rule: RuleBook, consignees: Iterable[str],
     out: dict[tuple[str, str], int] = {}
     if limit is None:
         return out
+    treated = treater or Treater(state, rule)
     for consignee in consignees:
         per_year: dict[int, list[ShipmentRow]] = defaultdict(list)
         for key in state.by_consignee.get(consignee, ()):
@@ -178,7 +205,7 @@ def lpp_excesses(state: LedgerState, rule: RuleBook, consignees: Iterable[str],
                 continue
             if row.fields.authorization.kind != "lpp":
                 continue
-            if treat(state, row, rule).bucket is not Bucket.LPP:
+            if treated(row).bucket is not Bucket.LPP:
                 continue
             per_year[row.fields.ship_date.year].append(row)
         for rows in per_year.values():
@@ -318,10 +345,11 @@ def country_inputs(state: LedgerState, country: str, as_of: dt.date, rule: RuleB
     ``as_of`` under ``rule``: what ``fold_country`` needs besides the state."""
     rows = [state.shipments[k] for k in state.by_country.get(country, ())]
     rows = [r for r in rows if not r.voided and r.fields.ship_date <= as_of]
-    treatments = {row.key: treat(state, row, rule) for row in rows}
+    treated = Treater(state, rule)
+    treatments = {row.key: treated(row) for row in rows}
     lpp_consignees = {r.fields.consignee_id for r in rows
                       if treatments[r.key].bucket is Bucket.LPP}
-    return treatments, lpp_excesses(state, rule, lpp_consignees, as_of)
+    return treatments, lpp_excesses(state, rule, lpp_consignees, as_of, treated)
 
 
 def position_days(state: LedgerState, country: str, rule: RuleBook,
@@ -437,6 +465,10 @@ class _Fold:
         self.first_breach: BreachRef | None = None
         self.contributions: list[Contribution] = []
         self.counted = 0
+        #: ``_outside_cap_period`` by (revision, destination, ship date)
+        self.periods: dict[tuple[int, str, dt.date], str | None] = {}
+        self.tiers: dict[tuple[int, str, dt.date], int | None] = {}
+        self.cap_periods: dict[tuple[int, str, dt.date], Period | None] = {}
 
     @property
     def committed(self) -> int:
@@ -558,7 +590,7 @@ class _Fold:
         tpp = row.tpp
         flag: Flag | None = t.flag
         flag_tpp = tpp if flag is not None else 0
-        outside_period = _outside_cap_period(row, rule)
+        outside_period = self._outside_period(row, rule)
         if outside_period is not None and t.bucket in (Bucket.CAP, Bucket.LICENSE):
             if t.bucket is Bucket.LICENSE:
                 self._license_shipment(row, tpp, counts=False)
@@ -583,6 +615,30 @@ class _Fold:
         else:
             self.breakdown["not_counted_tpp"] += tpp
         return t, flag, flag_tpp
+
+    def _tier(self, rule: RuleBook, country: str, as_of: dt.date) -> int | None:
+        """``rule.tier_of``, memoized (``position_days`` asks it once per day)."""
+        key = (id(rule), country, as_of)
+        if key not in self.tiers:
+            self.tiers[key] = rule.tier_of(country, as_of)
+        return self.tiers[key]
+
+    def _cap_period(self, rule: RuleBook | None, country: str, as_of: dt.date
+                    ) -> Period | None:
+        """``cap_period_of``, memoized like ``_tier``."""
+        key = (id(rule), country, as_of)
+        if key not in self.cap_periods:
+            self.cap_periods[key] = cap_period_of(rule, country, as_of)
+        return self.cap_periods[key]
+
+    def _outside_period(self, row: ShipmentRow, rule: RuleBook | None) -> str | None:
+        """``_outside_cap_period``, memoized: it reads only the destination's tier on
+        the ship date and the revision's period."""
+        f = row.fields
+        key = (id(rule), f.destination, f.ship_date)
+        if key not in self.periods:
+            self.periods[key] = _outside_cap_period(row, rule)
+        return self.periods[key]
 
     def _license_shipment(self, row: ShipmentRow, tpp: int, *, counts: bool) -> int:
         """Ship ``tpp`` under the row's license; ``counts``: inside the cap period.
@@ -614,7 +670,7 @@ class _Fold:
         breakdown["country_allocations_tpp"] = self.cap_extra
         if self.base_cap is not None:
             breakdown["rule_cap_tpp"] = self.base_cap
-        period = cap_period_of(cap_rule, country, as_of) if cap is not None else None
+        period = self._cap_period(cap_rule, country, as_of) if cap is not None else None
         if cap is None:
             status: Status = "no-cap"
             remaining = None
@@ -632,7 +688,8 @@ class _Fold:
                                   else min(known_at, state.position)),
             rule=rule_label if rule_label is not None else (None if cap_rule is None
                                                             else cap_rule.id),
-            tier=None if cap_rule is None else cap_rule.tier_of(country, as_of), cap_tpp=cap,
+            tier=None if cap_rule is None else self._tier(cap_rule, country, as_of),
+            cap_tpp=cap,
             committed_tpp=committed, remaining_tpp=remaining, status=status,
             cap_period=period, first_breach=self.first_breach,
             flagged={k: FlagTotal(count=v[0], tpp=v[1])

@@ -25,7 +25,13 @@ faster ``json.loads``), not on pydantic events, because rebuild speed is bounded
 decoding; an event stored in another shape than its class's current one (its
 stored ``class_version``, 1 when absent, differs) goes through ``decode_event`` so
 upcasters still apply. Current-version events, nearly all of them, are read as stored:
-their bytes were validated when written.
+their bytes were validated when written. Shipment recordings and corrections are read
+as stored in every shape: their versions only added fields (``end_use``,
+``die_area_mm2``), absent in older shapes, where the upcasters give None too.
+
+``rm_shipment_versions.die_area_mm2`` came after the table: a read model created
+before it gets the column (NULL in its rows, right for events that could not declare
+one) by ``ALTER TABLE`` on first use (``_MIGRATIONS``).
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from eventsourcing.persistence import PersistenceError
@@ -74,7 +81,7 @@ Progress = Callable[[int, int], None]
 
 _SHIP_COLS = ("sid, recorded_from, recorded_to, first_position, corrections, voided, "
               "exporter_id, shipment_ref, ship_date, destination, consignee_id, product_id, "
-              "quantity, tpp_per_unit, auth_kind, auth_ref")
+              "quantity, tpp_per_unit, auth_kind, auth_ref, die_area_mm2")
 #: the columns of an allocation row, in the order _add_allocations unpacks them
 _ALLOC_SELECT = ("SELECT allocation_id, country, holder, valid_from, valid_to, position, "
                  "reference, amount FROM rm_allocations")
@@ -91,7 +98,10 @@ _TABLES = [
     # at the end of the key order (a random-id key made a rebuild a third slower);
     # a correction finds its shipment's first position through the events table's
     # own (originator_id, version) key
-    "auth_ref TEXT, PRIMARY KEY (first_position, recorded_from))",
+    "auth_ref TEXT, "
+    # the declared die area in mm² as its exact decimal text (NULL: none declared);
+    # last, as a read model from before it gets it by ALTER TABLE (see _MIGRATIONS)
+    "die_area_mm2 TEXT, PRIMARY KEY (first_position, recorded_from))",
     "CREATE TABLE IF NOT EXISTS rm_allocations ("
     "allocation_id TEXT PRIMARY KEY, country TEXT NOT NULL, holder TEXT, "
     "valid_from TEXT NOT NULL, valid_to TEXT, position BIGINT NOT NULL, reference TEXT, "
@@ -116,8 +126,43 @@ _INDEXES = [
     "CREATE INDEX IF NOT EXISTS rm_alloc_country ON rm_allocations (country)",
     *position_index.INDEXES,
 ]
+#: columns added after the table was first released: (table, column, type). A read
+#: model created before gets them by ALTER TABLE, NULL in every existing row, which is
+#: the right value: the rows come from events written before the column existed (a
+#: die area could not be declared then). A column is only ever added last.
+_MIGRATIONS = [("rm_shipment_versions", "die_area_mm2", "TEXT")]
 _DROP = ["rm_shipment_versions", "rm_allocations", "rm_allocation_changes", "rm_veus",
          "rm_veu_changes", "rm_rules", "rm_position", *position_index.TABLE_NAMES]
+
+
+def _columns(c: _Cursor, table: str) -> set[str]:
+    """The column names of ``table`` as the database has it."""
+    if c.pg:
+        rows = c.execute("SELECT column_name FROM information_schema.columns WHERE "
+                         "table_schema = current_schema() AND table_name = ?",
+                         (table,)).fetchall()
+        return {r[0] for r in rows}
+    return {r[1] for r in c.execute(f"PRAGMA table_info({table})").fetchall()}
+
+
+def _missing_columns(c: _Cursor) -> list[tuple[str, str, str]]:
+    """The _MIGRATIONS whose column the tables lack (a read model from before them)."""
+    found: dict[str, set[str]] = {}
+    missing = []
+    for table, column, kind in _MIGRATIONS:
+        if table not in found:
+            found[table] = _columns(c, table)
+        if column not in found[table]:
+            missing.append((table, column, kind))
+    return missing
+
+
+def _migrate(c: _Cursor) -> None:
+    """Add the columns a read model created by an earlier version lacks (in the
+    schema transaction: a concurrent process sees the table before or after)."""
+    for table, column, kind in _missing_columns(c):
+        c.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+
 
 class ProjectionConflict(Exception):
     """Another process moved the projection while this one folded a batch."""
@@ -242,7 +287,10 @@ class ReadModel:
         for attempt in range(8):
             try:
                 with self._tx() as c:
-                    for sql in _TABLES + (_INDEXES if indexes else []):
+                    for sql in _TABLES:
+                        c.execute(sql)
+                    _migrate(c)
+                    for sql in _INDEXES if indexes else []:
                         c.execute(sql)
                     c.execute("INSERT INTO rm_position (name, position) VALUES (?, 0) "
                               "ON CONFLICT (name) DO NOTHING", (PROJECTION,))
@@ -269,7 +317,8 @@ class ReadModel:
                 sql = sql.replace("?", f"'{position_index.LAST_INDEX}'")
                 found = bool(c.execute(sql).fetchall())
                 return found and bool(c.execute(
-                    "SELECT 1 FROM rm_position WHERE name = ?", (PROJECTION,)).fetchall())
+                    "SELECT 1 FROM rm_position WHERE name = ?", (PROJECTION,)).fetchall()
+                ) and not _missing_columns(c)
         except Exception:  # noqa: BLE001 - a missing table is the answer "no"
             return False
 
@@ -316,8 +365,10 @@ class ReadModel:
             c.execute("ANALYZE")
         return folded
 
-    def catch_up(self, progress: Progress | None = None, batch: int = BATCH) -> int:
-        """Fold every event recorded after the read model's position; returns how many.
+    def catch_up(self, progress: Progress | None = None, batch: int = BATCH,
+                 until: int | None = None) -> int:
+        """Fold every event recorded after the read model's position (with ``until``:
+        up to that position only); returns how many.
 
         Each batch is one transaction holding its rows and the new position. Raises
         StorageError if the database refuses."""
@@ -329,11 +380,13 @@ class ReadModel:
             position, head = c.execute(
                 f"SELECT (SELECT position FROM rm_position WHERE name = ?), "
                 f"({self._head_sql()})", (PROJECTION,)).fetchall()[0]
+        if until is not None:
+            head = min(int(head or 0), until)
         if int(position or 0) >= int(head or 0):
             return 0
         while True:
             try:
-                n, done, head = self._fold_batch(batch)
+                n, done, head = self._fold_batch(batch, until)
             except ProjectionConflict:
                 conflicts += 1
                 if conflicts > 50:
@@ -346,19 +399,15 @@ class ReadModel:
             if n == 0 or done >= head:
                 return folded
 
-    def _fold_batch(self, batch: int) -> tuple[int, int, int]:
+    def _fold_batch(self, batch: int, until: int | None = None) -> tuple[int, int, int]:
         with self._tx() as c:
             start = int(c.execute("SELECT position FROM rm_position WHERE name = ?",
                                   (PROJECTION,)).fetchall()[0][0])
-            if self.pg:
-                sql = (f"SELECT notification_id, originator_id, topic, state FROM "
-                       f"{self.events_table} WHERE notification_id > ? "
-                       "ORDER BY notification_id LIMIT ?")
-            else:
-                sql = (f"SELECT rowid, originator_id, topic, state FROM {self.events_table} "
-                       "WHERE rowid > ? ORDER BY rowid LIMIT ?")
-            rows = c.execute(sql, (start, batch)).fetchall()
-            head = self._head(c)
+            pos = "notification_id" if self.pg else "rowid"
+            sql = (f"SELECT {pos}, originator_id, topic, state FROM {self.events_table} "
+                   f"WHERE {pos} > ? AND {pos} <= ? ORDER BY {pos} LIMIT ?")
+            head = self._head(c) if until is None else min(self._head(c), until)
+            rows = c.execute(sql, (start, head, batch)).fetchall()
             if not rows:
                 return 0, start, head
             end = int(rows[-1][0])
@@ -371,7 +420,7 @@ class ReadModel:
             folder = _Folder(c, self.events_table)
             folder.fold(rows)
             # in the same transaction: what the batch changed, for the position index
-            position_index.note_batch(c, folder, len(rows))
+            position_index.note_batch(c, folder, len(rows), int(rows[0][0]))
         return len(rows), end, head
 
     # --- queries ----------------------------------------------------------------------
@@ -545,7 +594,7 @@ _AUTHS: dict[tuple[str, str | None], Authorization] = {}
 def _add_shipment(state: LedgerState, r: Sequence[Any]) -> None:
     (_sid, recorded_from, _to, first_position, corrections, _voided, exporter_id,
      shipment_ref, ship_date, destination, consignee_id, product_id, quantity, tpp_per_unit,
-     auth_kind, auth_ref) = r
+     auth_kind, auth_ref, die_area) = r
     key = (exporter_id, shipment_ref)
     if key in state.shipments:
         return
@@ -560,6 +609,7 @@ def _add_shipment(state: LedgerState, r: Sequence[Any]) -> None:
         ship_date=dt.date.fromisoformat(ship_date), destination=destination,
         consignee_id=consignee_id, product_id=product_id, quantity=int(quantity),
         tpp_per_unit=int(tpp_per_unit), authorization=auth,
+        die_area_mm2=None if die_area is None else Decimal(die_area),
     )
     row = ShipmentRow(exporter_id, shipment_ref, fields, int(first_position),
                       int(recorded_from), int(corrections), False)
@@ -620,6 +670,10 @@ def _add_veus(state: LedgerState, veus: Sequence[Sequence[Any]],
 # --- event rows -> table rows ----------------------------------------------------------------
 
 
+#: event classes whose every stored shape the folder reads without upcasting
+_READ_AS_STORED = ("ShipmentRecorded", "ShipmentCorrected")
+
+
 class _Folder:
     """Turns one batch of stored events into table rows, written with executemany."""
 
@@ -660,7 +714,7 @@ class _Folder:
             # written) unless its class_version differs: only then let decode_event and
             # the upcasters read it. A current-version event carries "class_version"
             # too (any class above version 1 writes it), so test the value, not the key.
-            if data.pop("class_version", 1) != version:
+            if data.pop("class_version", 1) != version and version:
                 data = decode_event(topic, bytes(state), originator_id, 1).model_dump(
                     mode="json")
             sid = originator_id if isinstance(originator_id, str) else originator_id.hex
@@ -673,7 +727,8 @@ class _Folder:
                     sid, position, None, position, 0, 0, data["exporter_id"],
                     data["shipment_ref"], sh["ship_date"], sh["destination"],
                     sh["consignee_id"], sh["product_id"], sh["quantity"],
-                    sh["tpp_per_unit"], auth["kind"], auth.get("ref")]))
+                    sh["tpp_per_unit"], auth["kind"], auth.get("ref"),
+                    sh.get("die_area_mm2")]))
             else:
                 decoded.append((position, sid, handler, data))
                 if fix:
@@ -709,8 +764,12 @@ class _Folder:
             handler = getattr(self, "_" + name, None)
             if handler is None:
                 return False, 0, False
-        return (handler, resolve_topic(topic).class_version,
-                name in ("ShipmentCorrected", "ShipmentVoided"))
+        # Every stored shape of a shipment event holds the columns under the same
+        # names, a field added later being absent (None) in older shapes, which is what
+        # their upcasters give (end_use, die_area_mm2): read them as stored, version 0
+        # ("any"), so a ledger of older shipments does not rebuild through pydantic.
+        version = 0 if name in _READ_AS_STORED else resolve_topic(topic).class_version
+        return handler, version, name in ("ShipmentCorrected", "ShipmentVoided")
 
     def _load_open(self, sids: list[str]) -> None:
         c = self.c
@@ -728,7 +787,7 @@ class _Folder:
 
     # shipments: a version row is [sid, recorded_from, recorded_to, first_position,
     # corrections, voided, exporter_id, shipment_ref, ship_date, destination, consignee_id,
-    # product_id, quantity, tpp_per_unit, auth_kind, auth_ref]
+    # product_id, quantity, tpp_per_unit, auth_kind, auth_ref, die_area_mm2]
 
     def _successor(self, position: int, sid: str) -> list[Any]:
         """Close the open version of ``sid`` at ``position``; return a copy to amend."""
@@ -756,6 +815,10 @@ class _Folder:
         if ch.get("authorization") is not None:
             row[14] = ch["authorization"]["kind"]
             row[15] = ch["authorization"].get("ref")
+        # as ShipmentChanges.apply: a new product drops the old product's die area
+        # unless the correction declares one
+        if ch.get("die_area_mm2") is not None or ch.get("product_id") is not None:
+            row[16] = ch.get("die_area_mm2")
 
     def _ShipmentVoided(self, position: int, sid: str, d: dict[str, Any]) -> None:
         self._successor(position, sid)[5] = 1

@@ -220,8 +220,8 @@ def classify_all(rows: list[ShipmentRow], rule_at: RuleAt, checks: Checks
     """Every shipment's treatment under ``rule_at`` of its date: the same as
     ``positions.treat``, with the classification memoized.
 
-    ``classify`` reads only the destination, the product and its TPP per unit, the
-    authorization kind, the license/VEU checks and the rule's dated period of the ship
+    ``classify`` reads only the destination, the product, its TPP per unit and declared
+    die area, the authorization kind, the license/VEU checks and the rule's dated period of the ship
     date (group changes, product-rule start dates), so shipments alike in these get the
     same Treatment; a large ledger has far fewer such combinations than shipments."""
     memo: dict[tuple[object, ...], Treatment] = {}
@@ -235,7 +235,8 @@ def classify_all(rows: list[ShipmentRow], rule_at: RuleAt, checks: Checks
             continue
         lic, veu = checks[key]
         memo_key = (id(rule), rule.dated_period(f.ship_date), f.destination,
-                    f.authorization.kind, f.product_id, f.tpp_per_unit, lic, veu)
+                    f.authorization.kind, f.product_id, f.tpp_per_unit, f.die_area_mm2,
+                    lic, veu)
         t = memo.get(memo_key)
         if t is None:
             t = memo[memo_key] = classify(f, rule, license=lic, veu=veu)

@@ -6,10 +6,10 @@ per shipment for the running parts:
 
 1. **Groups.** A shipment's treatment (``ledger.counting.classify``) depends only on
    its lane's revision and dated period on the ship date, its destination, product,
-   TPP per unit, authorization kind and license/VEU check; shipments alike in these
-   form a group, classified once (a million shipments: a few thousand groups). The
-   license/VEU checks are computed once per distinct (reference, exporter,
-   destination, ship date).
+   TPP per unit and declared die area, authorization kind and license/VEU check;
+   shipments alike in these form a group, classified once (a million shipments: a
+   few thousand groups). The license/VEU checks are computed once per distinct
+   (reference, exporter, destination, ship date).
 2. **LPP year totals.** LPP shipments sorted by (consignee, year), then (ship date,
    recorded position): a cumulative sum per consignee-year gives each shipment's
    earlier total, and the excess is ``clip(total + tpp - limit, 0, tpp)``.
@@ -40,6 +40,7 @@ import datetime as dt
 from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, Literal, overload
 
 import numpy as np
@@ -167,7 +168,12 @@ def fields_at(cols: ShipmentColumns, i: int) -> ShipmentFields:
         product_id=cols.products[int(cols.product[i])], quantity=int(cols.quantity[i]),
         tpp_per_unit=int(cols.tpp_per_unit[i]),
         authorization=_authorization(cols.auth_kinds[int(cols.auth_kind[i])],
-                                     cols.auth_refs[int(cols.auth_ref[i])] or None))
+                                     cols.auth_refs[int(cols.auth_ref[i])] or None),
+        die_area_mm2=_die_area(cols.die_areas[int(cols.die_area[i])]))
+
+
+def _die_area(text: str) -> Decimal | None:
+    return Decimal(text) if text else None
 
 
 def row_at(cols: ShipmentColumns, i: int) -> ShipmentRow:
@@ -346,7 +352,8 @@ Memo = dict[tuple[int, ...], tuple[Treatment, bool]]
 def classify_groups(cols: ShipmentColumns, checks: Checks, days: Days,
                     day_index: IntArray, memo: Memo) -> Groups:
     group, first = group_codes(days.key[day_index], cols.destination, cols.auth_kind,
-                               cols.product, cols.tpp_per_unit, checks.license, checks.veu)
+                               cols.product, cols.tpp_per_unit, cols.die_area,
+                               checks.license, checks.veu)
     found = [classify_row(cols, checks, days, int(f), int(day_index[f]), memo)
              for f in first]
     treatments = [t for t, _ in found]
@@ -364,7 +371,7 @@ def classify_row(cols: ShipmentColumns, checks: Checks, days: Days, i: int, d: i
     rule = days.rules[r]
     key = (id(rule), int(days.key[d]) - r * 1_000_000, int(cols.destination[i]),
            int(cols.auth_kind[i]), int(cols.product[i]), int(cols.tpp_per_unit[i]),
-           int(checks.license[i]), int(checks.veu[i]))
+           int(cols.die_area[i]), int(checks.license[i]), int(checks.veu[i]))
     found = memo.get(key)
     if found is None:
         f = fields_at(cols, i)

@@ -72,7 +72,8 @@ class Scenario:
 
     def ship(self, ref: str, day: str, dest: str, quantity: int, *, auth: str = "none",
              product: str = "nvidia-h100-sxm", exporter: str = "acme",
-             consignee: str = "c1", tpp_per_unit: int | None = None) -> None:
+             consignee: str = "c1", tpp_per_unit: int | None = None,
+             die_area: str | None = None) -> None:
         kind, _, authref = auth.partition(":")
         authorization: dict[str, Any] = {"kind": kind}
         if authref:
@@ -83,6 +84,8 @@ class Scenario:
             authorization=authorization)
         if tpp_per_unit is not None:
             fields["tpp_per_unit"] = tpp_per_unit
+        if die_area is not None:
+            fields["die_area_mm2"] = die_area
         self.do(**fields)
 
     def license(self, alloc_id: str, country: str, amount: int, start: str,

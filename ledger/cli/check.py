@@ -13,7 +13,7 @@ import click
 
 from ledger.cli.common import COUNTRY, DATE, open_ledger
 from ledger.cli.output import console, print_json, tpp
-from ledger.cli.ship import AUTH
+from ledger.cli.ship import AUTH, DIE_AREA
 from ledger.countries import country_name
 
 
@@ -48,7 +48,7 @@ def _proposed(line: str | None, options: dict[str, Any]) -> dict[str, Any]:
             "shipment_ref": options["ref"], "ship_date": options["date"].isoformat(),
             "destination": options["to"], "consignee_id": options["consignee"],
             "product_id": options["product"], "quantity": options["quantity"],
-            "tpp_per_unit": options["tpp_per_unit"],
+            "tpp_per_unit": options["tpp_per_unit"], "die_area_mm2": options["die_area"],
             "authorization": options["auth"] or {"kind": "none"},
             "end_use": options["end_use"]}
     return {k: v for k, v in data.items() if v is not None}
@@ -88,6 +88,8 @@ def _fields(ledger: Any, data: dict[str, Any]) -> tuple[str, str, Any]:
 @click.option("--product", help="Product id, e.g. nvidia-h100-sxm.")
 @click.option("--quantity", type=int, help="Number of units (> 0).")
 @click.option("--tpp-per-unit", type=int, help="Required when the product is not in the catalog.")
+@click.option("--die-area", type=DIE_AREA,
+              help="Die area in mm² of a product not in the catalog (with --tpp-per-unit).")
 @click.option("--auth", type=AUTH, help="none | lpp | license:ALLOCATION_ID | veu:VEU_ID "
                                         "[default: none]")
 @click.option("--end-use", help="Declared end use.")

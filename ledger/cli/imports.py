@@ -54,14 +54,26 @@ def import_file(ledger: Ledger, path: Path, *, actor: str | None = None,
     return ledger.import_stream(read_chunks(path, chunk_size), actor=actor, skip_bad=skip_bad)
 
 
+#: an import appending this many events builds the position index by default
+INDEX_AFTER_IMPORT = 10_000
+
+
 @click.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--skip-bad", is_flag=True,
               help="Append the good lines and list the bad ones (exit code 3), instead of "
                    "appending nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
+@click.option("--index/--no-index", default=None,
+              help="Then fold the read models and build the position index for every "
+                   "country under every rule revision, so the first query after the "
+                   "import answers at once. Default: only when the import appended "
+                   f"{INDEX_AFTER_IMPORT:,} events or more (a small import leaves the "
+                   "small builds to the first queries).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.pass_context
-def import_(ctx: click.Context, file: Path, skip_bad: bool, as_json: bool) -> None:
+def import_(ctx: click.Context, file: Path, skip_bad: bool, as_json: bool,
+            index: bool | None, quiet: bool) -> None:
     """Append events from a JSON Lines FILE (one object per line with a "type").
 
     Types: shipment.recorded, shipment.corrected, shipment.voided,
@@ -86,8 +98,17 @@ def import_(ctx: click.Context, file: Path, skip_bad: bool, as_json: bool) -> No
         if as_json:
             print_json(_summary(e.result, appended=0))
         raise
+    built = None
+    if index or (index is None and result.appended >= INDEX_AFTER_IMPORT):
+        from ledger.cli.projections import build_index
+        from projections.readmodel import ReadModel
+
+        built = build_index(ReadModel(ledger), quiet=quiet or as_json)
     if as_json:
-        print_json(_summary(result, appended=result.appended))
+        summary = _summary(result, appended=result.appended)
+        if built is not None:
+            summary["position_index"] = built
+        print_json(summary)
     elif result.commands and result.duplicates == result.commands:
         # every line was recorded before (this file imported earlier, or by another
         # process at the same moment): nothing to do, and that is success
@@ -101,6 +122,10 @@ def import_(ctx: click.Context, file: Path, skip_bad: bool, as_json: bool) -> No
                    f"{len(result.errors)} refused")
         for number, error in result.errors:
             click.secho(f"  line {number}: {error}", fg="yellow", err=True)
+    if built is not None and not as_json:
+        from ledger.cli.projections import index_line
+
+        click.echo(index_line(built))
     if result.errors:
         ctx.exit(EXIT_SKIPPED)
 

@@ -6,7 +6,8 @@ other commands never load them.
 
 CSV files have a header row; the columns are ``type`` (default ``shipment.recorded``),
 ``shipment_ref``, ``ship_date``, ``destination``, ``consignee_id``, ``product_id``,
-``quantity``, ``tpp_per_unit``, ``authorization`` (``none``, ``lpp``,
+``quantity``, ``tpp_per_unit``, ``die_area_mm2`` (mm², a product not in the catalog),
+``authorization`` (``none``, ``lpp``,
 ``license:ALLOCATION_ID``, ``veu:VEU_ID``), ``reason`` (corrections and voids) and
 optionally ``exporter_id``; an empty cell means "not given".
 """
@@ -25,8 +26,8 @@ from ledger.cli.kafka_options import kafka_connection_options, pop_connection
 from ledger.cli.output import print_json, progress
 
 CSV_COLUMNS = ("type", "exporter_id", "shipment_ref", "ship_date", "destination",
-               "consignee_id", "product_id", "quantity", "tpp_per_unit", "authorization",
-               "reason")
+               "consignee_id", "product_id", "quantity", "tpp_per_unit", "die_area_mm2",
+               "authorization", "reason")
 
 
 def _csv_rows(path: Path) -> list[tuple[int, Any]]:

@@ -18,7 +18,7 @@ def products() -> None:
 def _describe(product_id: str, tpp: int, density: Decimal | None,
               product: Any | None) -> dict[str, Any]:
     """Everything ``products show`` prints, JSON-ready."""
-    from ledger.classification import THRESHOLDS_SOURCE, classify_3a090
+    from ledger.classification import THRESHOLDS_SOURCE, classify_3a090, shown_density
     from ledger.composition import bundled_instruments
 
     c = classify_3a090(tpp, density)
@@ -40,7 +40,7 @@ def _describe(product_id: str, tpp: int, density: Decimal | None,
         "tpp_kind": product.kind if product else "declared",
         "die_area_mm2": product.die_area_mm2 if product else None,
         "die_area_source": product.die_area_source if product else None,
-        "performance_density": density,
+        "performance_density": None if density is None else shown_density(density),
         "density_source": None,
         "density_kind": None,
         "paragraph": c.paragraph, "controlled": c.controlled, "decided_by": c.decided_by,
@@ -76,6 +76,7 @@ def show(product_id: str, tpp: int | None, die_area: float | None, as_json: bool
     ledger products show custom-asic --tpp 3000 --die-area 800
     """
     from ledger.catalog import bundled_catalog
+    from ledger.classification import performance_density
     from ledger.errors import UnknownProduct, ValidationError
 
     product = bundled_catalog().get(product_id)
@@ -93,8 +94,8 @@ def show(product_id: str, tpp: int | None, die_area: float | None, as_json: bool
     else:
         assert tpp is not None
         value = tpp
-        density = None if die_area is None else (Decimal(tpp) / Decimal(str(die_area))
-                                                 ).quantize(Decimal("0.01"))
+        density = (None if die_area is None
+                   else performance_density(tpp, Decimal(str(die_area))))
     data = _describe(product_id, value, density, product)
     if as_json:
         print_json(data)

@@ -9,6 +9,8 @@ Queries catch up by themselves, so these are for operators, not a required step.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import click
@@ -28,43 +30,68 @@ def projections() -> None:
     """Read models that answer queries without replaying the log."""
 
 
-@projections.command()
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-@click.option("--index", is_flag=True,
-              help="Then build the position index for every country under every rule "
-                   "revision (otherwise each is built by its first query).")
-@click.pass_context
-def rebuild(ctx: click.Context, quiet: bool, index: bool) -> None:
-    """Drop the read models and fold the whole event log again."""
+@contextmanager
+def progress_bar(label: str, quiet: bool) -> Iterator[Callable[[int, int], None] | None]:
+    """A transient progress bar on stderr (none when ``quiet``): yields the
+    ``progress(done, total)`` callback to hand to the work."""
+    if quiet:
+        yield None
+        return
+    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
     from rich.progress import TimeElapsedColumn
 
+    columns = (TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, transient=True, console=Console(stderr=True)) as bar:
+        task = bar.add_task(label, total=None)
+
+        def report(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield report
+
+
+INDEX_HELP = ("build the position index for every country under every rule revision, "
+              "so no query pays for its (revision, country) pair")
+
+
+def build_index(rm: Any, *, quiet: bool) -> dict[str, Any]:
+    """Catch the read models up and build every (revision, country) pair of the
+    position index; returns what was done (``index_line`` says it)."""
+    from projections.position_index import PositionIndex
+
+    start = time.perf_counter()
+    with progress_bar("folding events", quiet) as report:
+        folded = rm.catch_up(progress=report)
+    with progress_bar("building the position index (countries)", quiet) as report:
+        pairs = PositionIndex(rm).refresh_all(progress=report)
+    return {"pairs": pairs, "events_folded": folded,
+            "seconds": round(time.perf_counter() - start, 1)}
+
+
+def index_line(built: dict[str, Any]) -> str:
+    folded = built["events_folded"]
+    return (f"position index built: {built['pairs']} (revision, country) pairs in "
+            f"{built['seconds']:.1f} s" + (f" ({folded} events folded first)"
+                                           if folded else ""))
+
+
+@projections.command()
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.option("--index/--no-index", default=True, show_default=True,
+              help=f"Then {INDEX_HELP} (--no-index: each is built by its first query).")
+@click.pass_context
+def rebuild(ctx: click.Context, quiet: bool, index: bool) -> None:
+    """Drop the read models and fold the whole event log again."""
     rm = _read_model(ctx)
     start = time.perf_counter()
-    if quiet:
-        folded = rm.rebuild()
-    else:
-        columns = (TextColumn("folding events"), BarColumn(), MofNCompleteColumn(),
-                   TimeElapsedColumn())
-        with Progress(*columns, transient=True) as bar:
-            task = bar.add_task("rebuild", total=None)
-
-            def report(done: int, head: int) -> None:
-                bar.update(task, completed=done, total=head)
-
-            folded = rm.rebuild(progress=report)
+    with progress_bar("folding events", quiet) as report:
+        folded = rm.rebuild(progress=report)
     took = time.perf_counter() - start
     click.echo(f"read models rebuilt: {folded} events folded in {took:.1f} s, "
                f"at position {rm.position()}")
     if index:
-        from projections.position_index import PositionIndex
-
-        start = time.perf_counter()
-        if not quiet:
-            click.echo("building the position index (one fold per country and revision)")
-        pairs = PositionIndex(rm).refresh_all()
-        click.echo(f"position index built: {pairs} (revision, country) pairs in "
-                   f"{time.perf_counter() - start:.1f} s")
+        click.echo(index_line(build_index(rm, quiet=quiet)))
 
 
 @projections.command("catch-up")

@@ -91,14 +91,16 @@ def quota(ctx: click.Context, country: str | None, all_: bool, tier: int | None,
         draft = _draft_rule(rule_file, drafted)
     if explain is not None and country is None:
         raise click.UsageError("--explain needs --country CC (one position at a time)")
-    if (as_json and country is not None and explain is None and known_at is None
-            and draft is None):
+    past = known_at.strip() if known_at is not None else None
+    if (as_json and country is not None and explain is None and draft is None
+            and (past is None or (past.isascii() and past.isdigit()))):
         # the common question, answered from the position index on a bare connection
         # (no Ledger application, no pydantic); None: the full path below answers
         from projections.position_index import lookup_database
 
         indexed = lookup_database(ctx.obj["db"], country, as_of, rule_id=rule_id,
-                                  on_the_books=books)
+                                  on_the_books=books,
+                                  known_at=None if past is None else int(past))
         if indexed is not None:
             print_json(indexed)
             return

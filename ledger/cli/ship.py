@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import click
@@ -43,14 +44,44 @@ class AuthorizationType(click.ParamType):  # type: ignore[type-arg]
 AUTH = AuthorizationType()
 
 
+class DieAreaType(click.ParamType):  # type: ignore[type-arg]
+    """``--die-area``: a decimal number of mm², kept exact (never through a float)."""
+
+    name = "MM2"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> Decimal:
+        if isinstance(value, Decimal):
+            return value
+        try:
+            area = Decimal(str(value).strip())
+        except InvalidOperation:
+            area = Decimal("NaN")
+        if not area.is_finite():
+            self.fail(f"die_area_mm2 {value!r} is not a decimal number of mm² "
+                      "(e.g. 814 or 814.5)", param, ctx)
+        return area
+
+
+DIE_AREA = DieAreaType()
+#: stands for the die area in the JSON text until its exact digits are put in
+_DIE_AREA_SLOT = "\u0000die_area_mm2\u0000"
+
+
 def _submit(ctx: click.Context, data: dict[str, Any]) -> None:
     import json
 
     from ledger.application import BatchRejected
     from ledger.commands import parse_command_line
 
-    # through the same strict reader as an import line (control characters, dates)
-    command = parse_command_line(json.dumps({k: v for k, v in data.items() if v is not None}))
+    # through the same strict reader as an import line (control characters, dates); a
+    # die area goes in as a JSON number with the digits as typed, not through a float
+    die_area = data.pop("die_area_mm2", None)
+    if die_area is not None:
+        data["die_area_mm2"] = _DIE_AREA_SLOT
+    line = json.dumps({k: v for k, v in data.items() if v is not None})
+    if die_area is not None:
+        line = line.replace(json.dumps(_DIE_AREA_SLOT), str(die_area))
+    command = parse_command_line(line)
     ledger = open_ledger(ctx, create=True)
     try:
         result = ledger.submit([command])
@@ -107,13 +138,16 @@ def ship() -> None:
 @click.option("--product", required=True, help="Product id, e.g. nvidia-h100-sxm.")
 @click.option("--quantity", type=int, required=True, help="Number of units (> 0).")
 @click.option("--tpp-per-unit", type=int, help="Required when the product is not in the catalog.")
+@click.option("--die-area", type=DIE_AREA,
+              help="Die area in mm² of a product not in the catalog, declared with "
+                   "--tpp-per-unit: counting then knows its performance density.")
 @click.option("--auth", type=AUTH, default="none", show_default=True,
               help="none | lpp | license:ALLOCATION_ID | veu:VEU_ID")
 @click.option("--end-use", help="Declared end use, e.g. 'model training'.")
 @click.pass_context
 def record(ctx: click.Context, exporter: str, ref: str, ship_date: dt.date, destination: str,
            consignee: str, product: str, quantity: int, tpp_per_unit: int | None,
-           auth: dict[str, Any], end_use: str | None) -> None:
+           die_area: Decimal | None, auth: dict[str, Any], end_use: str | None) -> None:
     """Record one shipment. Recording the identical shipment again is a no-op.
 
     A shipment is recorded as it happened: one naming a license or VEU that is not
@@ -129,8 +163,8 @@ def record(ctx: click.Context, exporter: str, ref: str, ship_date: dt.date, dest
     _submit(ctx, {"type": "shipment.recorded", "exporter_id": exporter, "shipment_ref": ref,
                   "ship_date": ship_date.isoformat(), "destination": destination,
                   "consignee_id": consignee, "product_id": product, "quantity": quantity,
-                  "tpp_per_unit": tpp_per_unit, "authorization": auth,
-                  "end_use": end_use})
+                  "tpp_per_unit": tpp_per_unit, "die_area_mm2": die_area,
+                  "authorization": auth, "end_use": end_use})
 
 
 @ship.command("correct")
@@ -143,6 +177,9 @@ def record(ctx: click.Context, exporter: str, ref: str, ship_date: dt.date, dest
 @click.option("--product")
 @click.option("--quantity", type=int)
 @click.option("--tpp-per-unit", type=int)
+@click.option("--die-area", type=DIE_AREA,
+              help="Die area in mm² of a product not in the catalog (a new --product "
+                   "drops the old die area unless this gives one).")
 @click.option("--auth", type=AUTH, help="none | lpp | license:ALLOCATION_ID | veu:VEU_ID")
 @click.option("--command-id",
               help="Idempotency key. Without one, a correction identical to one already "
@@ -151,15 +188,15 @@ def record(ctx: click.Context, exporter: str, ref: str, ship_date: dt.date, dest
 @click.pass_context
 def correct(ctx: click.Context, exporter: str, ref: str, reason: str, ship_date: dt.date | None,
             destination: str | None, consignee: str | None, product: str | None,
-            quantity: int | None, tpp_per_unit: int | None, auth: dict[str, Any] | None,
-            command_id: str | None) -> None:
+            quantity: int | None, tpp_per_unit: int | None, die_area: Decimal | None,
+            auth: dict[str, Any] | None, command_id: str | None) -> None:
     """Correct fields of a recorded shipment; it then counts with the new values."""
     _submit(ctx, {"type": "shipment.corrected", "exporter_id": exporter, "shipment_ref": ref,
                   "command_id": command_id,
                   "reason": reason, "ship_date": ship_date.isoformat() if ship_date else None,
                   "destination": destination, "consignee_id": consignee, "product_id": product,
                   "quantity": quantity, "tpp_per_unit": tpp_per_unit,
-                  "authorization": auth})
+                  "die_area_mm2": die_area, "authorization": auth})
 
 
 @ship.command("void")

@@ -12,7 +12,7 @@ from ledger.cli.output import console, print_json, tpp
 
 #: the fields shown per version, in this order
 FIELD_ORDER = ("ship_date", "destination", "consignee_id", "product_id", "quantity",
-               "tpp_per_unit", "tpp", "authorization", "end_use")
+               "tpp_per_unit", "die_area_mm2", "tpp", "authorization", "end_use")
 
 
 @click.group()

@@ -219,3 +219,60 @@ def test_rules_list_show_and_reload(run_cli: Any, tmp_path: Path) -> None:
     bad.write_text("id: my-rule\ntitle: x\n")
     r = run_cli("rules", "load", str(bad))
     assert r.exit_code == 1 and "bad.yaml" in r.output and "field" in r.output
+
+
+DECLARED = ["ship", "record", "--exporter", "acme", "--ref", "D1", "--date", "2024-06-01",
+            "--to", "CN", "--consignee", "c1", "--product", "acme-asic", "--quantity", "10",
+            "--tpp-per-unit", "2368"]
+
+
+def test_ship_record_with_a_declared_die_area(run_cli: Any) -> None:
+    """A declared H20-like chip (2,368 TPP on 814 mm²) is not controlled in China under
+    the October 2023 rules; without the die area it is (unknown density); a correction
+    declaring it changes the answer."""
+    run_cli("rules", "load", "--bundled")
+    assert run_cli(*DECLARED, "--die-area", "814").exit_code == 0
+    assert run_cli(*DECLARED[:5], "D2", *DECLARED[6:]).exit_code == 0
+    cn = quota(run_cli, "--country", "CN", "--as-of", "2024-12-31", "--rule", "baseline-2023")
+    assert cn["flagged"]["unlicensed"]["count"] == 1
+    shown = run_cli("shipment", "show", "acme", "D1", "--rule", "baseline-2023", "--json")
+    story = json.loads(shown.output)
+    assert story["current"]["die_area_mm2"] == "814"
+    assert "declared die area 814 mm²" in json.dumps(story["counting"], ensure_ascii=False)
+    text = run_cli("shipment", "show", "acme", "D1", "--rule", "baseline-2023").output
+    assert "die_area_mm2" in text and "814" in text
+    assert run_cli("ship", "correct", "--exporter", "acme", "--ref", "D2", "--die-area",
+                   "814.5", "--reason", "datasheet").exit_code == 0
+    cn = quota(run_cli, "--country", "CN", "--as-of", "2024-12-31", "--rule", "baseline-2023")
+    assert "unlicensed" not in cn["flagged"]
+
+
+def test_bad_die_areas_on_the_cli_and_in_an_import_name_field_and_value(
+        run_cli: Any, tmp_path: Path) -> None:
+    run_cli("rules", "load", "--bundled")
+    for value, says in [("0", "greater than 0"), ("-5", "greater than 0"),
+                        ("100001", "less than or equal to 100000"),
+                        ("814.0001", "3 decimal places")]:
+        r = run_cli(*DECLARED, "--die-area", value)
+        assert r.exit_code == 1, (value, r.output)
+        assert "die_area_mm2" in r.output and value in r.output and says in r.output
+    r = run_cli(*DECLARED, "--die-area", "lots")
+    assert r.exit_code == 2 and "'--die-area'" in r.output and "'lots'" in r.output
+    r = run_cli(*DECLARED[:13], "nvidia-h20", *DECLARED[14:16], "--die-area", "814")
+    assert r.exit_code == 1
+    assert "die_area_mm2 814" in r.output and "'nvidia-h20'" in r.output
+    path = write(tmp_path, "die.jsonl", [
+        line(type="shipment.recorded", exporter_id="acme", shipment_ref="I1",
+             ship_date="2024-06-01", destination="CN", consignee_id="c1",
+             product_id="nvidia-h20", quantity=1, die_area_mm2=814,
+             authorization={"kind": "none"}),
+        line(type="shipment.recorded", exporter_id="acme", shipment_ref="I2",
+             ship_date="2024-06-01", destination="CN", consignee_id="c1",
+             product_id="acme-asic", quantity=1, tpp_per_unit=2368, die_area_mm2="814",
+             authorization={"kind": "none"}),
+    ])
+    r = run_cli("import", path)
+    assert r.exit_code == 1
+    assert "line 1:" in r.output and "die_area_mm2 814" in r.output
+    assert "line 2:" in r.output and "die_area_mm2" in r.output and "'814'" in r.output
+    assert "nothing appended" in r.output

@@ -131,3 +131,18 @@ def test_check_under_a_draft_rule_names_the_file(run_cli: Any, tmp_path: Path) -
     assert "not in the ledger, nothing written" in text and str(draft) in text
     both = run_cli(*base, "--rule", "ai-diffusion-2025", "--rule-file", str(draft))
     assert both.exit_code == 2
+
+
+def test_check_a_declared_chip_with_and_without_its_die_area(run_cli: Any) -> None:
+    """Under the October 2023 rules China needs a license for a controlled chip: a
+    declared 2,368 TPP chip fits with an H20-like die area, not without one."""
+    loaded(run_cli)
+    base = ["check", "--exporter", "acme", "--ref", "NEW-D", "--date", "2024-06-30",
+            "--to", "CN", "--consignee", "cn-1", "--product", "acme-asic", "--quantity", "10",
+            "--tpp-per-unit", "2368", "--rule", "baseline-2023"]
+    fits = js(run_cli, *base, "--die-area", "814")
+    assert fits["fits"] and fits["bucket"] == "none" and fits["clause"] == "uncontrolled"
+    unknown = js(run_cli, *base, code=4)
+    assert not unknown["fits"] and unknown["flag"] == "unlicensed"
+    bad = run_cli(*base, "--die-area", "0")
+    assert bad.exit_code == 1 and "die_area_mm2" in bad.output and "0" in bad.output

@@ -70,3 +70,28 @@ def test_stale_index_takes_the_full_path(db_url: str, tmp_path: Any, ledger: Any
     assert want.shipments_counted == 2
     again = CliRunner().invoke(main, argv, catch_exceptions=False)  # indexed now
     assert again.output == printed
+
+
+def test_past_known_at_is_lean_and_prints_what_the_fold_prints(db_url: str, tmp_path: Any,
+                                                               ledger: Any) -> None:
+    """``--known-at`` a position the index kept rows for: the bare connection answers
+    it, exactly as the full path (and the fold) would; a position past the head, or
+    before the first event, still gets the full path's refusal."""
+    ledger.submit([shipment("A", quantity=300)], actor="t")
+    argv = ["--db", db_url, "quota", "--country", "MX", "--as-of", "2025-06-30", "--json",
+            "--rule", "ai-diffusion-2025"]
+    CliRunner().invoke(main, argv, catch_exceptions=False)  # builds the pair here
+    before = ledger.max_position()
+    ledger.submit([shipment("B", quantity=5, day="2025-01-02")], actor="t")
+    CliRunner().invoke(main, argv, catch_exceptions=False)  # refreshes it (keeps the past)
+    past = [*argv, "--known-at", str(before)]
+    modules, printed = _modules_loaded(tmp_path, *past)
+    assert "ledger.application" not in modules and "pydantic" not in modules
+    want = quota(load_state(ledger, before), "MX", dt.date(2025, 6, 30),
+                 rule_id="ai-diffusion-2025", known_at=before)
+    assert json.loads(printed) == want.model_dump(mode="json", exclude={"contributions"})
+    full = CliRunner().invoke(main, [*past, "--explain"], catch_exceptions=False)
+    assert json.loads(full.output)["committed_tpp"] == want.committed_tpp
+    for bad in (str(ledger.max_position() + 1), "0"):
+        refused = CliRunner().invoke(main, [*argv, "--known-at", bad])
+        assert refused.exit_code != 0 and "known-at" in refused.output, refused.output

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any
 
 CAPPED = "capped"
@@ -41,6 +42,13 @@ PRODUCTS: dict[str, tuple[int | None, str]] = {
     "nvidia-h20": (2_368, "below"),
     "huawei-ascend-910b": (5_120, "not-us"),
 }
+#: A product not in the table is classified by the TPP per unit the shipment declares
+#: and the die area it may declare with it (rules-facts.md "Classification"; every
+#: revision here counts by the 3A090.a thresholds): controlled from 4,800 TPP; from
+#: 1,600 TPP if its performance density (TPP / die area in mm²) is at least 5.92, or
+#: if no die area is declared (unknown density counts as controlled); never below
+#: 1,600 TPP. Compared in exact fractions: TPP * 100 >= 592 * die area.
+A_TPP, MIN_TPP, A_PD_HUNDREDTHS = 4_800, 1_600, 592
 #: the H20 notice: from this ship date the H20 needs a license to China, Hong Kong,
 #: Macau and D:5 whatever its figures; part of the revisions in force from then (the
 #: Diffusion rule alone, CAPPED, does not carry it)
@@ -125,7 +133,7 @@ class Known:
 
 
 SHIPMENT_FIELDS = ("ship_date", "destination", "consignee_id", "product_id", "quantity",
-                   "tpp_per_unit", "authorization")
+                   "tpp_per_unit", "authorization", "die_area_mm2")
 
 
 def known(lines: list[dict[str, Any]], first_position: int, known_at: int | None) -> Known:
@@ -150,6 +158,10 @@ def known(lines: list[dict[str, Any]], first_position: int, known_at: int | None
                     s.fields[name] = line[name]
             if line.get("product_id") is not None and line.get("tpp_per_unit") is None:
                 s.fields["tpp_per_unit"] = PRODUCTS[line["product_id"]][0]
+            # a die area is the declared product's: another product comes without it
+            # unless the correction declares one
+            if line.get("product_id") is not None and line.get("die_area_mm2") is None:
+                s.fields["die_area_mm2"] = None
         elif t == "shipment.voided":
             k.shipments[(line["exporter_id"], line["shipment_ref"])].voided = True
         elif t == "allocation.granted":
@@ -211,13 +223,26 @@ def veu_valid(k: Known, s: Shipment, day: dt.date) -> bool:
 # --- how one shipment counts (the README's table) ----------------------------------------
 
 
+def declared_treatment(s: Shipment) -> str:
+    """"controlled" or "below" for a product not in the table, by its declared figures."""
+    tpp = int(s.fields["tpp_per_unit"])
+    area = s.fields.get("die_area_mm2")
+    if tpp >= A_TPP:
+        return "controlled"
+    if tpp < MIN_TPP:
+        return "below"
+    if area is None:
+        return "controlled"
+    return "controlled" if tpp * 100 >= A_PD_HUNDREDTHS * Fraction(str(area)) else "below"
+
+
 def classify(k: Known, s: Shipment, revision: str) -> tuple[str, str | None]:
     """(bucket, flag): bucket none, cap, license, lpp or veu."""
     day = s.date
     dest = s.fields["destination"]
     kind = s.fields["authorization"]["kind"]
     product = s.fields["product_id"]
-    treated = PRODUCTS[product][1]
+    treated = PRODUCTS[product][1] if product in PRODUCTS else declared_treatment(s)
     if treated == "not-us":
         gp10 = revision == UNCAPPED and day >= GP10_GUIDANCE
         return "none", ("gp10-ascend" if gp10 else None)

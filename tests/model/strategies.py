@@ -12,7 +12,11 @@ adjustments before the start and up to the end, revocations backdated before ear
 adjustments, licenses granted after the shipments that name them, VEUs amended
 (countries, end) and revoked, LPP consignees across countries and years, corrections
 moving a shipment to another country, date, quantity or authorization, voids, and
-late reports (recorded after later-dated events).
+late reports (recorded after later-dated events). A product not in the catalog
+(``custom-asic``) ships with a declared TPP around the 3A090 thresholds, with or
+without a declared die area (densities at, just under and away from 5.92);
+corrections declare a die area, or move a shipment to another product (declared, or
+from the catalog, which drops the die area).
 """
 
 from __future__ import annotations
@@ -37,9 +41,20 @@ CONSIGNEES = ["c1", "c2", "c3"]
 LICENSES = ["L1", "L2", "L3"]
 COUNTRY_ALLOCS = ["G1", "G2"]
 VEUS = ["V1", "V2"]
-PRODUCTS = ["nvidia-h100-sxm", "nvidia-b200", "edge-npu", "nvidia-h20", "huawei-ascend-910b"]
+#: a product not in the catalog, with declared figures (see DIE_AREAS)
+CUSTOM = "custom-asic"
+PRODUCTS = ["nvidia-h100-sxm", "nvidia-b200", "edge-npu", "nvidia-h20", "huawei-ascend-910b",
+            CUSTOM]
+#: the catalog products a correction may move a shipment to (no declared figures)
+CATALOG_PRODUCTS = ["nvidia-h100-sxm", "nvidia-b200", "nvidia-h20", "huawei-ascend-910b"]
 #: TPP per unit of the product that is not in the catalog (uncontrolled)
 EDGE_TPP = 1_000
+#: a product not in the catalog, shipped with a declared TPP and, or not, a declared
+#: die area: TPPs around the 3A090 thresholds (1,600 and 4,800), die areas that put
+#: the density (TPP / die area) exactly at, just under and well away from 5.92
+CUSTOM_TPPS = [1_599, 1_600, 2_368, 3_000, 4_799, 4_800]
+DIE_AREAS: list[int | float | None] = [None, None, 400, 400.001, 270.27, 270.271, 814,
+                                       506.756, 60]
 QUANTITIES = [1, 100, 700, 2_000, 5_000, 8_000, 12_000, 22_000]
 AMOUNTS = [10_000_000, 20_000_000, 50_000_000, 100_000_000, 120_000_000, 200_000_000,
            450_000_000, 800_000_000]
@@ -105,11 +120,51 @@ def _ship(draw: Any, m: _Model, pool: list[dt.date]) -> dict[str, Any]:
                     ship_date=_day(draw(st.sampled_from(inside or [a["start"]]))))
     if product == "edge-npu":
         line["tpp_per_unit"] = EDGE_TPP
+    if product == CUSTOM:
+        line.update(_declared(draw))
     key = (line["exporter_id"], ref)
     m.shipments[key] = {k: v for k, v in line.items()
                         if k not in ("type", "exporter_id", "shipment_ref")}
     m.shipments[key]["voided"] = False
     return line
+
+
+def _declared(draw: Any) -> dict[str, Any]:
+    """The declared figures of a product not in the catalog: a TPP, maybe a die area."""
+    figures: dict[str, Any] = {"tpp_per_unit": draw(st.sampled_from(CUSTOM_TPPS))}
+    area = draw(st.sampled_from(DIE_AREAS))
+    if area is not None:
+        figures["die_area_mm2"] = area
+    return figures
+
+
+def _correct_product(draw: Any, m: _Model, key: tuple[str, str], current: dict[str, Any]
+                     ) -> dict[str, Any] | None:
+    """A correction of the product's figures: declare (another) die area for a declared
+    product, or move the shipment to another product (declared or from the catalog),
+    which drops the old die area unless it declares one."""
+    # a reason of its own: a correction identical to an earlier one (values and
+    # reason) would be a no-op, and this model would then be wrong about the shipment
+    m.n += 1
+    line: dict[str, Any] = {"type": "shipment.corrected", "exporter_id": key[0],
+                            "shipment_ref": key[1], "reason": f"datasheet {m.n}"}
+    if current["product_id"] == CUSTOM and draw(st.booleans()):
+        area = draw(st.sampled_from([a for a in DIE_AREAS if a is not None]))
+        if current.get("die_area_mm2") == area:
+            return None
+        current["die_area_mm2"] = area
+        return {**line, "die_area_mm2": area}
+    product = draw(st.sampled_from([CUSTOM, *CATALOG_PRODUCTS]))
+    changes: dict[str, Any] = {"product_id": product}
+    if product == CUSTOM:
+        changes.update(_declared(draw))
+    if product == current["product_id"] and all(
+            changes.get(f) == current.get(f) for f in ("tpp_per_unit", "die_area_mm2")):
+        return None  # the same product and figures: a correction that changes nothing
+    current.pop("tpp_per_unit", None)
+    current.pop("die_area_mm2", None)
+    current.update(changes)
+    return {**line, **changes}
 
 
 def _correct(draw: Any, m: _Model, pool: list[dt.date]) -> dict[str, Any] | None:
@@ -119,7 +174,9 @@ def _correct(draw: Any, m: _Model, pool: list[dt.date]) -> dict[str, Any] | None
     key = draw(st.sampled_from(live))
     current = m.shipments[key]
     what = draw(st.sampled_from(["ship_date", "destination", "quantity", "authorization",
-                                 "consignee_id"]))
+                                 "consignee_id", "product"]))
+    if what == "product":
+        return _correct_product(draw, m, key, current)
     if what == "ship_date":
         new: Any = _day(_near(draw, pool))
     elif what == "destination":

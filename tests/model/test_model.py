@@ -32,6 +32,7 @@ from hypothesis import strategies as st
 
 from ledger.application import Ledger
 from ledger.events import LedgerEvent
+from projections.position_index import PositionIndex
 from projections.positions import Position, country_position
 from projections.readmodel import ReadModel
 from projections.replay import LaneCountry, replay
@@ -200,5 +201,46 @@ def test_read_model_matches_the_reference(lines: list[dict[str, Any]], days: lis
             rm = ReadModel(ledger)
             _check_replay(d, rm.full_state(None), days[0], None)
             _check_replay(d, rm.full_state(k), days[-1], k)
+        finally:
+            ledger.close()
+
+
+@MODEL_SQLITE
+@given(ledgers(), as_of_dates, st.lists(st.floats(0, 1), min_size=1, max_size=3),
+       st.floats(0, 1))
+def test_index_known_at_matches_the_reference(lines: list[dict[str, Any]],
+                                              days: list[dt.date], cuts: list[float],
+                                              fraction: float) -> None:
+    """The ledger appended in slices, each slice followed by the questions at the head
+    (which catch the read model up and refresh the position index's pairs); then every
+    country known at each slice's end, where the index answers from the rows valid
+    then, and at a random position (the index or, between refreshes, the fold): all
+    equal the reference as known at that position."""
+    d = Decided(lines)
+    ends = sorted({_known_at(d, f) for f in cuts} | {d.last})
+    k = _known_at(d, fraction)
+    events = [e for _pos, e in d.events]
+    with tempfile.TemporaryDirectory(dir=SCRATCH) as tmp:
+        ledger = Ledger(db=str(Path(tmp) / "model.db"))
+        try:
+            done = 0
+            for end in ends:
+                if end > done:
+                    assert ledger.append(events[done:end]) == list(range(done + 1, end + 1))
+                    done = end
+                for as_of in days:
+                    for c in COUNTRIES:
+                        readmodel_quota(ledger, c, as_of, rule_id=RULE)
+            index = PositionIndex(ReadModel(ledger))
+            for known_at in sorted({*ends[:-1], k}):
+                for as_of in days:
+                    for c in COUNTRIES:
+                        where = f"index {c} as of {as_of} known at {known_at}"
+                        if known_at in ends[:-1]:
+                            assert index.position(c, as_of, rule_id=RULE, known_at=known_at,
+                                                  catch_up=False) is not None, where
+                        _check(d, where, _answer(readmodel_quota(
+                            ledger, c, as_of, rule_id=RULE, known_at=known_at)),
+                            d.expected(c, as_of, known_at=known_at))
         finally:
             ledger.close()

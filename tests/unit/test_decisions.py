@@ -293,3 +293,33 @@ def test_a_shipment_over_the_largest_tpp_names_its_quantity() -> None:
         "quantity 1001 x tpp_per_unit 1000000000000 exceeds 1,000,000,000,000,000 TPP for "
         "one shipment", "quantity", 1_001)
     assert len(decision(s, {**big, "quantity": 1_000}).events) == 1  # exactly 10**15
+
+
+def test_a_ship_date_one_day_ahead_is_recorded_and_two_days_ahead_is_refused() -> None:
+    from ledger.errors import ValidationError
+
+    s = Scenario(rules=False)  # its clock: 2026-06-01T00:00Z
+    assert len(decision(s, {**SHIP, "ship_date": "2026-06-02"}).events) == 1
+    with pytest.raises(ValidationError) as info:
+        decision(s, {**SHIP, "ship_date": "2026-06-03"})
+    assert (str(info.value), info.value.field, info.value.value) == (
+        "ship_date 2026-06-03 is in the future (today is 2026-06-01)", "ship_date",
+        "2026-06-03")
+
+
+@pytest.mark.parametrize("command", [
+    {**SHIP, "tpp_per_unit": 15_000},
+    {**CORRECT, "tpp_per_unit": 15_000},
+], ids=["recorded", "corrected"])
+def test_a_tpp_per_unit_below_the_catalog_is_refused_with_its_value(command: dict[str, Any]
+                                                                    ) -> None:
+    from ledger.errors import ValidationError
+
+    s = Scenario(rules=False)
+    if command["type"] == "shipment.corrected":
+        s.do(**SHIP)
+    with pytest.raises(ValidationError) as info:
+        decision(s, command)
+    assert (str(info.value), info.value.field, info.value.value) == (
+        "tpp_per_unit 15000 is below the catalog's 15832 for 'nvidia-h100-sxm'",
+        "tpp_per_unit", 15_000)

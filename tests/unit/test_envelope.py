@@ -44,7 +44,7 @@ REASONS = {
     "empty-message", "malformed-json", "schema-violation", "unsupported-schema-version",
     "unsigned", "unknown-key", "bad-signature", "exporter-mismatch", "admin-event",
     "wrong-payload-type", "unknown-country", "non-positive-quantity", "wrong-key",
-    "unknown-product", "future-ship-date",
+    "unknown-product", "future-ship-date", "die-area-for-catalog-product",
 }
 
 
@@ -103,6 +103,11 @@ def test_a_signed_message_decodes_to_its_shipment() -> None:
      "field 'payload.quantity' must be a positive integer, got 0"),
     ("product", "unknown-product", "payload.product_id",
      "product_id 'acme-chip-9' is not in the catalog and no tpp_per_unit is given"),
+    ("die-area", "die-area-for-catalog-product", "payload.die_area_mm2",
+     "die_area_mm2 814.5 is given for 'nvidia-h100-sxm', which is in the catalog"),
+    ("die-area-string", "schema-violation", "payload.die_area_mm2",
+     "must be a JSON number of mm² (e.g. 814.5), got the string '814.5'"),
+    ("die-area-zero", "schema-violation", "payload.die_area_mm2", "greater than 0"),
     ("future", "future-ship-date", "payload.ship_date",
      "ship_date 2025-09-05 is in the future (today is 2025-09-01, tolerance 1 day)"),
     ("key", "wrong-key", "(key)", "Kafka message key b'globex' must be the exporter id 'acme'"),
@@ -147,6 +152,14 @@ def test_each_bad_message_is_rejected_with_its_reason(case: str, reason: str, fi
         value, headers = signed(envelope_dict({**SHIPMENT, "product_id": "acme-chip-9"}))
     elif case == "future":
         value, headers = signed(envelope_dict({**SHIPMENT, "ship_date": "2025-09-05"}))
+    elif case == "die-area":
+        value, headers = signed(envelope_dict({**SHIPMENT, "die_area_mm2": 814.5}))
+    elif case == "die-area-string":
+        value, headers = signed(envelope_dict({**SHIPMENT, "product_id": "acme-chip-9",
+                                               "tpp_per_unit": 2368, "die_area_mm2": "814.5"}))
+    elif case == "die-area-zero":
+        value, headers = signed(envelope_dict({**SHIPMENT, "product_id": "acme-chip-9",
+                                               "tpp_per_unit": 2368, "die_area_mm2": 0}))
     else:
         value, headers = signed(envelope_dict())
         kafka_key = b"globex"
@@ -264,6 +277,10 @@ def _with_context(errors: list[Any]) -> list[Any]:
     return out
 
 
+DECLARED = {**SHIPMENT, "product_id": "acme-chip-9", "tpp_per_unit": 2368,
+            "die_area_mm2": "814.5"}
+
+
 @pytest.mark.parametrize("payload", sorted(PAYLOADS))
 def test_the_published_schema_accepts_a_real_message(payload: str) -> None:
     _, value, _ = MessageSigner("acme", ACME).message(PAYLOADS[payload])
@@ -277,6 +294,10 @@ def test_the_published_schema_accepts_a_real_message(payload: str) -> None:
     ({"schema_version": 2}, ["schema_version"], "1 was expected"),
     ({"auth": {"alg": "rsa", "key_id": "acme"}}, ["auth", "alg"], "'ed25519' was expected"),
     ({"message_id": None}, ["message_id"], "None is not of type 'string'"),
+    ({"payload": {**SHIPMENT, "product_id": "acme-chip-9", "tpp_per_unit": 2368,
+                  "die_area_mm2": "814"}}, ["payload", "die_area_mm2"], "is not of type"),
+    ({"payload": {**SHIPMENT, "product_id": "acme-chip-9", "tpp_per_unit": 2368,
+                  "die_area_mm2": 0}}, ["payload", "die_area_mm2"], "less than or equal"),
 ])
 def test_the_published_schema_rejects_a_bad_message(change: dict[str, Any], path: list[str],
                                                     says: str) -> None:
@@ -340,3 +361,14 @@ def test_fuzz_random_json_only_raises_rejected(data: Any) -> None:
 def test_fuzz_signed_envelope_shapes_only_raise_rejected(data: dict[str, Any]) -> None:
     # signed with a valid key, so the decoder goes past the signature into the payload
     _decode_or_reject(*signed(json.dumps(data).encode()))
+
+
+def test_a_declared_die_area_is_sent_as_a_json_number_and_decodes_exactly() -> None:
+    """The producer validates a line leniently (a CSV cell is text), but the wire is
+    strict: the die area goes out as a JSON number, and comes back exact."""
+    _, value, headers = MessageSigner("acme", ACME).message(DECLARED)
+    assert json.loads(value)["payload"]["die_area_mm2"] == 814.5
+    assert list(published_schema().iter_errors(json.loads(value))) == []
+    envelope = decode_message(value, headers, KEYRING, key=b"acme", catalog=bundled_catalog(),
+                              now=NOW)
+    assert str(envelope.payload.die_area_mm2) == "814.5"

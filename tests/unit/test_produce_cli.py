@@ -122,3 +122,23 @@ def test_kafka_options_are_read_from_the_environment(tmp_path: Path) -> None:
         env={"KAFKA_BOOTSTRAP_SERVERS": "k:1", "KAFKA_SECURITY_PROTOCOL": "TLS-PLEASE"})
     assert result.exit_code == 2
     assert "'TLS-PLEASE' is not one of" in result.output
+
+
+def test_a_csv_die_area_becomes_an_exact_number_and_a_bad_one_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "s.csv"
+    path.write_text("shipment_ref,ship_date,destination,consignee_id,product_id,quantity,"
+                    "tpp_per_unit,die_area_mm2,authorization\n"
+                    "R-1,2025-06-02,MX,c-1,acme-x1,10,2368,814.5,none\n"
+                    "R-2,2025-06-02,MX,c-1,acme-x1,10,2368,-3,none\n"
+                    "R-3,2025-06-02,MX,c-1,acme-x1,10,2368,lots,none\n")
+    with pytest.raises(ValidationError) as info:
+        read_shipments(path, "acme", None)
+    details = info.value.details  # type: ignore[attr-defined]
+    assert [d.split(":")[0] for d in details] == ["line 3", "line 4"]
+    assert all("die_area_mm2" in d for d in details)
+    assert "-3" in details[0] and "'lots'" in details[1]
+    path.write_text(path.read_text().splitlines()[0] + "\n"
+                    "R-1,2025-06-02,MX,c-1,acme-x1,10,2368,814.5,none\n")
+    (command,) = read_shipments(path, "acme", None)
+    assert str(command.die_area_mm2) == "814.5"  # type: ignore[union-attr]
+    assert '"die_area_mm2":814.5' in command.model_dump_json()

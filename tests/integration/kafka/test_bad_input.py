@@ -115,6 +115,17 @@ def build(keys: dict[str, Any]) -> Messages:
     m.good({"type": "shipment.corrected", "exporter_id": "acme", "shipment_ref": "A-3",
             "reason": "miscounted", "quantity": 4})
     m.good(ship("A-6", authorization={"kind": "lpp"}))
+    # a die area: declared for an unknown product, refused for a catalog one (in the
+    # message itself, or in a correction of a catalog product's shipment), bad values
+    m.good(ship("A-7", product_id="acme-asic", tpp_per_unit=2368, die_area_mm2=814.5))
+    m.bad(m.envelope(ship("B-14", die_area_mm2=814)), "die-area-for-catalog-product")
+    m.bad(m.envelope({"type": "shipment.corrected", "exporter_id": "acme", "shipment_ref": "A-6",
+                      "reason": "datasheet", "die_area_mm2": 814}),
+          "die-area-for-catalog-product")
+    m.bad(m.envelope(ship("B-15", product_id="acme-asic", tpp_per_unit=2368, die_area_mm2=0)),
+          "schema-violation")
+    m.bad(m.envelope(ship("B-16", product_id="acme-asic", tpp_per_unit=2368,
+                          die_area_mm2="814")), "schema-violation")
     return m
 
 
@@ -161,7 +172,8 @@ def test_bad_messages_are_dead_lettered_with_their_reason_and_good_ones_appended
 
     events = [e for _, e in ledger.read()]
     recorded = {e.shipment_ref: e for e in events if isinstance(e, ShipmentRecorded)}
-    assert sorted(recorded) == ["A-1", "A-2", "A-3", "A-4", "A-5", "A-6"]
+    assert sorted(recorded) == ["A-1", "A-2", "A-3", "A-4", "A-5", "A-6", "A-7"]
+    assert str(recorded["A-7"].shipment.die_area_mm2) == "814.5"
     assert recorded["A-1"].shipment.quantity == 10  # the replay did not overwrite it
     assert [e.shipment_ref for e in events if isinstance(e, ShipmentVoided)] == ["A-5"]
     assert [e.shipment_ref for e in events if isinstance(e, ShipmentCorrected)] == ["A-3"]

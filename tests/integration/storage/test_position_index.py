@@ -163,7 +163,15 @@ def test_new_rule_revision(app: Ledger) -> None:
     assert_equal_to_fold(app, ["MX"], rules=[None, "ai-diffusion-2025-enforced"])
 
 
-def test_past_known_at_is_answered_by_the_fold(app: Ledger) -> None:
+def _indexed(app: Ledger, country: str, day: dt.date, rule: str | None,
+             known_at: int) -> bool:
+    """Whether the index (not the fold) answers this known-at question."""
+    found = PositionIndex(ReadModel(app)).position(country, day, rule_id=rule,
+                                                   known_at=known_at, catch_up=False)
+    return found is not None
+
+
+def test_past_known_at_equals_the_fold(app: Ledger) -> None:
     _submit(app, shipment("A", quantity=300))
     before = app.max_position()
     readmodel_quota(app, "MX", dt.date(2025, 9, 30))
@@ -172,6 +180,104 @@ def test_past_known_at_is_answered_by_the_fold(app: Ledger) -> None:
     for known_at in (before, app.max_position()):
         want = quota(load_state(app, known_at), "MX", day, known_at=known_at)
         assert readmodel_quota(app, "MX", day, known_at=known_at) == want
+    # the rows the query at ``before`` read were kept when B's refresh replaced them
+    assert _indexed(app, "MX", day, None, before)
+
+
+def test_known_at_every_position_of_a_growing_ledger(app: Ledger) -> None:
+    """Slices appended one at a time, the index refreshed after each (as queries do),
+    then every recorded position asked: at the refreshes the index answers (the rows
+    valid then were kept), between them the fold, and every answer equals the fold's
+    as known at that position. The slices backdate, correct, move, void, adjust and
+    revoke, so refreshes replace days from early on."""
+    lic = {"kind": "license", "ref": "LIC-1"}
+    slices = [
+        [shipment("A", quantity=300, day="2025-06-01"),
+         shipment("B", dest="BR", quantity=40, day="2025-07-01")],
+        [shipment("C", quantity=900, day="2025-03-01"),  # backdated
+         {"type": "allocation.granted", "allocation_id": "LIC-1", "country": "MX",
+          "holder": "EXP01", "tpp_amount": 15832 * 50, "valid_from": "2025-01-01"}],
+        [shipment("D", quantity=60, auth=lic, day="2025-08-01"),
+         {"type": "shipment.corrected", "exporter_id": "EXP01", "shipment_ref": "A",
+          "reason": "moved", "destination": "BR"}],
+        [{"type": "shipment.voided", "exporter_id": "EXP01", "shipment_ref": "C",
+          "reason": "cancelled"},
+         {"type": "allocation.adjusted", "allocation_id": "LIC-1", "tpp_amount": 15832,
+          "effective_date": "2025-07-15", "reason": "cut"}],
+        [shipment("E", quantity=5, day="2025-09-01"),
+         {"type": "allocation.revoked", "allocation_id": "LIC-1",
+          "effective_date": "2025-08-15", "reason": "revoked"}],
+    ]
+    refreshed = []
+    for commands in slices:
+        for command in commands:  # one event per batch: marks at every position
+            _submit(app, command)
+            readmodel_quota(app, "BR", dt.date(2025, 1, 1))  # catch up, MX not refreshed
+        for country in ("MX", "BR"):
+            for rule in RULES:
+                readmodel_quota(app, country, DAYS[-1], rule_id=rule)  # refresh
+        refreshed.append(app.max_position())
+    indexed = 0
+    # from the last bundled revision (before it, --rule names an unknown revision)
+    for known_at in range(len(bundled_rulebooks()), app.max_position() + 1):
+        state = load_state(app, known_at)
+        for country in ("MX", "BR"):
+            for day in DAYS:
+                for rule in RULES:
+                    want = quota(state, country, day, rule_id=rule, known_at=known_at)
+                    got = readmodel_quota(app, country, day, rule_id=rule, known_at=known_at)
+                    assert got == want, (known_at, country, day, rule)
+                    if known_at in refreshed[:-1] and rule is not None:
+                        assert _indexed(app, country, day, rule, known_at), (known_at,)
+                        indexed += 1
+    assert indexed > 0
+
+
+def test_known_at_history_restarts_when_it_outgrows_its_bound(
+        app: Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A pair keeps at most HISTORY_FACTOR times its live rows of past rows; beyond,
+    its history restarts at the refresh and earlier known-at positions go to the
+    fold (still equal to it)."""
+    monkeypatch.setattr(position_index, "HISTORY_FACTOR", 1)
+    rule = "ai-diffusion-2025"
+    day = dt.date(2025, 12, 31)
+    positions = []
+    for i, ship_day in enumerate(["2025-06-01", "2025-05-01", "2025-04-01", "2025-03-01"]):
+        _submit(app, shipment(f"S{i}", quantity=10 + i, day=ship_day))
+        readmodel_quota(app, "MX", day, rule_id=rule)
+        positions.append(app.max_position())
+    rm = ReadModel(app)
+    with rm._tx(commit=False) as c:
+        past, live = c.execute(
+            "SELECT (SELECT COUNT(*) FROM rm_quota_past WHERE country = 'MX'), "
+            "(SELECT COUNT(*) FROM rm_quota_days WHERE country = 'MX')").fetchall()[0]
+    assert past <= live * len(bundled_rulebooks())
+    answered = [_indexed(app, "MX", day, rule, k) for k in positions]
+    assert answered[-1] and not all(answered)
+    for known_at in positions:
+        want = quota(load_state(app, known_at), "MX", day, rule_id=rule, known_at=known_at)
+        assert readmodel_quota(app, "MX", day, rule_id=rule, known_at=known_at) == want
+
+
+def test_known_at_before_a_later_rule_revision_goes_to_the_fold(app: Ledger) -> None:
+    """The stored in-force timeline is of every revision recorded: known at a position
+    before the last revision, a question without --rule goes to the fold."""
+    _submit(app, shipment("A", quantity=300))
+    day = dt.date(2025, 9, 30)
+    readmodel_quota(app, "MX", day)
+    readmodel_quota(app, "MX", day, rule_id="ai-diffusion-2025")
+    before = app.max_position()
+    book = next(b for b in bundled_rulebooks() if b.id == "ai-diffusion-2025")
+    data = book.model_dump(mode="json")
+    data["id"] = "ai-diffusion-2025-enforced"
+    data["enforcement"] = {**data["enforcement"], "suspended": None}
+    app.submit([PublishRuleRevision(document=type(book).model_validate(data))], actor="t")
+    readmodel_quota(app, "MX", day)
+    assert not _indexed(app, "MX", day, None, before)
+    assert _indexed(app, "MX", day, "ai-diffusion-2025", before)
+    for rule in (None, "ai-diffusion-2025"):
+        want = quota(load_state(app, before), "MX", day, rule_id=rule, known_at=before)
+        assert readmodel_quota(app, "MX", day, rule_id=rule, known_at=before) == want
 
 
 def test_all_countries(app: Ledger) -> None:
@@ -328,3 +434,99 @@ def test_tier_changing_with_the_as_of_date(app: Ledger) -> None:
     assert_equal_to_fold(app, ["KH"], days=days, rules=["ai-diffusion-2025", None])
     tiers = {readmodel_quota(app, "KH", d, rule_id="ai-diffusion-2025").tier for d in days}
     assert tiers == {2, 3}
+
+
+def _positions_of_interest(app: Ledger) -> dict[str, int]:
+    """Positions in the bench ledger's log (bench.generate's order: rules, licenses,
+    allocations and VEUs, shipments, late reports, corrections and voids): the first
+    shipment, the middle of the shipments, the first late (backdated) report, the
+    first correction and the first void."""
+    state = load_state(app)
+    rows = sorted(state.shipments.values(), key=lambda r: r.position)
+    refs = [int(r.shipment_ref[1:]) for r in rows]
+    late = next(r.position for r, prev, ref in zip(rows[1:], refs, refs[1:], strict=True)
+                if ref < prev)
+    regular = [r.position for r in rows if r.position < late]
+    fixed = [r.last_position for r in rows if r.corrections and not r.voided]
+    voided = [r.last_position for r in rows if r.voided]
+    return {"first": rows[0].position, "middle": regular[len(regular) // 2], "late": late,
+            "fix": min(fixed), "void": min(voided)}
+
+
+def test_bench_ledger_10k_known_at_equals_the_fold(db_url: str) -> None:
+    """The bench's ledger (10,000 shipments, seed 2025) folded in slices as a live
+    read model would be, every pair refreshed after each slice; then one question
+    per country of the query set (bench.steps.queries), known at the first
+    shipment, the middle of the shipments, the middle of a batch, just before, at and
+    after the first late (backdated) report, the first correction and the first void:
+    every answer equals the full fold's as known then, and at the slices' ends the
+    index answers."""
+    from bench.generate import generate
+    from bench.steps import queries
+
+    app = Ledger(db_url)
+    try:
+        app.submit([parse_command(c) for c in generate(10_000, seed=2025)], actor="bench",
+                   skip_bad=True)
+        at = _positions_of_interest(app)
+        rm = ReadModel(app)
+        rm.ensure_schema()
+        ends = [at["middle"], at["late"] - 1, at["late"] + 3, at["fix"] + 10]
+        for end in ends:
+            rm.catch_up(batch=997, until=end)  # several batches: marks within a slice
+            PositionIndex(rm).refresh_all()
+        one_each: dict[str, dict[str, Any]] = {}
+        for q in queries(db_url, 200):  # (folds the rest of the log)
+            one_each.setdefault(q["country"], q)
+        asked = sorted({len(bundled_rulebooks()), at["first"], at["middle"],
+                        at["middle"] + 500, *ends, at["late"], at["fix"] - 1, at["fix"],
+                        at["void"] - 1, at["void"], app.max_position() - 1})
+        indexed = 0
+        for known_at in asked:
+            state = load_state(app, known_at)
+            for country, q in sorted(one_each.items()):
+                day = dt.date.fromisoformat(q["as_of"])
+                want = quota(state, country, day, rule_id=q["rule"], known_at=known_at)
+                if known_at in ends:
+                    indexed += _indexed(app, country, day, q["rule"], known_at)
+                got = readmodel_quota(app, country, day, rule_id=q["rule"],
+                                      known_at=known_at)
+                assert got == want, (known_at, q)
+        assert len(one_each) > 60
+        assert indexed == len(ends) * len(one_each)
+    finally:
+        app.close()
+
+
+def test_import_and_rebuild_build_the_index_unless_told_not_to(
+        run_cli: Any, ledger: Ledger, tmp_path: Any) -> None:
+    """``ledger import --index`` folds the read model and builds every pair (a large
+    import does it by default; a small one leaves it to the first queries, as
+    ``--no-index`` does); ``projections rebuild`` builds them unless ``--no-index``."""
+    import json
+
+    lines = [json.dumps({"type": "shipment.recorded", "exporter_id": "EXP01",
+                         "shipment_ref": ref, "ship_date": "2025-06-01",
+                         "destination": dest, "consignee_id": "C1",
+                         "product_id": "nvidia-h100-sxm", "quantity": 3,
+                         "authorization": {"kind": "none"}})
+             for ref, dest in (("A", "MX"), ("B", "BR"))]
+    small = tmp_path / "small.jsonl"
+    small.write_text(lines[0] + "\n")
+    done = run_cli("import", str(small))
+    assert done.exit_code == 0 and "position index" not in done.output
+    assert ReadModel(ledger).position() == 0  # not even folded
+    both = tmp_path / "both.jsonl"
+    both.write_text(lines[1] + "\n")
+    done = run_cli("import", str(both), "--index", "--json")
+    assert done.exit_code == 0, done.output
+    summary = json.loads(done.output)  # the JSON only, with what the index build did
+    assert summary["appended"] == 1
+    assert summary["position_index"]["pairs"] == 2 * len(bundled_rulebooks())
+    assert _pairs_built(ledger) == 2 * len(bundled_rulebooks())
+    assert ReadModel(ledger).position() == ledger.max_position()
+    done = run_cli("projections", "rebuild", "--quiet", "--no-index")
+    assert done.exit_code == 0 and "position index" not in done.output
+    assert _pairs_built(ledger) == 0
+    done = run_cli("projections", "rebuild", "--quiet")
+    assert "position index built: 10 (revision, country) pairs" in done.output
