@@ -9,9 +9,9 @@ free-text end use and the envelope's clock and actor are serialized by pydantic'
 JSON serializer). The checks ``decide`` makes first (ship date not in the future,
 the TPP per unit from the catalog, the shipment's TPP bound) are the same calls, in
 the same order, so a refused line gets the same error. Anything else (a history, an
-untrusted clock or actor) takes the general path. ``tests/unit/test_new_shipments.py``
-checks the bytes against the mapper's for arbitrary commands; the import's golden
-digests check whole ledgers.
+untrusted clock or actor, a declared die area) takes the general path.
+``tests/unit/test_import_fast_paths.py`` checks the bytes against the mapper's for
+arbitrary commands; the import's golden digests check whole ledgers.
 """
 
 from __future__ import annotations
@@ -20,7 +20,14 @@ from eventsourcing.utils import get_topic
 from pydantic_core import to_json
 
 from ledger.commands import RecordShipment
-from ledger.decide import Context, _check_ship_date, _check_tpp, _resolve_tpp, _trusted
+from ledger.decide import (
+    Context,
+    _check_die_area,
+    _check_ship_date,
+    _check_tpp,
+    _resolve_tpp,
+    _trusted,
+)
 from ledger.events import MAX_TPP_PER_UNIT, ShipmentRecorded
 
 #: the stored topic of a new shipment's event
@@ -46,9 +53,12 @@ class NewShipmentRows:
         raises for this command."""
         _check_ship_date(cmd.ship_date, self.ctx)
         tpp_per_unit = _resolve_tpp(cmd.product_id, cmd.tpp_per_unit, self.ctx, "tpp_per_unit")
+        _check_die_area(cmd.product_id, cmd.die_area_mm2, self.ctx)
         _check_tpp(cmd.quantity, tpp_per_unit)
         if not (self.trusted and 0 < tpp_per_unit <= MAX_TPP_PER_UNIT):
             return None
+        if cmd.die_area_mm2 is not None:
+            return None  # a declared die area (rare): its decimal text is pydantic's
         auth = cmd.authorization
         ref = "null" if auth.ref is None else f'"{auth.ref}"'
         end_use = "null" if cmd.end_use is None else to_json(cmd.end_use).decode("utf-8")
@@ -59,7 +69,7 @@ class NewShipmentRows:
             f'"shipment":{{"ship_date":"{day}","destination":"{cmd.destination}",'
             f'"consignee_id":"{cmd.consignee_id}","product_id":"{cmd.product_id}",'
             f'"quantity":{cmd.quantity},"tpp_per_unit":{tpp_per_unit},'
-            f'"authorization":{{"kind":"{auth.kind}","ref":{ref}}}}},'
+            f'"authorization":{{"kind":"{auth.kind}","ref":{ref}}},"die_area_mm2":null}},'
             f'"end_use":{end_use}{self.version_suffix}'
         ).encode()
 

@@ -52,6 +52,8 @@ def record_lines(draw: Any) -> dict[str, Any]:
         line["end_use"] = draw(TEXT)
     if draw(st.booleans()):
         line["command_id"] = draw(IDS)
+    if draw(st.integers(0, 4)) == 0:
+        line["die_area_mm2"] = draw(st.sampled_from([814, 814.5, 0.001, 99999.999]))
     return line
 
 
@@ -90,7 +92,7 @@ def test_a_new_shipments_state_is_the_mappers(line: dict[str, Any], actor: str) 
         return
     if fast is not None:  # None: the general path builds it (an untrusted actor)
         assert fast == general
-        assert json.loads(fast)["class_version"] == 2
+        assert json.loads(fast)["class_version"] == 3
 
 
 def test_an_untrusted_clock_takes_the_general_path() -> None:
