@@ -32,6 +32,7 @@ from eventsourcing.persistence import (
     OperationalError,
     PersistenceError,
     ProcessRecorder,
+    StoredEvent,
     Tracking,
 )
 
@@ -428,6 +429,8 @@ class Ledger(Application[UUID]):
     def _import_chunk(self, session: Any, chunk: Sequence[ImportLine], result: ImportResult,
                       *, actor: str, now: dt.datetime) -> None:
         """Decide one chunk against histories read in the session, append its events."""
+        from ledger.decide import Context
+
         def fetch(ids: Sequence[UUID]) -> dict[UUID, list[LedgerEvent]]:
             unique = list(dict.fromkeys(ids))
             rows: list[HistoryRow] = []
@@ -443,21 +446,13 @@ class Ledger(Application[UUID]):
                     out[agg_id].add(key)
             return out
 
-        outcomes = self.plan([item for _, item in chunk], actor=actor, now=now, fetch=fetch,
-                             fetch_keys=fetch_keys)
-        events: list[LedgerEvent] = []
-        keys: list[tuple[UUID, str, int]] = []
-        for (number, _), outcome in zip(chunk, outcomes, strict=True):
-            if outcome.error is not None:
-                result.errors.append((number, outcome.error))
-                continue
-            result.duplicates += outcome.duplicate
-            events.extend(outcome.events)
-            keys.extend(outcome.applied_keys())
+        stored, keys = _decide_chunk(chunk, result, Context(now=now, actor=actor,
+                                                          catalog=self.catalog),
+                                     fetch, fetch_keys, self.mapper)
         result.commands += len(chunk)
         # Appended even after a bad line: later chunks are decided against these
         # histories, so every later error is the one a whole-file decision would give.
-        positions = session.insert([self.mapper.to_stored_event(e) for e in events], keys)
+        positions = session.insert(stored, keys)
         if positions:
             result.appended += len(positions)
             if result.first_position is None:
@@ -686,3 +681,61 @@ def _decide_one(index: int, command: Command, history: list[LedgerEvent], applie
         applied.add(key)
     return Outcome(index, command, list(decision.events), decision.duplicate,
                    note=decision.note, key=key)
+
+
+def _decide_chunk(chunk: Sequence[ImportLine], result: ImportResult, ctx: Any,
+                  fetch: Callable[[Sequence[UUID]], dict[UUID, list[LedgerEvent]]],
+                  fetch_keys: Callable[[Sequence[UUID]], dict[UUID, set[str]]],
+                  mapper: Any,
+                  ) -> tuple[list[StoredEvent], list[tuple[UUID, str, int]]]:
+    """Decide one chunk of an import: its stored events and the idempotency keys to
+    store; bad lines and duplicates go to ``result``. Decisions equal ``plan``'s: a
+    new shipment (no history, its key not applied) has its stored row written
+    directly (``ledger.new_shipments``); a later line of the chunk on the same
+    shipment decodes that row into its history and takes the general path."""
+    from ledger.commands import RecordShipment
+    from ledger.decide import aggregate_id_of, command_key
+    from ledger.new_shipments import RECORDED_TOPIC, NewShipmentRows
+
+    new_rows = NewShipmentRows(ctx)
+    ids = [None if isinstance(c, LedgerError) else aggregate_id_of(c) for _, c in chunk]
+    keys = [None if isinstance(c, LedgerError) else command_key(c) for _, c in chunk]
+    histories = fetch([i for i in ids if i is not None])
+    keyed = [i for i, k in zip(ids, keys, strict=True) if i is not None and k is not None]
+    applied = fetch_keys(keyed) if keyed else {}
+    stored: list[StoredEvent] = []
+    applied_rows: list[tuple[UUID, str, int]] = []
+    pending: dict[UUID, StoredEvent] = {}  # new shipments' rows not decoded yet
+    for (number, command), agg_id, key in zip(chunk, ids, keys, strict=True):
+        if isinstance(command, LedgerError):
+            result.errors.append((number, command))
+            continue
+        assert agg_id is not None
+        history = histories[agg_id]
+        if agg_id in pending:
+            row = pending.pop(agg_id)
+            history.append(decode_event(row.topic, row.state, agg_id, 1))
+        seen = applied.setdefault(agg_id, set()) if key is not None else set()
+        if type(command) is RecordShipment and not history and key not in seen:
+            try:
+                state = new_rows.state(command)
+            except LedgerError as e:
+                result.errors.append((number, e))
+                continue
+            if state is not None:
+                row = StoredEvent(originator_id=agg_id, originator_version=1,
+                                  topic=RECORDED_TOPIC, state=state)
+                stored.append(row)
+                pending[agg_id] = row
+                if key is not None:
+                    seen.add(key)
+                    applied_rows.append((agg_id, key, 1))
+                continue
+        outcome = _decide_one(0, command, history, seen, key, ctx)
+        if outcome.error is not None:
+            result.errors.append((number, outcome.error))
+            continue
+        result.duplicates += outcome.duplicate
+        stored.extend(mapper.to_stored_event(e) for e in outcome.events)
+        applied_rows.extend(outcome.applied_keys())
+    return stored, applied_rows
