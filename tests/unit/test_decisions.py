@@ -323,3 +323,36 @@ def test_a_tpp_per_unit_below_the_catalog_is_refused_with_its_value(command: dic
     assert (str(info.value), info.value.field, info.value.value) == (
         "tpp_per_unit 15000 is below the catalog's 15832 for 'nvidia-h100-sxm'",
         "tpp_per_unit", 15_000)
+
+
+def test_a_correction_to_a_future_ship_date_is_refused() -> None:
+    from ledger.errors import ValidationError
+
+    s = Scenario(rules=False)
+    s.do(**SHIP)
+    with pytest.raises(ValidationError) as info:
+        decision(s, {**CORRECT, "ship_date": "2026-06-03"})
+    assert (info.value.field, info.value.value) == ("ship_date", "2026-06-03")
+
+
+def test_a_correction_to_the_same_date_says_so_in_json_terms() -> None:
+    from ledger.errors import ValidationError
+
+    s = Scenario(rules=False)
+    s.do(**SHIP)
+    with pytest.raises(ValidationError) as info:
+        decision(s, {**CORRECT, "quantity": None, "ship_date": "2025-03-01"})
+    assert str(info.value) == ("correction of acme/S1 changes nothing (values already "
+                               "{'ship_date': '2025-03-01'})")
+
+
+def test_a_die_area_for_a_catalog_product_is_refused_saying_why() -> None:
+    from ledger.errors import ValidationError
+
+    s = Scenario(rules=False)
+    with pytest.raises(ValidationError) as info:
+        decision(s, {**SHIP, "die_area_mm2": 814})
+    assert (str(info.value), info.value.field, info.value.value) == (
+        "die_area_mm2 814 is given for 'nvidia-h100-sxm', which is in the catalog (its "
+        "density comes from there); a die area is declared only with the tpp_per_unit of a "
+        "product not in the catalog", "die_area_mm2", "814")

@@ -332,3 +332,14 @@ def test_anything_else_that_goes_wrong_is_an_invalid_message_not_an_exception() 
         "invalid", None,
         "message could not be checked: ValueError: not enough values to unpack "
         "(expected 2, got 1)")
+
+
+def test_a_die_area_for_a_catalog_product_is_refused_on_the_wire() -> None:
+    e = reject(*signed(envelope_dict({**SHIPMENT, "die_area_mm2": 814})))
+    assert (e.code, e.field, e.value, str(e)) == (
+        "die-area-for-catalog-product", "payload.die_area_mm2", "814",
+        "die_area_mm2 814 is given for 'nvidia-h100-sxm', which is in the catalog (its "
+        "density comes from there); a die area is declared only for a product not in the "
+        "catalog")
+    assert reason_of(ValidationError("x", field="die_area_mm2")) \
+        == "die-area-for-catalog-product"
