@@ -142,8 +142,8 @@ def after_import(url: str) -> dict[str, Any]:
     with the time ``build_index`` adds to the import. The copies are deleted after."""
     import os
 
-    if not url.startswith("sqlite:///"):
-        raise ValueError("after_import copies the SQLite file: give a sqlite:/// URL")
+    if url.startswith(("postgres://", "postgresql://")):
+        raise ValueError("after_import copies the SQLite file: give a SQLite path or URL")
     base, built = _sqlite_copy(url, ".base"), _sqlite_copy(url, ".built")
     try:
         index = _in_process("--step", "build_index", built)
