@@ -671,16 +671,7 @@ class _Fold:
         if self.base_cap is not None:
             breakdown["rule_cap_tpp"] = self.base_cap
         period = self._cap_period(cap_rule, country, as_of) if cap is not None else None
-        if cap is None:
-            status: Status = "no-cap"
-            remaining = None
-        elif period is not None and not period.contains(as_of):
-            # before the period began or after it ended the cap does not apply: showing
-            # it whole (before) or spent (after) would be an answer the rule does not give
-            status, cap, remaining = "outside-cap-period", None, None
-        else:
-            remaining = cap - committed
-            status = "over-cap" if committed > cap else "within-cap"
+        status, cap, remaining = cap_standing(cap, period, as_of, committed)
         state = self.state
         return Position(
             country=country, as_of=as_of, known_at=known_at,
@@ -697,6 +688,18 @@ class _Fold:
             breakdown=dict(sorted(breakdown.items())), shipments_counted=self.counted,
             contributions=self.contributions if self.explain else None,
         )
+
+
+def cap_standing(cap: int | None, period: Period | None, day: dt.date, committed: int
+                 ) -> tuple[Status, int | None, int | None]:
+    """Status, cap and remaining of a position on ``day``. Before its period began or
+    after it ended a cap does not apply: showing it whole (before) or spent (after)
+    would be an answer the rule does not give. Landing exactly on the cap is within it."""
+    if cap is None:
+        return "no-cap", None, None
+    if period is not None and not period.contains(day):
+        return "outside-cap-period", None, None
+    return ("over-cap" if committed > cap else "within-cap"), cap, cap - committed
 
 
 def cap_period_of(rule: RuleBook | None, country: str, day: dt.date | None = None

@@ -55,10 +55,10 @@ from projections.positions import (
     AllocationChange,
     BreachRef,
     FlagTotal,
-    Status,
     allocation_changes,
     authorization_checks,
     cap_period_of,
+    cap_standing,
     no_rule_treatment,
 )
 from projections.replay import (
@@ -709,15 +709,7 @@ def lane_country(cap_rule: RuleBook | None, country: str, to: dt.date, cap: int 
                  flagged: dict[str, FlagTotal]) -> LaneCountry:
     """``_Fold.position`` of the replay's columns: status and remaining from the cap."""
     period = cap_period_of(cap_rule, country, to) if cap is not None else None
-    remaining: int | None
-    if cap is None:
-        status: Status = "no-cap"
-        remaining = None
-    elif period is not None and not period.contains(to):
-        status, cap, remaining = "outside-cap-period", None, None
-    else:
-        remaining = cap - committed
-        status = "over-cap" if committed > cap else "within-cap"
+    status, cap, remaining = cap_standing(cap, period, to, committed)
     return LaneCountry(tier=None if cap_rule is None else cap_rule.tier_of(country, to),
                        cap_tpp=cap, committed_tpp=committed, remaining_tpp=remaining,
                        status=status, first_breach=breach, flagged=flagged)
