@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from ledger.cli.common import open_ledger
-from ledger.cli.output import print_json
+from ledger.cli.output import print_json, progress
 
 
 def _read_model(ctx: click.Context) -> Any:
@@ -32,19 +32,13 @@ def projections() -> None:
 
 @contextmanager
 def progress_bar(label: str, quiet: bool) -> Iterator[Callable[[int, int], None] | None]:
-    """A transient progress bar on stderr (none when ``quiet``): yields the
-    ``progress(done, total)`` callback to hand to the work."""
+    """The CLI's progress bar (``output.progress``) around a piece of work: yields the
+    ``progress(done, total)`` callback to hand to it (None when ``quiet``)."""
     if quiet:
         yield None
         return
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-    from rich.progress import TimeElapsedColumn
-
-    columns = (TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, transient=True, console=Console(stderr=True)) as bar:
-        task = bar.add_task(label, total=None)
-
+    bar, task = progress(None, label)
+    with bar:
         def report(done: int, total: int) -> None:
             bar.update(task, completed=done, total=total)
 
