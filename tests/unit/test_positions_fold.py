@@ -1,0 +1,99 @@
+"""The quota fold (``projections.positions``), where mutation testing found it unchecked
+(tests/MUTATION.md): the breach an allocation's change causes, named by its kind;
+``treat`` with the license or VEU a shipment names; ``fold_country`` explaining a
+timeline whose early days have no revision in force. Pure: no I/O."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from ledger.counting import Bucket, Flag, Treatment
+from ledger.rulebook import RuleBook
+from projections.positions import (
+    BreachRef,
+    NO_RULE_CITATION,
+    country_inputs,
+    fold_country,
+    no_rule_treatment,
+    treat,
+)
+from tests.builders import H100, Scenario
+
+D = dt.date.fromisoformat
+
+
+def test_a_license_adjusted_over_the_cap_is_the_breach() -> None:
+    s = Scenario()
+    s.ship("X", "2025-01-10", "MX", 49_000)  # 775,768,000
+    s.license("L1", "MX", 10_000_000, "2025-02-01", "2025-12-31")  # 785,768,000
+    s.do(type="allocation.adjusted", allocation_id="L1", tpp_amount=20_000_000,
+         effective_date="2025-03-01", reason="more")
+    adjusted = len(s.events)
+    p = s.position("MX", "2025-06-30")
+    assert p.first_breach == BreachRef(
+        type="allocation-adjusted", date=D("2025-03-01"), position=adjusted,
+        allocation_id="L1", committed_tpp=49_000 * H100 + 20_000_000, cap_tpp=790_000_000)
+    assert s.position("MX", "2025-02-28").first_breach is None
+
+
+def test_a_country_allocation_ending_under_committed_is_the_breach() -> None:
+    s = Scenario()
+    s.do(type="allocation.granted", allocation_id="G2G", country="MX",
+         tpp_amount=100_000_000, valid_from="2025-01-01")
+    s.ship("X", "2025-01-10", "MX", 55_000)  # 870,760,000: within 890,000,000
+    s.do(type="allocation.revoked", allocation_id="G2G", effective_date="2025-04-01",
+         reason="withdrawn")
+    revoked = len(s.events)
+    p = s.position("MX", "2025-06-30")
+    assert p.first_breach == BreachRef(
+        type="allocation-ended", date=D("2025-04-01"), position=revoked,
+        allocation_id="G2G", committed_tpp=55_000 * H100, cap_tpp=790_000_000)
+
+
+def test_treat_uses_the_license_or_veu_the_shipment_names() -> None:
+    s = Scenario()
+    s.license("L1", "MX", 10_000_000, "2025-02-01", "2025-12-31")
+    s.do(type="veu.granted", veu_id="V1", entity="Atlas", kind="universal",
+         headquarters_country="US", covered_countries=["MX"], valid_from="2025-01-01")
+    s.ship("SL", "2025-03-01", "MX", 10, auth="license:L1")
+    s.ship("SV", "2025-03-01", "MX", 10, auth="veu:V1")
+    rule = _rule(s, "ai-diffusion-2025")
+    assert treat(s.state, s.state.shipments[("acme", "SL")], rule) == Treatment(
+        Bucket.LICENSE, None, "tier2-license", "under license L1: depletes the allocation")
+    assert treat(s.state, s.state.shipments[("acme", "SV")], rule) == Treatment(
+        Bucket.VEU, None, "tier2-veu", "under VEU V1: counts against the VEU's limits")
+
+
+def _rule(s: Scenario, rule_id: str) -> RuleBook:
+    from projections.views import select_rule
+
+    book = select_rule(s.state, D("2025-06-30"), rule_id)
+    assert book is not None
+    return book
+
+
+def test_explaining_days_with_no_revision_in_force() -> None:
+    """A timeline whose revision starts on 2025-03-01: the grant and the shipment
+    before it cite no revision; the shipment after it is the Diffusion rule's."""
+    s = Scenario()
+    s.license("L1", "MX", 10_000_000, "2025-02-01", "2025-12-31")
+    s.ship("EARLY", "2025-02-10", "MX", 10)
+    s.ship("LATE", "2025-03-10", "MX", 10)
+    rule = _rule(s, "ai-diffusion-2025")
+    treatments, excess = country_inputs(s.state, "MX", D("2025-06-30"), rule)
+    treatments[("acme", "EARLY")] = no_rule_treatment(D("2025-02-10"))
+
+    def rule_at(day: dt.date) -> RuleBook | None:
+        return rule if day >= D("2025-03-01") else None
+
+    p = fold_country(s.state, "MX", D("2025-06-30"), rule_at=rule_at, cap_rule=rule,
+                     treatments=treatments, lpp_excess_by_key=excess, explain=True)
+    assert p.contributions is not None
+    got = [(c.identity, c.bucket, c.flag, c.clause, c.citation, c.instrument,
+            c.committed_delta) for c in p.contributions]
+    assert got == [
+        ("L1", "license", None, "tier2-license", NO_RULE_CITATION, None, 10_000_000),
+        ("acme/EARLY", "none", None, "no-rule", NO_RULE_CITATION, None, 0),
+        ("acme/LATE", "cap", Flag.UNLICENSED.value, "tier2-unlicensed",
+         rule.clause("tier2-unlicensed").citation, "ai-diffusion-2025", 10 * H100),
+    ]
