@@ -144,6 +144,47 @@ WHY: list[tuple[str, str]] = [
      "paths build the same model (test_construct_validated)"),
     (r"x__record_shipment__mutmut_26\t.*trusted = None",
      "equivalent: without the fast path the same event is built, validated once more"),
+    # ledger/counting.py
+    (r"x__by_destination__mutmut_\d+\t.*VEU not valid\{_invalid_reason\(kind, None, veu\)",
+     "equivalent: in the VEU branch the kind is 'veu', so _invalid_reason reads only the "
+     "VEU check"),
+    (r"x__by_destination__mutmut_\d+\t.*license not valid\{_invalid_reason\(kind, license, "
+     r"None\)",
+     "equivalent: in the license branch the kind is 'license', so _invalid_reason reads "
+     "only the license check"),
+    (r"x__invalid_reason__.*\(kind == \"veu\"\) or True",
+     "equivalent: classify gets only the check of the kind the shipment names "
+     "(authorization_checks), so for 'none' and 'lpp' the VEU check is None as well"),
+    (r"x_veu_check__.*assert valid_from is not None or covered_countries",
+     "equivalent: an assertion of the callers' contract (a known VEU has a start and its "
+     "countries); it holds on both sides"),
+    (r'x_classify__mutmut_\d+\tnote = ""  =>  note = None$',
+     "equivalent: the note is only tested for truth; None and '' are both false"),
+    # projections/positions.py
+    (r"x_position_days__mutmut_\d+\tFalse, None\)  =>  (None|True), None\)",
+     "equivalent: explaining only adds contributions to the positions, which the index "
+     "never stores (dump_position leaves them out)"),
+    (r"xǁ_Foldǁ_license_shipment__mutmut_([6-9]|1[0-6])\t",
+     "unreachable: a shipment counts under a license only if the license had started by "
+     "its ship date (license_check), so the fold applied its grant first; a guard"),
+    (r"x_lpp_excesses__.*by_consignee\.get\(consignee, None\)",
+     "equivalent: the consignees asked about are those of LPP shipments, so each has "
+     "shipments in by_consignee and the default is never used"),
+    (r"x_lpp_excesses__.*Treater\(None, rule\)",
+     "equivalent: it treats only LPP shipments, which need no license or VEU check, so "
+     "the Treater never reads its state"),
+    (r"xǁTreaterǁ__call____.*(t = None|memo\.get\(None\))",
+     "equivalent: the memo only saves classifying a shipment alike again; the treatment "
+     "is the same"),
+    (r"xǁTreaterǁ__call____.*\(kind in \(\"license\", \"veu\"\)\) or True",
+     "equivalent: authorization_checks gives (None, None) for 'none' and 'lpp', what the "
+     "shortcut gives"),
+    (r"xǁ_Foldǁ_change__.*ch\.kind != \"(XXendXX|END)\"",
+     "equivalent: an ended allocation's change carries amount 0, so an ended license "
+     "commits and holds nothing, marked active or not"),
+    (r"xǁ_Foldǁ_day_of_changes__.*max\(worsened, (key=None|)\)",
+     "equivalent: worsened holds (recorded position, change) pairs with distinct "
+     "positions, so the tuples compare by position"),
     (r"ensure_ascii=None", "equivalent: None is falsy like False"),
     (r"\.(en|de)code\(\\?\"(UTF-8|ASCII)\\?\"\)|\.(en|de)code\(\)",
      "equivalent: codec names are case-insensitive and utf-8 is the default"),

@@ -97,3 +97,49 @@ def test_explaining_days_with_no_revision_in_force() -> None:
         ("acme/LATE", "cap", Flag.UNLICENSED.value, "tier2-unlicensed",
          rule.clause("tier2-unlicensed").citation, "ai-diffusion-2025", 10 * H100),
     ]
+
+
+def test_of_a_days_changes_that_worsen_the_breach_names_the_latest_recorded() -> None:
+    """Two licenses granted for the same day, each worsening the position, together
+    over the cap: the changes are simultaneous, the breach names the later recorded."""
+    s = Scenario()
+    s.ship("X", "2025-01-10", "MX", 49_000)  # 775,768,000
+    s.license("L1", "MX", 10_000_000, "2025-03-01", "2025-12-31")
+    s.license("L2", "MX", 10_000_000, "2025-03-01", "2025-12-31")
+    p = s.position("MX", "2025-06-30")
+    assert p.first_breach == BreachRef(
+        type="allocation", date=D("2025-03-01"), position=len(s.events),
+        allocation_id="L2", committed_tpp=795_768_000, cap_tpp=790_000_000)
+
+
+def test_a_change_that_leaves_committed_as_it_was_is_not_the_breach() -> None:
+    """L0 is used up (shipped past its amount): cutting its amount the same day L1 is
+    granted changes nothing, so L1's grant, recorded earlier, is the breach."""
+    s = Scenario()
+    s.license("L0", "MX", 1_000_000, "2025-01-01", "2025-12-31")
+    s.ship("U", "2025-01-05", "MX", 100, auth="license:L0")  # 1,583,200: L0 used up
+    s.ship("X", "2025-01-10", "MX", 49_000)  # 777,351,200 in all
+    s.license("L1", "MX", 20_000_000, "2025-03-01", "2025-12-31")
+    granted = len(s.events)
+    s.do(type="allocation.adjusted", allocation_id="L0", tpp_amount=500_000,
+         effective_date="2025-03-01", reason="cut")
+    p = s.position("MX", "2025-06-30")
+    assert p.first_breach == BreachRef(
+        type="allocation", date=D("2025-03-01"), position=granted, allocation_id="L1",
+        committed_tpp=797_351_200, cap_tpp=790_000_000)
+
+
+def test_one_tpp_over_the_cap_by_a_grant_is_the_breach() -> None:
+    """Exactly on the cap is within it; a grant of 1 TPP more is the breach."""
+    s = Scenario()
+    s.ship("X", "2025-01-10", "MX", 49_000)  # 775,768,000
+    s.license("L1", "MX", 14_232_000, "2025-02-01", "2025-12-31")  # 790,000,000
+    s.license("L2", "MX", 1, "2025-03-01", "2025-12-31")
+    on_cap = s.position("MX", "2025-02-28")
+    assert (on_cap.status, on_cap.remaining_tpp, on_cap.first_breach) == (
+        "within-cap", 0, None)
+    p = s.position("MX", "2025-03-01")
+    assert (p.status, p.remaining_tpp) == ("over-cap", -1)
+    assert p.first_breach == BreachRef(
+        type="allocation", date=D("2025-03-01"), position=len(s.events),
+        allocation_id="L2", committed_tpp=790_000_001, cap_tpp=790_000_000)
