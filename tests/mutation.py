@@ -167,7 +167,7 @@ WHY: list[tuple[str, str]] = [
     (r"xǁ_Foldǁ_license_shipment__mutmut_([6-9]|1[0-6])\t",
      "unreachable: a shipment counts under a license only if the license had started by "
      "its ship date (license_check), so the fold applied its grant first; a guard"),
-    (r"x_lpp_excesses__.*by_consignee\.get\(consignee, None\)",
+    (r"x_lpp_excesses__.*by_consignee\.get\(consignee, (None|)\)",
      "equivalent: the consignees asked about are those of LPP shipments, so each has "
      "shipments in by_consignee and the default is never used"),
     (r"x_lpp_excesses__.*Treater\(None, rule\)",
@@ -182,6 +182,9 @@ WHY: list[tuple[str, str]] = [
     (r"xǁ_Foldǁ_change__.*ch\.kind != \"(XXendXX|END)\"",
      "equivalent: an ended allocation's change carries amount 0, so an ended license "
      "commits and holds nothing, marked active or not"),
+    (r"xǁ_Foldǁ_license_shipment__.*lic\.amount if (\(lic\.active\) or True else 0|lic\.active else 1)\)",
+     "equivalent: an ended license's amount is already 0, and no shipment counts under "
+     "it (license_check refuses a license past its end or revocation)"),
     (r"xǁ_Foldǁ_day_of_changes__.*max\(worsened, (key=None|)\)",
      "equivalent: worsened holds (recorded position, change) pairs with distinct "
      "positions, so the tuples compare by position"),

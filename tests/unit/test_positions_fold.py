@@ -11,6 +11,7 @@ from ledger.counting import Bucket, Flag, Treatment
 from ledger.rulebook import RuleBook
 from projections.positions import (
     BreachRef,
+    FlagTotal,
     NO_RULE_CITATION,
     country_inputs,
     fold_country,
@@ -143,3 +144,16 @@ def test_one_tpp_over_the_cap_by_a_grant_is_the_breach() -> None:
     assert p.first_breach == BreachRef(
         type="allocation", date=D("2025-03-01"), position=len(s.events),
         allocation_id="L2", committed_tpp=790_000_001, cap_tpp=790_000_000)
+
+
+def test_a_voided_lpp_shipment_is_left_out_of_the_consignees_year() -> None:
+    s = Scenario()
+    s.ship("S1", "2025-02-01", "MX", 1_000, auth="lpp")
+    s.do(type="shipment.voided", exporter_id="acme", shipment_ref="S1", reason="cancelled")
+    s.ship("S2", "2025-03-01", "MX", 1_000, auth="lpp")   # 15,832,000
+    s.ship("S3", "2025-04-01", "MX", 1_000, auth="lpp")   # 31,664,000 in the year
+    p = s.position("MX", "2025-06-30")
+    excess = 2_000 * H100 - 26_900_000
+    assert (p.committed_tpp, p.flagged) == (excess, {"lpp-excess": FlagTotal(count=1,
+                                                                            tpp=excess)})
+    assert p.breakdown["lpp_tpp"] == 2_000 * H100
