@@ -170,6 +170,12 @@ WHY: list[tuple[str, str]] = [
     (r"x_lpp_excesses__.*by_consignee\.get\(consignee, (None|)\)",
      "equivalent: the consignees asked about are those of LPP shipments, so each has "
      "shipments in by_consignee and the default is never used"),
+    (r"x_country_inputs__.*lpp_excesses\(state, rule, lpp_consignees, as_of, (None|)\)",
+     "equivalent: lpp_excesses then makes its own Treater; sharing one only saves "
+     "classifying the LPP shipments again"),
+    (r"x_country_inputs__.*if not r\.voided or r\.fields\.ship_date <= as_of",
+     "equivalent: the extra treatments are never read; fold_country and lpp_excesses "
+     "leave out voided and later shipments themselves"),
     (r"x_lpp_excesses__.*Treater\(None, rule\)",
      "equivalent: it treats only LPP shipments, which need no license or VEU check, so "
      "the Treater never reads its state"),

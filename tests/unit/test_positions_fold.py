@@ -157,3 +157,18 @@ def test_a_voided_lpp_shipment_is_left_out_of_the_consignees_year() -> None:
     assert (p.committed_tpp, p.flagged) == (excess, {"lpp-excess": FlagTotal(count=1,
                                                                             tpp=excess)})
     assert p.breakdown["lpp_tpp"] == 2_000 * H100
+
+
+def test_a_consignees_other_shipments_do_not_hide_its_lpp_ones() -> None:
+    """The consignee's unlicensed shipment, recorded first, and one to a tier-1
+    country (LPP, but counted against nothing) are passed over, not the end of it."""
+    s = Scenario()
+    s.ship("N", "2025-01-15", "MX", 10)                  # not LPP
+    s.ship("T1", "2025-01-20", "FR", 10, auth="lpp")     # LPP, but tier 1: no bucket
+    s.ship("S1", "2025-03-01", "MX", 1_000, auth="lpp")  # 15,832,000
+    s.ship("S2", "2025-04-01", "MX", 1_000, auth="lpp")  # 31,664,000 in the year
+    p = s.position("MX", "2025-06-30")
+    excess = 2_000 * H100 - 26_900_000
+    assert p.flagged == {"lpp-excess": FlagTotal(count=1, tpp=excess),
+                         "unlicensed": FlagTotal(count=1, tpp=10 * H100)}
+    assert p.committed_tpp == excess + 10 * H100
