@@ -176,6 +176,12 @@ WHY: list[tuple[str, str]] = [
     (r"x_country_inputs__.*if not r\.voided or r\.fields\.ship_date <= as_of",
      "equivalent: the extra treatments are never read; fold_country and lpp_excesses "
      "leave out voided and later shipments themselves"),
+    (r"x_authorization_checks__.*(lic|veu): AuthorizationCheck \| None = \"\"",
+     "equivalent: the check of the kind a shipment does not name is never read, and '' "
+     "stands for None alike in the memo key"),
+    (r"xǁ_Foldǁ_cap_period__.*id\(None\)",
+     "equivalent: one fold has one cap rule, so the rule's part of the memo key never "
+     "tells two apart"),
     (r"x_lpp_excesses__.*Treater\(None, rule\)",
      "equivalent: it treats only LPP shipments, which need no license or VEU check, so "
      "the Treater never reads its state"),

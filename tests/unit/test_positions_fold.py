@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 
 from ledger.counting import Bucket, Flag, Treatment
-from ledger.rulebook import RuleBook
+from ledger.rulebook import Period, RuleBook
 from projections.positions import (
     BreachRef,
     FlagTotal,
@@ -172,3 +172,56 @@ def test_a_consignees_other_shipments_do_not_hide_its_lpp_ones() -> None:
     assert p.flagged == {"lpp-excess": FlagTotal(count=1, tpp=excess),
                          "unlicensed": FlagTotal(count=1, tpp=10 * H100)}
     assert p.committed_tpp == excess + 10 * H100
+
+
+PERIOD = Period(start=D("2025-01-01"), end=D("2027-12-31"))
+
+
+def test_the_cap_period_and_the_status_outside_it() -> None:
+    s = Scenario()
+    s.ship("X", "2025-03-01", "MX", 10)
+    inside = s.position("MX", "2025-06-30")
+    assert (inside.status, inside.cap_tpp, inside.remaining_tpp, inside.cap_period) == (
+        "within-cap", 790_000_000, 790_000_000 - 10 * H100, PERIOD)
+    after = s.position("MX", "2028-01-01")
+    assert (after.status, after.cap_tpp, after.remaining_tpp, after.cap_period) == (
+        "outside-cap-period", None, None, PERIOD)
+    tier3 = s.position("CN", "2025-06-30")
+    assert (tier3.status, tier3.cap_tpp, tier3.cap_period) == ("within-cap", 0, None)
+
+
+def test_one_fold_answers_each_regime_with_its_own_tier_and_period() -> None:
+    """A revision capping tier 3 like tier 2: Cambodia's regimes before and after it
+    leaves D:5 share one cap, so one fold, but not the tier nor the cap period."""
+    from projections.position_index import regimes
+    from projections.positions import position_days
+
+    s = Scenario()
+    s.ship("X", "2025-03-01", "KH", 10)
+    book = _rule(s, "ai-diffusion-2025")
+    book = book.model_copy(update={"caps": book.caps.model_copy(
+        update={"tier3_tpp": 790_000_000})})
+    days = list(position_days(s.state, "KH", book, regimes(book, "KH")))
+    got = {(regime, p.tier, p.status, p.cap_period) for regime, day, p in days
+           if day == D("2025-03-01")}
+    assert got == {(dt.date.min, 3, "within-cap", None),
+                   (D("2026-02-03"), 2, "within-cap", PERIOD),
+                   (D("2028-01-01"), 2, "outside-cap-period", PERIOD)}
+
+
+def test_a_fold_without_a_cap_rule_and_a_label_explains_nothing_unasked() -> None:
+    """The replay's folds: its lane's label as the rule, no contributions unless asked;
+    without a cap rule no cap and no tier."""
+    s = Scenario()
+    s.ship("X", "2025-03-01", "MX", 10)
+    rule = _rule(s, "ai-diffusion-2025")
+    treatments, excess = country_inputs(s.state, "MX", D("2025-06-30"), rule)
+    labelled = fold_country(s.state, "MX", D("2025-06-30"), rule_at=lambda _d: rule,
+                            cap_rule=rule, treatments=treatments, lpp_excess_by_key=excess,
+                            rule_label="in-force")
+    assert (labelled.rule, labelled.contributions, labelled.committed_tpp) == (
+        "in-force", None, 10 * H100)
+    uncapped = fold_country(s.state, "MX", D("2025-06-30"), rule_at=lambda _d: rule,
+                            cap_rule=None, treatments=treatments, lpp_excess_by_key=excess)
+    assert (uncapped.rule, uncapped.tier, uncapped.cap_tpp, uncapped.status,
+            uncapped.committed_tpp) == (None, None, None, "no-cap", 10 * H100)
