@@ -530,3 +530,47 @@ def test_import_and_rebuild_build_the_index_unless_told_not_to(
     assert _pairs_built(ledger) == 0
     done = run_cli("projections", "rebuild", "--quiet")
     assert "position index built: 10 (revision, country) pairs" in done.output
+
+
+def _printed(app: Ledger, country: str, day: dt.date, **kw: Any) -> dict[str, Any]:
+    """What ``ledger quota --json`` prints on the full path."""
+    data: dict[str, Any] = readmodel_quota(app, country, day, **kw).model_dump(
+        mode="json", exclude={"contributions"})
+    return data
+
+
+def test_a_quota_process_answers_from_the_index_on_a_connection_of_its_own(
+        db_url: str) -> None:
+    """``lookup_database`` (what a ``ledger quota --json`` process asks first) gives
+    exactly what the full path prints, known at the head and at a past position whose
+    rows were kept, the first one included; None (the full path answers) when it
+    cannot: the read model behind the log, a known-at before the first event or past
+    the head, no database. Any failure in it also gives None, so only these checks
+    see one."""
+    from ledger.rulebook import bundled_rulebook
+
+    app = Ledger(db_url)
+    app.submit([PublishRuleRevision(document=bundled_rulebook("ai-diffusion-2025"))],
+               actor="t")
+    day, rule = dt.date(2025, 9, 30), "ai-diffusion-2025"
+    lookup = position_index.lookup_database
+    first = _printed(app, "MX", day, rule_id=rule)  # builds the pair as known at 1
+    assert lookup(db_url, "MX", day, rule_id=rule) == first
+    _submit(app, shipment("A", quantity=300))
+    assert lookup(db_url, "MX", day, rule_id=rule) is None  # the read model is behind
+    head = app.max_position()
+    assert head == 2
+    now = _printed(app, "MX", day, rule_id=rule)  # catches up, refreshes the pair
+    assert now["committed_tpp"] == 300 * 15_832 and first["committed_tpp"] == 0
+    assert lookup(db_url, "MX", day, rule_id=rule) == now
+    assert lookup(db_url, "MX", day, rule_id=rule, known_at=head) == _printed(
+        app, "MX", day, rule_id=rule, known_at=head)
+    at_first = _printed(app, "MX", day, rule_id=rule, known_at=1)
+    assert at_first["committed_tpp"] == 0 and at_first["known_at"] == 1
+    assert lookup(db_url, "MX", day, rule_id=rule, known_at=1) == at_first
+    assert lookup(db_url, "MX", day, rule_id=rule, known_at=0) is None
+    assert lookup(db_url, "MX", day, rule_id=rule, known_at=head + 1) is None
+    if "://" not in db_url:  # SQLite: a path, also as a URL
+        assert lookup(f"sqlite:///{db_url}", "MX", day, rule_id=rule) == now
+        assert lookup(f"{db_url}.missing", "MX", day, rule_id=rule) is None
+    app.close()
