@@ -33,8 +33,13 @@ if "MUTANT_UNDER_TEST" in os.environ:
     settings.load_profile("mutation")
 
 #: the PostgreSQL tests mutation testing runs (in-process, when LEDGER_TEST_POSTGRES is set):
-#: the audit package's, which alone reach the PostgreSQL code of ledger/audit.py
-MUTATION_POSTGRES_TESTS = "tests/integration/audit/"
+#: the audit package's, which alone reach the PostgreSQL code of ledger/audit.py, and the
+#: position index's bare-connection lookup, the only one reaching its PostgreSQL branch
+MUTATION_POSTGRES_TESTS = (
+    "tests/integration/audit/",
+    "tests/integration/storage/test_position_index.py::"
+    "test_a_quota_process_answers_from_the_index_on_a_connection_of_its_own",
+)
 
 
 def _slower_than(seconds: float) -> set[str]:
