@@ -182,6 +182,8 @@ WHY: list[tuple[str, str]] = [
     (r"xǁ_Foldǁ_cap_period__.*id\(None\)",
      "equivalent: one fold has one cap rule, so the rule's part of the memo key never "
      "tells two apart"),
+    (r"xǁ_Foldǁ_count__.*counts=None\)",
+     "equivalent: None is falsy like False"),
     (r"x_lpp_excesses__.*Treater\(None, rule\)",
      "equivalent: it treats only LPP shipments, which need no license or VEU check, so "
      "the Treater never reads its state"),

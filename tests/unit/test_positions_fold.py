@@ -13,6 +13,7 @@ from projections.positions import (
     BreachRef,
     FlagTotal,
     NO_RULE_CITATION,
+    ShipmentOutcome,
     country_inputs,
     fold_country,
     no_rule_treatment,
@@ -225,3 +226,34 @@ def test_a_fold_without_a_cap_rule_and_a_label_explains_nothing_unasked() -> Non
                             cap_rule=None, treatments=treatments, lpp_excess_by_key=excess)
     assert (uncapped.rule, uncapped.tier, uncapped.cap_tpp, uncapped.status,
             uncapped.committed_tpp) == (None, None, None, "no-cap", 10 * H100)
+
+
+def test_each_shipments_outcome_and_the_totals_of_the_fold() -> None:
+    """What the replay compares per shipment (``outcomes``), and the position's counts:
+    a shipment before the cap period counts for nothing and flags nothing."""
+    s = Scenario()
+    s.ship("S1", "2025-03-01", "MX", 10)                                  # 158,320
+    s.ship("S2", "2025-03-02", "MX", 10, product="custom-asic", tpp_per_unit=1_000)
+    s.ship("S3", "2024-06-01", "MX", 5)                                   # before the period
+    s.ship("S4", "2025-04-01", "MX", 20)                                  # 316,640
+    rule = _rule(s, "ai-diffusion-2025")
+    treatments, excess = country_inputs(s.state, "MX", D("2025-06-30"), rule)
+    found: list[ShipmentOutcome] = []
+    p = fold_country(s.state, "MX", D("2025-06-30"), rule_at=lambda _d: rule,
+                     cap_rule=rule, treatments=treatments, lpp_excess_by_key=excess,
+                     outcomes=found)
+    got = [(o.row.shipment_ref, o.rule, o.treatment.bucket, o.flag, o.flag_tpp,
+            o.committed_delta, o.committed_after, o.breach) for o in found]
+    assert got == [
+        ("S3", rule, Bucket.NONE, None, 0, 0, 0, False),
+        ("S1", rule, Bucket.CAP, Flag.UNLICENSED, 158_320, 158_320, 158_320, False),
+        ("S2", rule, Bucket.NONE, None, 0, 0, 158_320, False),
+        ("S4", rule, Bucket.CAP, Flag.UNLICENSED, 316_640, 316_640, 474_960, False),
+    ]
+    assert found[0].treatment.detail == (
+        "shipped 2024-06-01, outside the cap period 2025-01-01..2027-12-31")
+    assert (p.shipments_counted, p.committed_tpp) == (2, 474_960)
+    assert p.flagged == {"unlicensed": FlagTotal(count=2, tpp=474_960)}
+    assert p.breakdown == {"country_allocations_tpp": 0, "licenses_committed_tpp": 0,
+                           "not_counted_tpp": 10_000, "outside_licenses_tpp": 474_960,
+                           "rule_cap_tpp": 790_000_000}
