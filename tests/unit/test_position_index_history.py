@@ -65,3 +65,22 @@ def test_the_memoized_treatment_equals_classify_for_shipments_alike_but_one_fiel
     got = [treated(r) for r in rows]
     assert got == [classify(r.fields, book) for r in rows]
     assert len({t.clause for t in got[:3]}) > 1  # the die area alone changes it
+
+
+def test_ids_go_to_the_database_in_chunks_of_in_chunk() -> None:
+    from projections.position_index import IN_CHUNK, _chunks, _in
+
+    ids = [f"A{i}" for i in range(IN_CHUNK + 5)]
+    assert list(_chunks(ids)) == [ids[:IN_CHUNK], ids[IN_CHUNK:]]
+    assert list(_chunks([])) == []
+    assert _in(3) == "?,?,?" and _in(1) == "?"
+
+
+def test_a_countrys_mark_is_its_earliest_day() -> None:
+    from projections.position_index import _Marks
+
+    marks = _Marks()
+    for country, day in [("MX", "2025-05-01"), ("MX", "2025-03-01"), ("BR", "2025-06-01"),
+                         ("MX", "2025-04-01")]:
+        marks.mark(country, day)
+    assert marks.by_country == {"MX": "2025-03-01", "BR": "2025-06-01"}

@@ -574,3 +574,97 @@ def test_a_quota_process_answers_from_the_index_on_a_connection_of_its_own(
         assert lookup(f"sqlite:///{db_url}", "MX", day, rule_id=rule) == now
         assert lookup(f"{db_url}.missing", "MX", day, rule_id=rule) is None
     app.close()
+
+
+DIFFUSION = "ai-diffusion-2025"
+
+
+def _valid_before(app: Ledger) -> dict[str, str]:
+    rm = ReadModel(app)
+    with rm._tx(commit=False) as c:
+        return dict(c.execute("SELECT country, valid_before FROM rm_quota_pairs "
+                              "ORDER BY country").fetchall())
+
+
+def test_a_batch_marks_each_country_it_touches_from_its_earliest_day(app: Ledger) -> None:
+    """One batch with two MX shipments (the later-dated one last): MX's pair is valid
+    only before the earlier day; BR's, untouched, stays fresh."""
+    _submit(app, shipment("A", quantity=30), shipment("B", dest="BR", quantity=5))
+    for country in ("MX", "BR"):
+        readmodel_quota(app, country, DAYS[-1], rule_id=DIFFUSION)
+    assert _valid_before(app) == {"BR": position_index.FRESH, "MX": position_index.FRESH}
+    _submit(app, shipment("C", quantity=3, day="2025-03-01"),
+            shipment("D", quantity=4, day="2025-08-01"))
+    ReadModel(app).catch_up()
+    assert _valid_before(app) == {"BR": position_index.FRESH, "MX": "2025-03-01"}
+    assert_equal_to_fold(app, ["MX", "BR"], rules=[DIFFUSION])
+
+
+def test_a_batch_too_large_to_detail_marks_every_pair_from_its_first_day(
+        app: Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
+    _submit(app, shipment("A", quantity=30), shipment("B", dest="BR", quantity=5))
+    for country in ("MX", "BR"):
+        readmodel_quota(app, country, DAYS[-1], rule_id=DIFFUSION)
+    monkeypatch.setattr(position_index, "DETAIL_LIMIT", 0)
+    _submit(app, shipment("C", quantity=3, day="2025-03-01"))
+    ReadModel(app).catch_up()
+    everything = position_index.EVERYTHING
+    assert _valid_before(app) == {"BR": everything, "MX": everything}
+    assert_equal_to_fold(app, ["MX", "BR"], rules=[DIFFUSION])
+
+
+def test_every_country_answered_by_the_index_itself(app: Ledger) -> None:
+    """``positions_all`` answers from the index (not None: the fold would give the
+    same answer, so only this shows the index did), builds only the revision asked,
+    stamps a known-at at the head, and refreshes a pair asked on its valid_before."""
+    _submit(app, shipment("A", quantity=300), shipment("B", dest="BR", quantity=5))
+    index = PositionIndex(ReadModel(app))
+    day = dt.date(2025, 9, 30)
+    found = index.positions_all(day, rule_id=DIFFUSION)
+    assert found == quota_all(load_state(app), day, rule_id=DIFFUSION)
+    assert _pairs_built(app) == 2  # BR and MX under the one revision asked
+    head = app.max_position()
+    at_head = index.positions_all(day, rule_id=DIFFUSION, known_at=head)
+    assert at_head is not None and [p.known_at for p in at_head] == [head, head]
+    assert index.positions_all(day, rule_id=DIFFUSION, known_at=head - 1) is None
+    _submit(app, shipment("C", quantity=7, day="2025-04-01"))
+    ReadModel(app).catch_up()
+    assert _valid_before(app)["MX"] == "2025-04-01"
+    on_the_mark = index.positions_all(dt.date(2025, 4, 1), rule_id=DIFFUSION)
+    assert on_the_mark == quota_all(load_state(app), dt.date(2025, 4, 1), rule_id=DIFFUSION)
+    # BR ships on 2025-06-01, MX's A on 2025-06-01 and C on 2025-04-01
+    assert [p.committed_tpp for p in on_the_mark or []] == [0, 7 * 15_832]
+
+
+def test_refresh_all_reports_each_country_and_seeds_the_countries(app: Ledger) -> None:
+    _submit(app, shipment("A", quantity=3),
+            {"type": "allocation.granted", "allocation_id": "G-BR", "country": "BR",
+             "tpp_amount": 1_000, "valid_from": "2025-01-01"})
+    rm = ReadModel(app)
+    rm.catch_up()
+    with rm._tx() as c:  # a read model folded before the index listed its countries
+        c.execute("DELETE FROM rm_quota_countries")
+    calls: list[tuple[int, int]] = []
+    built = PositionIndex(rm).refresh_all(lambda done, total: calls.append((done, total)))
+    assert calls == [(1, 2), (2, 2)]
+    assert built == 2 * len(bundled_rulebooks())
+    with rm._tx(commit=False) as c:
+        assert c.execute("SELECT country FROM rm_quota_countries ORDER BY country"
+                         ).fetchall() == [("BR",), ("MX",)]
+
+
+@pytest.mark.parametrize("command", [
+    shipment("A", quantity=3),
+    {"type": "allocation.granted", "allocation_id": "G-BR", "country": "BR",
+     "tpp_amount": 1_000, "valid_from": "2025-01-01"},
+], ids=["shipments-only", "allocations-only"])
+def test_the_countries_are_seeded_from_shipments_or_allocations_alone(
+        app: Ledger, command: Any) -> None:
+    _submit(app, command)
+    rm = ReadModel(app)
+    rm.catch_up()
+    with rm._tx() as c:
+        c.execute("DELETE FROM rm_quota_countries")
+    PositionIndex(rm)._seed_countries()
+    with rm._tx(commit=False) as c:
+        assert len(c.execute("SELECT country FROM rm_quota_countries").fetchall()) == 1
