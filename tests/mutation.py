@@ -256,9 +256,29 @@ WHY: list[tuple[str, str]] = [
 ]
 
 
+#: words that make a string SQL (with a ``?`` placeholder, or SQL keywords)
+_SQL = r"\?|\b(select|insert|delete|update|where|begin|values|order by|on conflict|from)\b"
+
+
+def sql_case_only(change: str) -> bool:
+    """Whether a change only changes the letter case of SQL text outside its quoted
+    literals: SQL keywords and unquoted names are case-insensitive (PostgreSQL folds
+    unquoted names to lower case, SQLite compares them without case)."""
+    import re
+
+    before, _, after = change.partition("  =>  ")
+    if before == after or before.lower() != after.lower() or "%s" in before:
+        return False  # (a psycopg placeholder is not SQL: %S is no placeholder)
+    quoted = r"'[^']*'"
+    return (re.search(_SQL, before, re.IGNORECASE) is not None
+            and re.findall(quoted, before) == re.findall(quoted, after))
+
+
 def explain(key: str, change: str) -> str:
     import re
 
+    if sql_case_only(change):
+        return "equivalent: SQL keywords and unquoted names are case-insensitive"
     for pattern, reason in WHY:
         if re.search(pattern, f"{key}\t{change}"):
             return reason
