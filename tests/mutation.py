@@ -184,6 +184,12 @@ WHY: list[tuple[str, str]] = [
      "tells two apart"),
     (r"xǁ_Foldǁ_count__.*counts=None\)",
      "equivalent: None is falsy like False"),
+    (r"xǁ_Foldǁ_count__.*lpp_excess_by_key\.get\(row\.key, (None|1|)\)",
+     "equivalent: every LPP shipment the fold counts has its entry (0 within the limit), "
+     "so the default is never used"),
+    (r"xǁ_Foldǁ_outside_period__.*id\(None\)",
+     "equivalent: the revision a shipment is treated under follows from its ship date, "
+     "which the memo key holds"),
     (r"x_lpp_excesses__.*Treater\(None, rule\)",
      "equivalent: it treats only LPP shipments, which need no license or VEU check, so "
      "the Treater never reads its state"),

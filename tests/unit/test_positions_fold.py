@@ -257,3 +257,25 @@ def test_each_shipments_outcome_and_the_totals_of_the_fold() -> None:
     assert p.breakdown == {"country_allocations_tpp": 0, "licenses_committed_tpp": 0,
                            "not_counted_tpp": 10_000, "outside_licenses_tpp": 474_960,
                            "rule_cap_tpp": 790_000_000}
+
+
+def test_the_breakdown_sums_every_shipment_of_each_bucket() -> None:
+    s = Scenario()
+    s.license("L", "MX", 100_000_000, "2025-01-01", "2025-12-31")
+    s.do(type="veu.granted", veu_id="V1", entity="Atlas", kind="universal",
+         headquarters_country="US", covered_countries=["MX"], valid_from="2025-01-01")
+    for i, day in enumerate(["2025-02-01", "2025-03-01", "2025-04-01"]):
+        s.ship(f"P{i}", day, "MX", 1_000, auth="lpp")  # 15,832,000 each
+    for i in range(2):
+        s.ship(f"N{i}", "2025-02-01", "MX", 10, product="custom-asic", tpp_per_unit=1_000)
+        s.ship(f"V{i}", "2025-02-01", "MX", 10 + i, auth="veu:V1")
+        s.ship(f"L{i}", "2025-02-01", "MX", 20 + i, auth="license:L")
+    p = s.position("MX", "2025-06-30")
+    lpp_excess = 3_000 * H100 - 26_900_000  # 4,764,000 of P1 and all of P2
+    assert p.breakdown == {
+        "country_allocations_tpp": 0, "licenses_committed_tpp": 100_000_000,
+        "lpp_excess_tpp": lpp_excess, "lpp_tpp": 3_000 * H100,
+        "not_counted_tpp": 20_000, "rule_cap_tpp": 790_000_000,
+        "shipped_under_licenses_tpp": 41 * H100, "veu_tpp": 21 * H100}
+    assert p.flagged == {"lpp-excess": FlagTotal(count=2, tpp=lpp_excess)}
+    assert (p.committed_tpp, p.shipments_counted) == (100_000_000 + lpp_excess, 7)
