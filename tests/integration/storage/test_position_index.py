@@ -668,3 +668,38 @@ def test_the_countries_are_seeded_from_shipments_or_allocations_alone(
     PositionIndex(rm)._seed_countries()
     with rm._tx(commit=False) as c:
         assert len(c.execute("SELECT country FROM rm_quota_countries").fetchall()) == 1
+
+
+def test_the_revision_on_the_books_is_answered_by_the_index(db_url: str) -> None:
+    """A published revision of its own (not composed of instruments) is the one on
+    the books, and, its enforcement suspended, none is in force: asked on the books
+    the index answers (head, past known-at, every country, a bare connection);
+    asked in force it leaves the question to the fold."""
+    from ledger.rulebook import bundled_rulebook
+
+    book = bundled_rulebook(DIFFUSION)
+    plain = type(book).model_validate({**book.model_dump(mode="json"), "id": "plain-2025",
+                                       "instruments": []})
+    app = Ledger(db_url)
+    app.submit([PublishRuleRevision(document=plain)], actor="t")
+    _submit(app, shipment("A", quantity=300))
+    day = dt.date(2025, 9, 30)
+    index = PositionIndex(ReadModel(app))
+    found = index.position("MX", day, on_the_books=True)
+    assert found is not None and found.rule == "plain-2025"
+    assert found == quota(load_state(app), "MX", day, on_the_books=True)
+    assert index.position("MX", day) is None
+    everywhere = index.positions_all(day, on_the_books=True)
+    assert everywhere == quota_all(load_state(app), day, on_the_books=True)
+    assert everywhere is not None and len(everywhere) == 1
+    before = app.max_position()
+    _submit(app, shipment("B", quantity=5, day="2025-02-01"))
+    assert index.position("MX", day, on_the_books=True) is not None  # refreshed
+    lookup = position_index.lookup_database
+    assert lookup(db_url, "MX", day, on_the_books=True) == _printed(
+        app, "MX", day, on_the_books=True)
+    past = lookup(db_url, "MX", day, on_the_books=True, known_at=before)
+    assert past == _printed(app, "MX", day, on_the_books=True, known_at=before)
+    assert past is not None and past["committed_tpp"] == 300 * 15_832
+    assert lookup(db_url, "MX", day) is None
+    app.close()
