@@ -84,3 +84,18 @@ def test_a_countrys_mark_is_its_earliest_day() -> None:
                          ("MX", "2025-04-01")]:
         marks.mark(country, day)
     assert marks.by_country == {"MX": "2025-03-01", "BR": "2025-06-01"}
+
+
+def test_the_stored_timeline_has_a_row_only_where_the_pick_changes() -> None:
+    import datetime as dt
+
+    from ledger.rulebook import bundled_rulebooks
+    from projections.position_index import IN_FORCE, ON_THE_BOOKS, timeline
+
+    rows = timeline(list(enumerate(bundled_rulebooks(), 1)))
+    for choice in (IN_FORCE, ON_THE_BOOKS):
+        mine = [(day, pos) for c, day, pos in rows if c == choice]
+        assert mine[0][0] == dt.date.min.isoformat()
+        assert all(a[1] != b[1] for a, b in zip(mine, mine[1:], strict=False)), choice
+    assert {pos for c, _day, pos in rows if c == ON_THE_BOOKS} == {None}  # composed
+    assert len([r for r in rows if r[0] == IN_FORCE]) == 5

@@ -10,6 +10,7 @@ of the log (``load_state``), on both backends.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import random
 from typing import Any
 
@@ -540,7 +541,7 @@ def _printed(app: Ledger, country: str, day: dt.date, **kw: Any) -> dict[str, An
 
 
 def test_a_quota_process_answers_from_the_index_on_a_connection_of_its_own(
-        db_url: str) -> None:
+        db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """``lookup_database`` (what a ``ledger quota --json`` process asks first) gives
     exactly what the full path prints, known at the head and at a past position whose
     rows were kept, the first one included; None (the full path answers) when it
@@ -570,9 +571,18 @@ def test_a_quota_process_answers_from_the_index_on_a_connection_of_its_own(
     assert lookup(db_url, "MX", day, rule_id=rule, known_at=1) == at_first
     assert lookup(db_url, "MX", day, rule_id=rule, known_at=0) is None
     assert lookup(db_url, "MX", day, rule_id=rule, known_at=head + 1) is None
-    if "://" not in db_url:  # SQLite: a path, also as a URL
+    if "://" not in db_url:  # SQLite: a path, also as a URL (absolute, or relative)
         assert lookup(f"sqlite:///{db_url}", "MX", day, rule_id=rule) == now
         assert lookup(f"{db_url}.missing", "MX", day, rule_id=rule) is None
+        folder, name = os.path.split(db_url)
+        monkeypatch.chdir(folder)
+        assert lookup(f"sqlite://{name}", "MX", day, rule_id=rule) == now
+    else:  # PostgreSQL: either scheme
+        scheme = db_url.replace("postgresql://", "postgres://", 1)
+        assert lookup(scheme, "MX", day, rule_id=rule) == now
+    _submit(app, shipment("B", quantity=5))  # the read model is behind again
+    assert lookup(db_url, "MX", day, rule_id=rule) is None
+    assert lookup(db_url, "MX", day, rule_id=rule, known_at=1) == at_first  # past: answered
     app.close()
 
 
@@ -628,6 +638,10 @@ def test_every_country_answered_by_the_index_itself(app: Ledger) -> None:
     assert at_head is not None and [p.known_at for p in at_head] == [head, head]
     assert index.positions_all(day, rule_id=DIFFUSION, known_at=head - 1) is None
     _submit(app, shipment("C", quantity=7, day="2025-04-01"))
+    # without catching up: the index as the read model stands, C not yet folded
+    assert index.positions_all(day, rule_id=DIFFUSION, catch_up=False) == found
+    stale = index.position("MX", day, rule_id=DIFFUSION, catch_up=False)
+    assert stale is not None and stale.committed_tpp == 300 * 15_832
     ReadModel(app).catch_up()
     assert _valid_before(app)["MX"] == "2025-04-01"
     on_the_mark = index.positions_all(dt.date(2025, 4, 1), rule_id=DIFFUSION)
