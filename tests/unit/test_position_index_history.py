@@ -88,6 +88,7 @@ def test_a_countrys_mark_is_its_earliest_day() -> None:
 
 def test_the_stored_timeline_has_a_row_only_where_the_pick_changes() -> None:
     import datetime as dt
+    from itertools import pairwise
 
     from ledger.rulebook import bundled_rulebooks
     from projections.position_index import IN_FORCE, ON_THE_BOOKS, timeline
@@ -96,6 +97,6 @@ def test_the_stored_timeline_has_a_row_only_where_the_pick_changes() -> None:
     for choice in (IN_FORCE, ON_THE_BOOKS):
         mine = [(day, pos) for c, day, pos in rows if c == choice]
         assert mine[0][0] == dt.date.min.isoformat()
-        assert all(a[1] != b[1] for a, b in zip(mine, mine[1:], strict=False)), choice
+        assert all(a[1] != b[1] for a, b in pairwise(mine)), choice
     assert {pos for c, _day, pos in rows if c == ON_THE_BOOKS} == {None}  # composed
     assert len([r for r in rows if r[0] == IN_FORCE]) == 5
