@@ -208,6 +208,50 @@ WHY: list[tuple[str, str]] = [
     (r"xǁ_Foldǁ_day_of_changes__.*max\(worsened, (key=None|)\)",
      "equivalent: worsened holds (recorded position, change) pairs with distinct "
      "positions, so the tuples compare by position"),
+    # projections/position_index.py
+    (r"_tx\(commit=(None|True)\)",
+     "equivalent: the transaction only reads, so committing it or not changes nothing"),
+    (r"x__day_row__.*raise Miss\(None, \[country\], rule_position\)",
+     "equivalent: a miss of no known reason is handled like a stale one (its countries "
+     "are rebuilt)"),
+    (r"x__day_row__.*raise Miss\(UNINDEXED\)  =>  raise Miss\(None\)",
+     "unreachable: every built pair has its first day (dt.date.min), so a day row is "
+     "always found"),
+    (r"x__known_positions__",
+     "unreachable: a past known-at is a recorded position (resolve_known_at, _recorded), "
+     "so a chain row at or before it always exists"),
+    (r"x__known_day_row__.*\(rows\) or True",
+     "equivalent: the statement selects from three one-row aggregates, so it always "
+     "returns one row"),
+    (r"x__positions__mutmut_\d+\traise Miss\(BEHIND\)  =>  raise Miss\(None\)",
+     "unreachable: rm_position has its row once the read model's schema exists, and "
+     "without the schema the statement fails first"),
+    (r"x__positions__.*(rows\[0\]\[1\] or 1|rows\[0\]\[2\] or 1)",
+     "equivalent: with nothing recorded or folded there is no revision, so the index "
+     "answers nothing either way"),
+    (r"x__stamp__.*\(known_at is None\) or True",
+     "equivalent: the state position is the last recorded one at or before known_at, "
+     "so min(known_at, it) is it"),
+    (r"x_timeline__.*\(chosen is None\) and False",
+     "equivalent: position_of has no entry for id(None), so None is found either way"),
+    (r"xǁMissǁ__init____.*super\(\).__init__\(None\)",
+     "equivalent: a Miss is read by its reason attribute; its text is never shown"),
+    (r"xǁPositionIndexǁ_retrying__.*range\(21\)",
+     "equivalent: a bound on retries that no query reaches"),
+    (r"(x_lookup|x_lookup_database|xǁPositionIndexǁposition|xǁPositionIndexǁpositions_all|"
+     r"x_lookup_all)__mutmut_\d+\t.*(on_the_books: bool = True|catch_up: bool = False)",
+     "equivalent: every caller passes this argument, so its default is never used"),
+    (r"x__lookup_database__.*connect_timeout=(6|None)",
+     "not worth a test: how long a connection may take to open; no test waits for it"),
+    (r"x__lookup_database__.*if not path and not os\.path\.isfile",
+     "equivalent: a missing file fails to open read-only, which gives None as well"),
+    (r"x__lookup_database__.*\"(ROWID|NOTIFICATION_ID)\"",
+     "equivalent: unquoted column names are case-insensitive (PostgreSQL folds them)"),
+    (r"x__lookup_caught_up__.*if c\.pg:",
+     "not testable deterministically: without BEGIN each statement reads its own "
+     "snapshot; only a write between two of them (a race) would show it"),
+    (r"xǁ_Marksǁmark__.*if day <= self",
+     "equivalent: replacing a day with the same day changes nothing"),
     (r"ensure_ascii=None", "equivalent: None is falsy like False"),
     (r"\.(en|de)code\(\\?\"(UTF-8|ASCII)\\?\"\)|\.(en|de)code\(\)",
      "equivalent: codec names are case-insensitive and utf-8 is the default"),
