@@ -100,3 +100,18 @@ def test_the_stored_timeline_has_a_row_only_where_the_pick_changes() -> None:
         assert all(a[1] != b[1] for a, b in pairwise(mine)), choice
     assert {pos for c, _day, pos in rows if c == ON_THE_BOOKS} == {None}  # composed
     assert len([r for r in rows if r[0] == IN_FORCE]) == 5
+
+
+def test_regimes_start_where_the_tier_or_the_cap_period_standing_changes() -> None:
+    """Mexico: capped from the period's first day, outside it from the day after its
+    last; Cambodia: tier 3 until it leaves D:5 on 2026-02-03, then in the period."""
+    import datetime as dt
+
+    from ledger.rulebook import bundled_rulebook
+    from projections.position_index import regimes
+
+    book = bundled_rulebook("ai-diffusion-2025")
+    D = dt.date
+    assert regimes(book, "MX") == [D.min, D(2025, 1, 1), D(2028, 1, 1)]
+    assert regimes(book, "KH") == [D.min, D(2026, 2, 3), D(2028, 1, 1)]
+    assert regimes(book, "FR") == [D.min]

@@ -615,8 +615,12 @@ def test_a_batch_too_large_to_detail_marks_every_pair_from_its_first_day(
     _submit(app, shipment("A", quantity=30), shipment("B", dest="BR", quantity=5))
     for country in ("MX", "BR"):
         readmodel_quota(app, country, DAYS[-1], rule_id=DIFFUSION)
-    monkeypatch.setattr(position_index, "DETAIL_LIMIT", 0)
-    _submit(app, shipment("C", quantity=3, day="2025-03-01"))
+    monkeypatch.setattr(position_index, "DETAIL_LIMIT", 1)
+    _submit(app, shipment("C", quantity=3, day="2025-03-01"))  # a batch of 1: detailed
+    ReadModel(app).catch_up()
+    assert _valid_before(app) == {"BR": position_index.FRESH, "MX": "2025-03-01"}
+    _submit(app, shipment("D", quantity=3, day="2025-04-01"),
+            shipment("E", quantity=3, day="2025-05-01"))  # a batch of 2: too large
     ReadModel(app).catch_up()
     everything = position_index.EVERYTHING
     assert _valid_before(app) == {"BR": everything, "MX": everything}
@@ -717,3 +721,34 @@ def test_the_revision_on_the_books_is_answered_by_the_index(db_url: str) -> None
     assert past is not None and past["committed_tpp"] == 300 * 15_832
     assert lookup(db_url, "MX", day) is None
     app.close()
+
+
+def test_allocations_and_lpp_shipments_mark_from_their_earliest_day(app: Ledger) -> None:
+    """An allocation marks its country from its start (an adjustment too: the start is
+    earlier); an LPP shipment marks every country its consignee ships to under LPP,
+    from its date. Exactly from there: earlier would rebuild days for nothing."""
+    lpp = {"kind": "lpp"}
+    _submit(app, shipment("A", quantity=30, auth=lpp),
+            shipment("B", dest="BR", quantity=5, auth=lpp),
+            shipment("X", dest="AR", quantity=5))
+
+    def build() -> None:
+        for country in ("AR", "BR", "MX"):
+            readmodel_quota(app, country, DAYS[-1], rule_id=DIFFUSION)
+
+    build()
+    _submit(app, {"type": "allocation.granted", "allocation_id": "LIC-1", "country": "MX",
+                  "holder": "EXP01", "tpp_amount": 1_000, "valid_from": "2025-05-01"})
+    ReadModel(app).catch_up()
+    fresh = position_index.FRESH
+    assert _valid_before(app) == {"AR": fresh, "BR": fresh, "MX": "2025-05-01"}
+    build()
+    _submit(app, {"type": "allocation.adjusted", "allocation_id": "LIC-1", "tpp_amount": 500,
+                  "effective_date": "2025-08-01", "reason": "cut"})
+    ReadModel(app).catch_up()
+    assert _valid_before(app) == {"AR": fresh, "BR": fresh, "MX": "2025-05-01"}
+    build()
+    _submit(app, shipment("C", quantity=3, auth=lpp, day="2025-07-01"))
+    ReadModel(app).catch_up()
+    assert _valid_before(app) == {"AR": fresh, "BR": "2025-07-01", "MX": "2025-07-01"}
+    assert_equal_to_fold(app, ["MX", "BR", "AR"], rules=[DIFFUSION])
