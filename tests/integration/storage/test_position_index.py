@@ -748,7 +748,8 @@ def test_allocations_and_lpp_shipments_mark_from_their_earliest_day(app: Ledger)
     ReadModel(app).catch_up()
     assert _valid_before(app) == {"AR": fresh, "BR": fresh, "MX": "2025-05-01"}
     build()
-    _submit(app, shipment("C", quantity=3, auth=lpp, day="2025-07-01"))
+    _submit(app, shipment("C", quantity=3, auth=lpp, day="2025-07-01"),
+            shipment("D", quantity=3, auth=lpp, day="2025-09-01"))  # one batch
     ReadModel(app).catch_up()
     assert _valid_before(app) == {"AR": fresh, "BR": "2025-07-01", "MX": "2025-07-01"}
     assert_equal_to_fold(app, ["MX", "BR", "AR"], rules=[DIFFUSION])
