@@ -252,6 +252,30 @@ WHY: list[tuple[str, str]] = [
      "snapshot; only a write between two of them (a race) would show it"),
     (r"xǁ_Marksǁmark__.*if day <= self",
      "equivalent: replacing a day with the same day changes nothing"),
+    (r"x__(day_row|lookup_all)__.*raise Miss\(None, \[?(country|stale)\]?, rule_position\)"
+     r"|x_lookup_all__.*raise Miss\(None, stale, rule_position\)",
+     "equivalent: a miss of no known reason is handled like a stale one (its countries "
+     "are rebuilt)"),
+    (r"\"(RM_QUOTA_[A-Z_]+|RULE_POSITION, COUNTRY, REGIME[^\"]*|KNOWN_TO, POSITION)\"",
+     "equivalent: unquoted table and column names are case-insensitive"),
+    (r"x__keep_past__.*start is not None (and end is not None or|or end is not None and)",
+     "equivalent: start and end are never None here: a pair's first refresh covers every "
+     "day, and a refresh rewrites only days on or after a pending mark"),
+    (r"x__keep_past__.*start <= end",
+     "equivalent: a past row valid over [start, start) is never found by a known-at"),
+    (r"x__note_refresh__.*(past >= HISTORY_FACTOR|refreshes >= MAX_REFRESHES)",
+     "not worth a test: one row or refresh more or less before a pair's bounded history "
+     "restarts; every answer still equals the fold's"),
+    (r"x__change_days__.*if day <= dt\.date\.max",
+     "equivalent: no rule document names 9999-12-31"),
+    (r"x_regimes__.*book\.cap_for\((None, day|country, None)\)",
+     "equivalent: under one revision the cap follows the tier, which the regime also "
+     "compares"),
+    (r"x__lookup_database__.*sqlite3\.connect\(.*\?mode=ro\", (uri=None|uri=False|)\)",
+     "equivalent here: this SQLite is built to read 'file:' names as URIs whatever the "
+     "flag; the flag keeps it so on other builds"),
+    (r"x__lookup_database__.*_Bare\(lite\.cursor\(\), None\)",
+     "equivalent: None is falsy like False"),
     (r"ensure_ascii=None", "equivalent: None is falsy like False"),
     (r"\.(en|de)code\(\\?\"(UTF-8|ASCII)\\?\"\)|\.(en|de)code\(\)",
      "equivalent: codec names are case-insensitive and utf-8 is the default"),
