@@ -179,7 +179,7 @@ WHY: list[tuple[str, str]] = [
     (r"x_authorization_checks__.*(lic|veu): AuthorizationCheck \| None = \"\"",
      "equivalent: the check of the kind a shipment does not name is never read, and '' "
      "stands for None alike in the memo key"),
-    (r"xǁ_Foldǁ_cap_period__.*id\(None\)",
+    (r"xǁ_Foldǁ_(cap_period|tier)__.*id\(None\)",
      "equivalent: one fold has one cap rule, so the rule's part of the memo key never "
      "tells two apart"),
     (r"xǁ_Foldǁ_count__.*counts=None\)",

@@ -15,6 +15,7 @@ from projections.positions import (
     NO_RULE_CITATION,
     ShipmentOutcome,
     country_inputs,
+    country_position,
     fold_country,
     no_rule_treatment,
     treat,
@@ -279,3 +280,14 @@ def test_the_breakdown_sums_every_shipment_of_each_bucket() -> None:
         "shipped_under_licenses_tpp": 41 * H100, "veu_tpp": 21 * H100}
     assert p.flagged == {"lpp-excess": FlagTotal(count=2, tpp=lpp_excess)}
     assert (p.committed_tpp, p.shipments_counted) == (100_000_000 + lpp_excess, 7)
+
+
+def test_known_at_before_the_states_position_is_the_position_computed_at() -> None:
+    s = Scenario()
+    s.ship("X", "2025-03-01", "MX", 10)
+    rule = _rule(s, "ai-diffusion-2025")
+    head = len(s.events)
+    p = country_position(s.state, "MX", D("2025-06-30"), rule, known_at=3)
+    assert (p.known_at, p.computed_at_position) == (3, 3)
+    assert country_position(s.state, "MX", D("2025-06-30"), rule,
+                            known_at=head + 2).computed_at_position == head
