@@ -686,6 +686,10 @@ def test_the_countries_are_seeded_from_shipments_or_allocations_alone(
     PositionIndex(rm)._seed_countries()
     with rm._tx(commit=False) as c:
         assert len(c.execute("SELECT country FROM rm_quota_countries").fetchall()) == 1
+    day = dt.date(2025, 9, 30)  # an allocation alone makes a country active too
+    found = PositionIndex(rm).positions_all(day, rule_id=DIFFUSION)
+    assert found == quota_all(load_state(app), day, rule_id=DIFFUSION)
+    assert found is not None and len(found) == 1
 
 
 def test_the_revision_on_the_books_is_answered_by_the_index(db_url: str) -> None:
@@ -730,7 +734,10 @@ def test_allocations_and_lpp_shipments_mark_from_their_earliest_day(app: Ledger)
     lpp = {"kind": "lpp"}
     _submit(app, shipment("A", quantity=30, auth=lpp),
             shipment("B", dest="BR", quantity=5, auth=lpp),
-            shipment("X", dest="AR", quantity=5))
+            shipment("X", dest="AR", quantity=5),
+            # names the license before it exists, from another country
+            shipment("Y", dest="AR", quantity=5, day="2025-06-15",
+                     auth={"kind": "license", "ref": "LIC-1"}))
 
     def build() -> None:
         for country in ("AR", "BR", "MX"):
@@ -741,15 +748,54 @@ def test_allocations_and_lpp_shipments_mark_from_their_earliest_day(app: Ledger)
                   "holder": "EXP01", "tpp_amount": 1_000, "valid_from": "2025-05-01"})
     ReadModel(app).catch_up()
     fresh = position_index.FRESH
-    assert _valid_before(app) == {"AR": fresh, "BR": fresh, "MX": "2025-05-01"}
+    assert _valid_before(app) == {"AR": "2025-06-15", "BR": fresh, "MX": "2025-05-01"}
     build()
     _submit(app, {"type": "allocation.adjusted", "allocation_id": "LIC-1", "tpp_amount": 500,
                   "effective_date": "2025-08-01", "reason": "cut"})
     ReadModel(app).catch_up()
-    assert _valid_before(app) == {"AR": fresh, "BR": fresh, "MX": "2025-05-01"}
+    assert _valid_before(app) == {"AR": "2025-06-15", "BR": fresh, "MX": "2025-05-01"}
     build()
     _submit(app, shipment("C", quantity=3, auth=lpp, day="2025-07-01"),
             shipment("D", quantity=3, auth=lpp, day="2025-09-01"))  # one batch
     ReadModel(app).catch_up()
     assert _valid_before(app) == {"AR": fresh, "BR": "2025-07-01", "MX": "2025-07-01"}
     assert_equal_to_fold(app, ["MX", "BR", "AR"], rules=[DIFFUSION])
+
+
+def test_a_veu_marks_the_countries_of_the_shipments_naming_it(app: Ledger) -> None:
+    """A VEU grant or amendment changes how the shipments naming it count: their
+    countries are marked from the earliest of them; the index refreshes them exactly."""
+    veu = {"kind": "veu", "ref": "V1"}
+    _submit(app, shipment("A", quantity=30, auth=veu, day="2025-03-01"),
+            shipment("B", dest="BR", quantity=5, auth=veu, day="2025-04-01"),
+            shipment("C", dest="AR", quantity=5))
+
+    def build() -> None:
+        for country in ("AR", "BR", "MX"):
+            readmodel_quota(app, country, DAYS[-1], rule_id=DIFFUSION)
+
+    build()
+    _submit(app, {"type": "veu.granted", "veu_id": "V1", "entity": "Atlas",
+                  "kind": "universal", "headquarters_country": "US",
+                  "covered_countries": ["MX", "BR"], "valid_from": "2025-01-01"})
+    ReadModel(app).catch_up()
+    fresh = position_index.FRESH
+    assert _valid_before(app) == {"AR": fresh, "BR": "2025-04-01", "MX": "2025-03-01"}
+    build()
+    _submit(app, {"type": "veu.amended", "veu_id": "V1", "effective_date": "2025-06-01",
+                  "covered_countries": ["MX"]})
+    ReadModel(app).catch_up()
+    assert _valid_before(app) == {"AR": fresh, "BR": "2025-04-01", "MX": "2025-03-01"}
+    assert_equal_to_fold(app, ["MX", "BR", "AR"], rules=[DIFFUSION])
+
+
+def test_refresh_rebuilds_only_what_is_stale(app: Ledger) -> None:
+    _submit(app, shipment("A", quantity=30))
+    ReadModel(app).catch_up()
+    index = PositionIndex(ReadModel(app))
+    assert index.refresh("MX") == len(bundled_rulebooks())  # never built: every revision
+    assert index.refresh("MX") == 0
+    _submit(app, shipment("B", quantity=3, day="2025-02-01"))
+    ReadModel(app).catch_up()
+    assert index.refresh("MX") == len(bundled_rulebooks())
+    assert index.refresh("MX") == 0
