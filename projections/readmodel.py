@@ -510,15 +510,28 @@ class ReadModel:
         self.ensure_schema()
         with self._tx(commit=False) as c:
             cut, state_pos = self._known_position(c, known_at)
-            c.execute(f"SELECT {columns.SELECT} FROM rm_shipment_versions WHERE "
-                      "recorded_from <= ? AND (recorded_to IS NULL OR recorded_to > ?) "
-                      "AND voided = 0", (cut, cut))
-            cols = columns.from_chunks(iter(lambda: c.fetchmany(chunk), []))
+            cols = columns.from_bulk(self._bulk_chunks(c, cut, chunk))
             allocs = c.execute(_ALLOC_SELECT + " WHERE position <= ?", (cut,)).fetchall()
             changes = self._allocation_changes(c, None, cut)
             veus, veu_changes = self._veus(c, None, cut)
             rules = self._rules(c, cut)
         return _assemble(state_pos, [], allocs, changes, veus, veu_changes, rules), cols
+
+    def _bulk_chunks(self, c: _Cursor, cut: int, chunk: int) -> Iterator[tuple[Any, ...]]:
+        """The live shipment rows as known at ``cut``, as ``columns.bulk_select`` rows:
+        one per ``chunk`` first positions (the primary key's leading column, so each
+        is a range of the key), each with every value of its rows in a dozen texts."""
+        lo, hi = c.execute("SELECT min(first_position), max(first_position) "
+                           "FROM rm_shipment_versions").fetchall()[0]
+        if lo is None:
+            return
+        from projections.columns import bulk_select
+
+        sql = (f"SELECT {bulk_select(self.pg)} FROM rm_shipment_versions "
+               "WHERE first_position >= ? AND first_position < ? AND recorded_from <= ? "
+               "AND (recorded_to IS NULL OR recorded_to > ?) AND voided = 0")
+        for start in range(int(lo), int(hi) + 1, chunk):
+            yield c.execute(sql, (start, start + chunk, cut, cut)).fetchall()[0]
 
     def _allocation_changes(self, c: _Cursor, ids: list[str] | None, cut: int
                             ) -> list[tuple[Any, ...]]:

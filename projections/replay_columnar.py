@@ -188,7 +188,7 @@ def row_at(cols: ShipmentColumns, i: int) -> ShipmentRow:
 
 #: the license/VEU check of a group: its rows' references and failure reasons differ,
 #: so the group's treatment is classified with these stand-ins and the row's own
-#: reference and reason are put in its detail when it is printed (``fill_detail``)
+#: reference and reason are put in its detail when it is printed (``RowChecks``)
 REF, REASON = "\x00ref\x00", "\x00reason\x00"
 STAND_INS = [AuthorizationCheck(REF, False, REASON), AuthorizationCheck(REF, True)]
 
@@ -266,12 +266,26 @@ def veu_valid(state: LedgerState, cols: ShipmentColumns, idx: IntArray) -> IntAr
     return out
 
 
-def fill_detail(state: LedgerState, cols: ShipmentColumns, i: int, detail: str) -> str:
-    """A group's detail with row ``i``'s own reference and check failure reason."""
-    if "\x00" not in detail:
-        return detail
-    check = row_check(state, cols, i)
-    return detail.replace(REF, check.ref).replace(REASON, check.reason)
+class RowChecks:
+    """Rows' license/VEU checks (``row_check``), each computed once per distinct
+    (kind, reference, exporter, destination, ship date): all that a check reads of
+    its row. Both lanes and every printed form of a change share them."""
+
+    def __init__(self, state: LedgerState, cols: ShipmentColumns):
+        self.state, self.cols = state, cols
+        self.known: dict[tuple[int, ...], AuthorizationCheck] = {}
+
+    def fill_detail(self, i: int, detail: str) -> str:
+        """A group's detail with row ``i``'s own reference and check failure reason."""
+        if "\x00" not in detail:
+            return detail
+        c = self.cols
+        key = (int(c.auth_kind[i]), int(c.auth_ref[i]), int(c.exporter[i]),
+               int(c.destination[i]), int(c.day[i]))
+        check = self.known.get(key)
+        if check is None:
+            check = self.known[key] = row_check(self.state, c, i)
+        return detail.replace(REF, check.ref).replace(REASON, check.reason)
 
 
 def row_check(state: LedgerState, cols: ShipmentColumns, i: int) -> AuthorizationCheck:
@@ -725,6 +739,7 @@ class ChangeRows(Sequence[ShipmentChange]):
     def __init__(self, w: Ledgerwide, a: LaneColumns, b: LaneColumns, idx: IntArray):
         self.w, self.a, self.b, self.idx = w, a, b, idx
         self.citations: dict[tuple[int, int, int], str] = {}
+        self.fill_detail = RowChecks(w.state, w.cols).fill_detail
 
     def __len__(self) -> int:
         return len(self.idx)
@@ -784,7 +799,7 @@ class ChangeRows(Sequence[ShipmentChange]):
                 counted_tpp=delta, breach=breach, clause=t.clause,
                 citation=self.citation(lane, rule_i, group),
                 detail=("" if not details else outside_detail(rule, d) if outside
-                        else fill_detail(self.w.state, self.w.cols, i, t.detail))))
+                        else self.fill_detail(i, t.detail))))
         return out
 
     def citation(self, lane: LaneColumns, rule_i: int, group: int) -> str:
