@@ -279,13 +279,21 @@ class RowChecks:
         """A group's detail with row ``i``'s own reference and check failure reason."""
         if "\x00" not in detail:
             return detail
-        c = self.cols
-        key = (int(c.auth_kind[i]), int(c.auth_ref[i]), int(c.exporter[i]),
-               int(c.destination[i]), int(c.day[i]))
-        check = self.known.get(key)
-        if check is None:
-            check = self.known[key] = row_check(self.state, c, i)
-        return detail.replace(REF, check.ref).replace(REASON, check.reason)
+        return self.fill_details(np.array([i], dtype=np.int64), [detail])[0]
+
+    def fill_details(self, rows: IntArray, details: Sequence[str]) -> list[str]:
+        """``fill_detail`` of each of ``rows`` (details that name the row's check)."""
+        c, known = self.cols, self.known
+        out = []
+        for i, key, detail in zip(rows.tolist(), zip(
+                c.auth_kind[rows].tolist(), c.auth_ref[rows].tolist(),
+                c.exporter[rows].tolist(), c.destination[rows].tolist(),
+                c.day[rows].tolist(), strict=True), details, strict=True):
+            check = known.get(key)
+            if check is None:
+                check = known[key] = row_check(self.state, c, i)
+            out.append(detail.replace(REF, check.ref).replace(REASON, check.reason))
+        return out
 
 
 def row_check(state: LedgerState, cols: ShipmentColumns, i: int) -> AuthorizationCheck:
@@ -739,7 +747,8 @@ class ChangeRows(Sequence[ShipmentChange]):
     def __init__(self, w: Ledgerwide, a: LaneColumns, b: LaneColumns, idx: IntArray):
         self.w, self.a, self.b, self.idx = w, a, b, idx
         self.citations: dict[tuple[int, int, int], str] = {}
-        self.fill_detail = RowChecks(w.state, w.cols).fill_detail
+        self.checks = RowChecks(w.state, w.cols)
+        self.fill_detail = self.checks.fill_detail
 
     def __len__(self) -> int:
         return len(self.idx)

@@ -141,11 +141,15 @@ class _LaneCodes:
         """The seven piece lists of changes ``start:stop`` (rows ``rows``)."""
         code, dcode = self.code[start:stop], self.detail_code[start:stop]
         details = self.details[dcode].tolist()
-        lane, fill = self.lane, self.enc.changes.fill_detail
-        treatments = lane.groups.treatments
-        for j in np.flatnonzero(self.fill[dcode]).tolist():
-            i = int(rows[j])
-            details[j] = _enc_str(fill(i, treatments[int(lane.groups.of_row[i])].detail))
+        lane = self.lane
+        js = np.flatnonzero(self.fill[dcode])
+        if len(js):
+            own = rows[js]
+            treatments = lane.groups.treatments
+            filled = self.enc.changes.checks.fill_details(
+                own, [treatments[g].detail for g in lane.groups.of_row[own].tolist()])
+            for j, text in zip(js.tolist(), filled, strict=True):
+                details[j] = _enc_str(text)
         return [self.p1[code].tolist(), _ints(lane.delta[rows]), self.p2[code].tolist(),
                 details, self.p3[code].tolist(), _ints(lane.flag_tpp[rows]),
                 self.p4[code].tolist()]
