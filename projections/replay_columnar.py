@@ -90,23 +90,52 @@ class Unsupported(Exception):
 # --- small array helpers --------------------------------------------------------------
 
 
-def group_codes(*cols: IntArray) -> tuple[IntArray, IntArray]:
-    """(group of each row, first row of each group) for rows equal in every column.
+#: the largest key range ranked through a table of the range (a bool and an int64
+#: per key: 36 MB) instead of by sorting the keys
+DENSE_SPAN = 1 << 22
 
-    The columns are small integer codes: they are packed into one int64 key (mixed
-    radix), compacted only if the key would overflow, and sorted once."""
-    key = np.zeros(len(cols[0]), dtype=np.int64)
+
+def dense_rank(values: IntArray) -> tuple[IntArray, int]:
+    """(rank of each value among the distinct values, how many there are), in value
+    order: what ``np.unique(values, return_inverse=True)`` gives, without sorting the
+    values when their range is small (a table marking which values occur)."""
+    if not len(values):
+        return values.astype(np.int64), 0
+    low = int(values.min())
+    width = int(values.max()) - low + 1
+    if width > DENSE_SPAN:
+        distinct, inverse = np.unique(values, return_inverse=True)
+        return inverse.reshape(-1), len(distinct)
+    shifted = values - low
+    present = np.zeros(width, dtype=bool)
+    present[shifted] = True
+    rank_of = np.cumsum(present) - 1
+    ranks: IntArray = rank_of[shifted]
+    return ranks, int(rank_of[-1]) + 1
+
+
+def group_codes(*cols: IntArray) -> tuple[IntArray, IntArray]:
+    """(group of each row, first row of each group) for rows equal in every column:
+    ``np.unique(key, return_index=True, return_inverse=True)`` of the rows' key
+    tuples, groups numbered in key order (the first column most significant).
+
+    The columns are integer codes: each is ranked (``dense_rank``), the ranks packed
+    into one int64 key (mixed radix), the key ranked again whenever the next column
+    would make its range exceed ``DENSE_SPAN``; so no sort of the rows when the
+    columns have few values, as here."""
+    n = len(cols[0])
+    key = np.zeros(n, dtype=np.int64)
     span = 1
     for col in cols:
-        low = int(col.min(initial=0))
-        width = int(col.max(initial=0)) - low + 1
-        if span * width >= 2**62:
-            _, inverse = np.unique(key, return_inverse=True)
-            key, span = inverse.reshape(-1), int(inverse.max(initial=0)) + 1
-        key = key * width + (col - low)
-        span *= width
-    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
-    return inverse.reshape(-1), first
+        ranks, width = dense_rank(col)
+        if span * max(width, 1) > DENSE_SPAN:
+            key, span = dense_rank(key)
+        key = key * width + ranks
+        span *= max(width, 1)
+    group, count = dense_rank(key)
+    first = np.full(count, n, dtype=np.int64)
+    np.minimum.at(first, group, np.arange(n, dtype=np.int64))
+    return group, first
 
 
 def sort_order(*keys: IntArray) -> IntArray:
