@@ -74,6 +74,10 @@ PROJECTION = "quota"
 BATCH = 50_000
 #: shipment rows fetched per chunk into the columnar replay's arrays
 COLUMN_CHUNK = 50_000
+#: batches of at most this many events read their recorded shipments' rows back for
+#: the position index, which marks days from a batch's rows up to that size (above,
+#: it marks every day and reads the rows for their countries only)
+READ_BACK = position_index.DETAIL_LIMIT
 #: ids per IN (...) list (SQLite's default variable limit is 32,766; PostgreSQL's 65,535)
 IN_CHUNK = 900
 
@@ -423,7 +427,7 @@ class ReadModel:
             if c.rowcount != 1:
                 raise ProjectionConflict()
             folder = _Folder(c, self.events_table)
-            folder.fold_range(start, end)
+            folder.fold_range(start, end, int(n))
             # in the same transaction: what the batch changed, for the position index
             position_index.note_batch(c, folder, int(n), int(first))
         return int(n), end, head
@@ -695,11 +699,12 @@ def _is_recorded(pg: bool) -> str:
     return f"right(topic, {n}) = '{_RECORDED}'" if pg else f"substr(topic, -{n}) = '{_RECORDED}'"
 
 
-def _recorded_sql(events_table: str, pg: bool) -> str:
+def _recorded_sql(events_table: str, pg: bool, returning: bool) -> str:
     """INSERT ... SELECT of the first versions of the shipments recorded at positions
-    (?, ?], RETURNING them. Each column is the stored JSON's value at its path, as the
-    fold read it in Python (an absent or null value: NULL; text as text; integers as
-    integers), so the rows are the ones a Python fold of the same events builds."""
+    (?, ?] (``returning``: RETURNING them). Each column is the stored JSON's value at
+    its path, as the fold read it in Python (an absent or null value: NULL; text as
+    text; integers as integers), so the rows are the ones a Python fold of the same
+    events builds."""
     if pg:
         # one jsonb parse per row (OFFSET 0 keeps the planner from inlining the
         # subquery and parsing once per column)
@@ -718,7 +723,8 @@ def _recorded_sql(events_table: str, pg: bool) -> str:
                   f"WHERE rowid > ? AND rowid <= ? AND {_is_recorded(False)}) AS e")
     columns = ", ".join(value(path, integer) for path, integer in _RECORDED_PATHS)
     return (f"INSERT INTO rm_shipment_versions ({_SHIP_COLS}) SELECT sid, p, NULL, p, 0, 0, "
-            f"{columns} FROM {source} ORDER BY p RETURNING {_SHIP_COLS}")
+            f"{columns} FROM {source} ORDER BY p"
+            + (f" RETURNING {_SHIP_COLS}" if returning else ""))
 
 
 class _Folder:
@@ -748,13 +754,28 @@ class _Folder:
         self.veu_changes: list[tuple[Any, ...]] = []
         self.rules: list[tuple[Any, ...]] = []
 
-    def fold_range(self, start: int, end: int) -> None:
-        """Fold the events at positions (start, end], in order."""
+    def fold_range(self, start: int, end: int, events: int) -> None:
+        """Fold the ``events`` events at positions (start, end], in order."""
         c = self.c
-        recorded = c.execute(_recorded_sql(self.events_table, c.pg), (start, end)).fetchall()
-        self.new_versions = recorded
-        self.inserted = len(recorded)
-        self.open_new = {r[0]: i for i, r in enumerate(recorded)}
+        if events <= READ_BACK:
+            # the position index marks days from each of the batch's rows: read back
+            # the recorded shipments' rows for it (and to amend them in memory)
+            recorded = c.execute(_recorded_sql(self.events_table, c.pg, True),
+                                 (start, end)).fetchall()
+            self.new_versions = recorded
+            self.inserted = len(recorded)
+            self.open_new = {r[0]: i for i, r in enumerate(recorded)}
+        else:
+            # A larger batch marks every country's days as changed: the position index
+            # reads its rows for their countries only. Reading ~50,000 rows back cost
+            # as much as inserting them, so the recorded shipments' countries are
+            # noted here (the rest of the batch's, as always, by note_batch), and the
+            # shipments corrected in the batch are read from the table like those
+            # recorded before it.
+            c.execute(_recorded_sql(self.events_table, c.pg, False), (start, end))
+            c.execute("INSERT INTO rm_quota_countries (country) SELECT DISTINCT destination "
+                      "FROM rm_shipment_versions WHERE first_position > ? AND "
+                      "first_position <= ? ON CONFLICT (country) DO NOTHING", (start, end))
         pos = "notification_id" if c.pg else "rowid"
         rows = c.execute(
             f"SELECT {pos}, originator_id, topic, state FROM {self.events_table} "

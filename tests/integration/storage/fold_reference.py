@@ -49,6 +49,19 @@ def feed_of(folder: Any, events: int, first: int) -> Feed:
                 list(folder.veu_changes), list(folder.rules), events, first)
 
 
+def read_back_feed(feed: Feed) -> Feed:
+    """What the read model feeds note_batch for a batch above ``READ_BACK`` events,
+    given the reference's feed: it does not read the recorded shipments' rows back
+    (their countries go to rm_quota_countries by one INSERT ... SELECT), and reads
+    those corrected in the batch from the table, as they were before the batch."""
+    firsts = [r for r in feed.new_versions if r[1] == r[3]]
+    return Feed(sorted(r for r in feed.new_versions if r[1] != r[3]),
+                sorted([*feed.old_versions,
+                        *((*r[:2], None, *r[3:]) for r in firsts if r[2] is not None)]),
+                feed.allocations, feed.alloc_changes, feed.veus, feed.veu_changes,
+                feed.rules, feed.events, feed.first)
+
+
 def event_rows(rm: ReadModel) -> list[tuple[Any, ...]]:
     """Every stored event as the fold reads it: (position, originator_id, topic, state)."""
     pos = "notification_id" if rm.pg else "rowid"

@@ -3,12 +3,16 @@ of the read model (``rm_shipment_versions``, allocations, VEUs, rules, their cha
 the position index's country list, the position) holding exactly the rows of the
 per-event Python fold the SQL fold of recorded shipments replaced
 (``fold_reference.py``), and hand ``position_index.note_batch`` exactly what that fold
-handed it, batch by batch. On the 10k bench ledger, on the seeded storage ledger and on
+handed it, batch by batch (above ``READ_BACK`` events, where note_batch reads the rows
+for their countries only, less the recorded shipments' rows, whose countries the
+batch notes itself: ``read_back_feed``; the position index's tables are then the same
+as with every row read back). On the 10k bench ledger, on the seeded storage ledger and on
 generated ledgers (corrections, voids, late reports, VEUs, allocations, declared die
 areas), on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import datetime as dt
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -23,8 +27,17 @@ from bench.generate import write_jsonl
 from ledger.application import Ledger
 from ledger.cli.imports import import_file
 from projections import position_index
-from projections.readmodel import BATCH, ReadModel
-from tests.integration.storage.fold_reference import Feed, event_rows, feed_of, fold, table_rows
+from projections import readmodel
+from projections.readmodel import BATCH, READ_BACK, ReadModel
+from projections.views import readmodel_quota
+from tests.integration.storage.fold_reference import (
+    Feed,
+    event_rows,
+    feed_of,
+    fold,
+    read_back_feed,
+    table_rows,
+)
 from tests.model.strategies import ledgers
 from tests.model.test_model import MODEL_SQLITE, SCRATCH, Decided
 
@@ -50,17 +63,25 @@ def spied(batch: int | None = None) -> Iterator[list[Feed]]:
         yield feeds
 
 
-def assert_rebuild_equals_reference(ledger: Ledger, batch: int = BATCH) -> int:
-    """Rebuild in batches of ``batch`` events; every table and every batch's feed
+def assert_rebuild_equals_reference(ledger: Ledger, batch: int = BATCH,
+                                    read_back: int = READ_BACK) -> int:
+    """Rebuild in batches of ``batch`` events (reading the recorded shipments' rows
+    back in batches of at most ``read_back``); every table and every batch's feed
     equal the reference fold's. Returns how many shipment versions there are."""
     rm = ReadModel(ledger)
     rows = event_rows(rm)
     want, want_feeds = fold(rows, batch)
-    with spied(batch) as feeds:
+    with spied(batch) as feeds, pytest.MonkeyPatch.context() as mp:
+        mp.setattr(readmodel, "READ_BACK", read_back)
         assert rm.rebuild() == len(rows)
     assert table_rows(rm) == want.rows()
-    assert feeds == want_feeds
+    assert feeds == expected_feeds(want_feeds, read_back)
     return len(want.versions)
+
+
+def expected_feeds(feeds: list[Feed], read_back: int = READ_BACK) -> list[Feed]:
+    """The reference's feeds as the read model hands them (see read_back_feed)."""
+    return [f if f.events <= read_back else read_back_feed(f) for f in feeds]
 
 
 def test_bench_ledger_rebuilds_to_the_reference_rows(db_url: str, tmp_path: Path) -> None:
@@ -82,6 +103,7 @@ def test_seeded_ledger_rebuilds_to_the_reference_rows_in_small_batches(seeded: L
                                                                         ) -> None:
     for batch in (7, 100, BATCH):
         assert_rebuild_equals_reference(seeded, batch)
+        assert_rebuild_equals_reference(seeded, batch, read_back=0)
 
 
 # --- generated ledgers, appended in slices ------------------------------------------------
@@ -138,7 +160,44 @@ def test_generated_ledgers_catch_up_and_rebuild_to_the_reference_rows(db_url: st
                 _in_slices(ledger, events, ends, rm.catch_up)
             want, want_feeds = fold(event_rows(rm), batch, ends)
             assert table_rows(rm) == want.rows()
-            assert feeds == want_feeds
+            assert feeds == expected_feeds(want_feeds)
             assert_rebuild_equals_reference(ledger)
+            assert_rebuild_equals_reference(ledger, batch, read_back=0)
 
     check()
+
+
+def _index_tables(ledger: Ledger) -> dict[str, list[tuple[Any, ...]]]:
+    rm = ReadModel(ledger)
+    with rm._tx(commit=False) as c:
+        return {t: sorted((tuple(r) for r in c.execute(f"SELECT * FROM {t}").fetchall()),
+                          key=repr) for t in position_index.TABLE_NAMES}
+
+
+def test_a_large_catch_up_leaves_the_position_index_as_reading_every_row_back(
+        db_url: str, tmp_path: Path) -> None:
+    """Pairs built on part of the bench ledger, then the rest appended in one large
+    batch: the index's tables (marks, lowered pairs, countries) and the answers are
+    the same whether the batch reads its recorded shipments' rows back or not."""
+    path = tmp_path / "bench.jsonl"
+    write_jsonl(path, 10_000)
+    lines = path.read_text().splitlines(keepends=True)
+    head, tail = tmp_path / "head.jsonl", tmp_path / "tail.jsonl"
+    head.write_text("".join(lines[:2_500]))
+    tail.write_text("".join(lines[2_500:]))
+    as_of = dt.date(2025, 9, 30)
+    got = []
+    for read_back in (READ_BACK, 10 ** 9):
+        with fresh_ledger(db_url) as ledger, pytest.MonkeyPatch.context() as mp:
+            mp.setattr(readmodel, "READ_BACK", read_back)
+            import_file(ledger, head, actor="test")
+            for country in ("CN", "MX", "IN", "BR", "AE"):
+                readmodel_quota(ledger, country, as_of, rule_id="ai-diffusion-2025")
+            import_file(ledger, tail, actor="test")
+            assert ReadModel(ledger).catch_up() > READ_BACK
+            tables = _index_tables(ledger)
+            assert tables["rm_quota_pairs"] and tables["rm_quota_marks"]
+            answers = [readmodel_quota(ledger, country, as_of, rule_id="ai-diffusion-2025")
+                       for country in ("CN", "MX", "IN", "BR", "AE")]
+            got.append((tables, answers))
+    assert got[0] == got[1]
