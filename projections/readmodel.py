@@ -364,6 +364,8 @@ class ReadModel:
         self._schema_ready = True
         folded = self.catch_up(progress=progress)
         with self._tx() as c:
+            if self.pg:  # sort each index in memory (64 MB, the default, spilled at 1M rows)
+                c.execute("SET LOCAL maintenance_work_mem = '256MB'")
             for sql in _INDEXES:
                 c.execute(sql)
             if self.pg:  # the event and chain tables were analysed before the fold
