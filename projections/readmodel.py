@@ -70,7 +70,8 @@ from projections.state import (
 
 #: the name of this projection's row in rm_position
 PROJECTION = "quota"
-#: events folded per transaction: large enough that commits do not dominate
+#: positions (so at most as many events) folded per transaction: large enough that
+#: commits do not dominate
 BATCH = 50_000
 #: shipment rows fetched per chunk into the columnar replay's arrays
 COLUMN_CHUNK = 50_000
@@ -406,7 +407,7 @@ class ReadModel:
             folded += n
             if progress is not None:
                 progress(done, head)
-            if n == 0 or done >= head:
+            if done >= head:
                 return folded
 
     def _fold_batch(self, batch: int, until: int | None = None) -> tuple[int, int, int]:
@@ -414,14 +415,11 @@ class ReadModel:
             start = int(c.execute("SELECT position FROM rm_position WHERE name = ?",
                                   (PROJECTION,)).fetchall()[0][0])
             head = self._head(c) if until is None else min(self._head(c), until)
-            pos = "notification_id" if self.pg else "rowid"
-            n, first, end = c.execute(
-                f"SELECT COUNT(*), MIN(p), MAX(p) FROM (SELECT {pos} AS p FROM "
-                f"{self.events_table} WHERE {pos} > ? AND {pos} <= ? ORDER BY {pos} "
-                "LIMIT ?) AS b", (start, head, batch)).fetchall()[0]
-            if not n:
+            if start >= head:
                 return 0, start, head
-            end = int(end)
+            # A batch is a range of positions: at most ``batch`` events (fewer where a
+            # position was skipped), so no query has to count them first.
+            end = min(start + batch, head)
             # Claim the batch first: the compare-and-set takes the row lock (PostgreSQL)
             # or the write lock (SQLite), so a concurrent folder waits and then fails.
             c.execute("UPDATE rm_position SET position = ? WHERE name = ? AND position = ?",
@@ -429,10 +427,14 @@ class ReadModel:
             if c.rowcount != 1:
                 raise ProjectionConflict()
             folder = _Folder(c, self.events_table)
-            folder.fold_range(start, end, int(n))
-            # in the same transaction: what the batch changed, for the position index
-            position_index.note_batch(c, folder, int(n), int(first))
-        return int(n), end, head
+            n = folder.fold_range(start, end)
+            if n:
+                pos = "notification_id" if self.pg else "rowid"
+                first = c.execute(f"SELECT MIN({pos}) FROM {self.events_table} "
+                                  f"WHERE {pos} > ?", (start,)).fetchall()[0][0]
+                # in the same transaction: what the batch changed, for the position index
+                position_index.note_batch(c, folder, n, int(first))
+        return n, end, head
 
     # --- queries ----------------------------------------------------------------------
 
@@ -701,12 +703,11 @@ def _is_recorded(pg: bool) -> str:
     return f"right(topic, {n}) = '{_RECORDED}'" if pg else f"substr(topic, -{n}) = '{_RECORDED}'"
 
 
-def _recorded_sql(events_table: str, pg: bool, returning: bool) -> str:
+def _recorded_sql(events_table: str, pg: bool) -> str:
     """INSERT ... SELECT of the first versions of the shipments recorded at positions
-    (?, ?] (``returning``: RETURNING them). Each column is the stored JSON's value at
-    its path, as the fold read it in Python (an absent or null value: NULL; text as
-    text; integers as integers), so the rows are the ones a Python fold of the same
-    events builds."""
+    (?, ?]. Each column is the stored JSON's value at its path, as the fold read it in
+    Python (an absent or null value: NULL; text as text; integers as integers), so
+    the rows are the ones a Python fold of the same events builds."""
     if pg:
         # one jsonb parse per row (OFFSET 0 keeps the planner from inlining the
         # subquery and parsing once per column)
@@ -725,8 +726,7 @@ def _recorded_sql(events_table: str, pg: bool, returning: bool) -> str:
                   f"WHERE rowid > ? AND rowid <= ? AND {_is_recorded(False)}) AS e")
     columns = ", ".join(value(path, integer) for path, integer in _RECORDED_PATHS)
     return (f"INSERT INTO rm_shipment_versions ({_SHIP_COLS}) SELECT sid, p, NULL, p, 0, 0, "
-            f"{columns} FROM {source} ORDER BY p"
-            + (f" RETURNING {_SHIP_COLS}" if returning else ""))
+            f"{columns} FROM {source} ORDER BY p")
 
 
 class _Folder:
@@ -760,18 +760,27 @@ class _Folder:
         self.range = (0, 0)
         self.read_back = True
 
-    def fold_range(self, start: int, end: int, events: int) -> None:
-        """Fold the ``events`` events at positions (start, end], in order."""
+    def fold_range(self, start: int, end: int) -> int:
+        """Fold the events at positions (start, end], in order; returns how many."""
         c = self.c
         self.range = (start, end)
+        c.execute(_recorded_sql(self.events_table, c.pg), (start, end))
+        recorded = c.rowcount
+        pos = "notification_id" if c.pg else "rowid"
+        rows = c.execute(
+            f"SELECT {pos}, originator_id, topic, state FROM {self.events_table} "
+            f"WHERE {pos} > ? AND {pos} <= ? AND NOT {_is_recorded(c.pg)} ORDER BY {pos}",
+            (start, end)).fetchall()
+        events = recorded + len(rows)
         if events <= READ_BACK:
-            # the position index marks days from each of the batch's rows: read back
-            # the recorded shipments' rows for it (and to amend them in memory)
-            recorded = c.execute(_recorded_sql(self.events_table, c.pg, True),
-                                 (start, end)).fetchall()
-            self.new_versions = recorded
-            self.inserted = len(recorded)
-            self.open_new = {r[0]: i for i, r in enumerate(recorded)}
+            # the position index marks days from each of the batch's rows: read the
+            # recorded shipments' rows back for it (and to amend them in memory)
+            back = c.execute(f"SELECT {_SHIP_COLS} FROM rm_shipment_versions WHERE "
+                             "first_position > ? AND first_position <= ?",
+                             (start, end)).fetchall() if recorded else []
+            self.new_versions = back
+            self.inserted = len(back)
+            self.open_new = {r[0]: i for i, r in enumerate(back)}
         else:
             # A larger batch marks every country's days as changed: the position index
             # reads its rows for their countries only. Reading ~50,000 rows back cost
@@ -779,17 +788,12 @@ class _Folder:
             # noted here (the rest of the batch's, as always, by note_batch), and the
             # shipments corrected in the batch are read from the table like those
             # recorded before it.
-            c.execute(_recorded_sql(self.events_table, c.pg, False), (start, end))
             self.read_back = False
             c.execute("INSERT INTO rm_quota_countries (country) SELECT DISTINCT destination "
                       "FROM rm_shipment_versions WHERE first_position > ? AND "
                       "first_position <= ? ON CONFLICT (country) DO NOTHING", (start, end))
-        pos = "notification_id" if c.pg else "rowid"
-        rows = c.execute(
-            f"SELECT {pos}, originator_id, topic, state FROM {self.events_table} "
-            f"WHERE {pos} > ? AND {pos} <= ? AND NOT {_is_recorded(c.pg)} ORDER BY {pos}",
-            (start, end)).fetchall()
         self.fold(rows)
+        return events
 
     def fold(self, rows: Sequence[Sequence[Any]]) -> None:
         """Fold the batch's events other than the recorded shipments (already in
