@@ -20,14 +20,17 @@ builds a ``LedgerState`` holding just those rows and hands it to
 ``projections.positions.country_position``: the answer is the full replay's answer by
 construction, at a cost that follows the country's rows, not the log's length.
 
-Folding the log into rows works on the stored JSON (pydantic-core's ``from_json``, a
-faster ``json.loads``), not on pydantic events, because rebuild speed is bounded by
-decoding; an event stored in another shape than its class's current one (its
-stored ``class_version``, 1 when absent, differs) goes through ``decode_event`` so
-upcasters still apply. Current-version events, nearly all of them, are read as stored:
-their bytes were validated when written. Shipment recordings and corrections are read
-as stored in every shape: their versions only added fields (``end_use``,
-``die_area_mm2``), absent in older shapes, where the upcasters give None too.
+Folding the log into rows works on the stored JSON, not on pydantic events, because
+rebuild speed is bounded by decoding. The recorded shipments, most of every ledger,
+never reach Python: one ``INSERT ... SELECT`` per batch reads their columns from the
+stored JSON in the database (``_recorded_sql``). The other events are read with
+pydantic-core's ``from_json``; one stored in another shape than its class's current
+one (its stored ``class_version``, 1 when absent, differs) goes through
+``decode_event`` so upcasters still apply. Current-version events, nearly all of
+them, are read as stored: their bytes were validated when written. Shipment
+recordings and corrections are read as stored in every shape: their versions only
+added fields (``end_use``, ``die_area_mm2``), absent in older shapes, where the
+upcasters give None too.
 
 ``rm_shipment_versions.die_area_mm2`` came after the table: a read model created
 before it gets the column (NULL in its rows, right for events that could not declare
