@@ -123,7 +123,7 @@ def _bundled() -> str | None:
     spec = importlib.util.find_spec("psycopg_binary")
     if spec is None or not spec.submodule_search_locations:
         return None
-    package = list(spec.submodule_search_locations)[0]
+    package = next(iter(spec.submodule_search_locations))
     libs = os.path.join(os.path.dirname(package), "psycopg_binary.libs")
     try:
         names = sorted(n for n in os.listdir(libs) if n.startswith("libpq"))
@@ -200,7 +200,8 @@ class LeanConnection:
         return self._result(self._send(sql, params))
 
     def _send(self, sql: str, params: Sequence[Any]) -> Any:
-        types, values = zip(*map(_param, params)) if params else ((), ())
+        typed = [_param(p) for p in params]
+        types, values = [t for t, _ in typed], [v for _, v in typed]
         n = len(types)
         result = self.lib.PQexecParams(self.conn, sql.encode(), n, (ctypes.c_uint * n)(*types),
                                        _strings(values), None, None, 0)
@@ -276,9 +277,10 @@ def _int_oid(value: int) -> int:
 
 
 def numbered(query: str) -> tuple[str, int]:
-    """(``query`` with psycopg's placeholders ``%s``/``%t`` numbered ``$1..$n`` in order
-    and ``%%`` made ``%``, the number of placeholders); raises Unsupported on ``%b`` and named placeholders, Error on
-    anything else after a ``%`` (as psycopg raises ProgrammingError)."""
+    """(``query`` with psycopg's placeholders ``%s``/``%t`` numbered ``$1..$n`` in
+    order and ``%%`` made ``%``, the number of placeholders). Raises Unsupported on
+    ``%b`` and named placeholders, Error on anything else after a ``%`` (where psycopg
+    raises ProgrammingError)."""
     pieces = query.split("%")
     out, n, i = [pieces[0]], 0, 1
     while i < len(pieces):
