@@ -22,6 +22,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from typing import Any
 
@@ -34,7 +35,9 @@ RULES = [[], ["--rule", "ai-diffusion-2025"]]  # (--on-the-books: the fold answe
 def _run(argv: list[str], env: dict[str, str]) -> tuple[float, float, bytes]:
     """(wall s, CPU s, stdout) of one process."""
     start = time.perf_counter()
-    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE)
+    # from a neutral folder: ``python -m`` puts the working folder first on sys.path,
+    # before PYTHONPATH (a --variant-src must not import this checkout instead)
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, cwd=tempfile.gettempdir())
     out = proc.stdout.read() if proc.stdout else b""
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
