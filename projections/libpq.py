@@ -69,7 +69,8 @@ class Unsupported(Exception):
 
 
 class Error(Exception):
-    """libpq reported an error (the message is libpq's)."""
+    """An error libpq reported (its message), or one psycopg raises too (placeholders,
+    a NUL in a text parameter)."""
 
 
 def connect(url: str, connect_timeout: int) -> Any:
