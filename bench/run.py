@@ -10,8 +10,12 @@ own:
 1. bulk import (``ledger import``'s library path, one transaction) beside a raw
    ``executemany`` of the same stored rows into a plain table;
 2. projection rebuild beside a raw SELECT of the event rows plus ``json.loads``;
-3. ``ledger quota`` latency, p50/p99, as a library call and as a whole CLI process,
-   beside a full replay of the log for the same answers (checked equal);
+3. ``ledger quota`` from the position index (``bench.quota_index``: the query set known
+   at the head and the largest country, beside the fold; the first query after the
+   rebuild; whole ``ledger quota --json`` processes beside ``python -c "import
+   click"``), then a mixed query set (a random past ``--known-at`` half the time) as a
+   library call and as a whole CLI process, beside a full replay of the log for the
+   same answers (checked equal);
 4. ``ledger replay --rule ai-diffusion-2025`` as whole processes, the table and
    ``--json`` (output to a file), with their peak memory;
 5. peak memory (max RSS) of each.
@@ -88,13 +92,28 @@ def ledger_cli() -> list[str]:
     return [exe] if exe else [sys.executable, "-m", "ledger"]
 
 
-def index_step(name: str, url: str) -> dict[str, Any]:
-    """A step of ``bench.quota_index`` (the position index's rows) in its own process."""
-    out, wall, rss = run_measured([sys.executable, "-m", "bench.quota_index", "--step",
-                                   name, url], timeout=4 * 3600)
+def _quota_index(*args: str) -> dict[str, Any]:
+    """``python -m bench.quota_index ARGS`` in its own process; its last line's JSON."""
+    out, wall, rss = run_measured([sys.executable, "-m", "bench.quota_index", *args],
+                                  timeout=4 * 3600)
     result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
     result["peak_rss_mb"] = round(rss, 1)
     result["process_seconds"] = round(wall, 3)
+    return result
+
+
+def index_step(name: str, url: str) -> dict[str, Any]:
+    """A step of ``bench.quota_index`` (the position index's rows) in its own process."""
+    return _quota_index("--step", name, url)
+
+
+def quota_index_step(url: str) -> dict[str, Any]:
+    """``bench.quota_index`` on the freshly rebuilt read model: the first query (it builds
+    the largest country's pair), every pair built, the query set known at the head and
+    the largest country from the index beside the fold, past known-at, and whole
+    ``ledger quota --json`` processes beside ``python -c "import click"``."""
+    result = _quota_index(url, "--build-all", "--no-rebuild")
+    print(f"    quota_index: {json.dumps(result)}", flush=True)
     return result
 
 
@@ -263,6 +282,8 @@ def bench_one(size: int, backend: str, args: argparse.Namespace, tmp: Path) -> d
         ("raw_insert", lambda: step("raw_insert", url)),
         ("rebuild", lambda: step("rebuild", url)),
         ("raw_select", lambda: step("raw_select", url)),
+        # right after the rebuild: the first query still builds its pair
+        ("quota_index", lambda: quota_index_step(url)),
         ("quota_lib", lambda: step("quota_lib", url, str(args.queries))),
         ("quota_cli", lambda: quota_cli(url, args.cli_queries)),
         ("quota_replay", lambda: step("quota_replay", url, str(replays))),
