@@ -191,9 +191,13 @@ def targets(runs: list[dict[str, Any]]) -> list[str]:
     def cli(r: dict[str, Any]) -> str:
         c = r["quota_index"]["cli"]
         ok = c["p50_ratio"] <= 2 and c["p99_ratio_to_click_p50"] <= 3
+        by_cpu = (f"; by CPU p50 {c['cpu_p50_ratio']:.2f}×, p99 "
+                  f"{c['cpu_p99_ratio_to_click_p50']:.2f}× ({_ms(c['quota_cpu']['p50_ms'])} vs "
+                  f"{_ms(c['import_click_cpu']['p50_ms'])})" if "cpu_p50_ratio" in c else "")
         return (f"p50 {_ms(c['quota']['p50_ms'])} = {c['p50_ratio']:.2f}×, p99 "
                 f"{_ms(c['quota']['p99_ms'])} = {c['p99_ratio_to_click_p50']:.2f}× of "
-                f"`import click` p50 {_ms(c['import_click']['p50_ms'])}: {verdict(ok)}")
+                f"`import click` p50 {_ms(c['import_click']['p50_ms'])}{by_cpu}: "
+                f"{verdict(ok)}")
 
     def first(r: dict[str, Any]) -> str:
         q = r["quota_index"]

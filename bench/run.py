@@ -298,7 +298,7 @@ def bench_one(size: int, backend: str, args: argparse.Namespace, tmp: Path) -> d
             if name in args.skip:
                 continue
             value = run()
-            if name in ("import", "rebuild") and name in earlier:
+            if name in ("import", "rebuild") and name in earlier and not args.update:
                 value = earlier[name]
             result[name] = value
             # written after every step: a long run that is stopped keeps what it measured
@@ -328,6 +328,10 @@ def main(argv: list[str] | None = None) -> None:
                              "also run, for the ratio (it takes minutes at 1M)")
     parser.add_argument("--skip", type=lambda v: set(filter(None, v.split(","))),
                         default=set(), help="steps to leave out, comma-separated")
+    parser.add_argument("--update", action="store_true",
+                        help="with --skip: the import and rebuild of this run replace the "
+                             "earlier run's figures too (by default a partial run keeps "
+                             "them, as it runs them only to have a database)")
     parser.add_argument("--workdir", type=Path,
                         help="folder for the SQLite files (default: a temporary one)")
     args = parser.parse_args(argv)
