@@ -208,6 +208,16 @@ def new_db(backend: str, size: int, base: str, prefix: str, tmp: Path) -> str:
     return f"{base}/{name}"
 
 
+def reuse_db(backend: str, size: int, base: str, prefix: str, tmp: Path) -> str:
+    """The database an earlier ``--keep`` run left (``--reuse``), as it is."""
+    if backend == "sqlite":
+        path = tmp / f"bench-{size}.db"
+        if not path.exists():
+            raise SystemExit(f"--reuse: no {path} (run with --keep --workdir first)")
+        return str(path)
+    return f"{base}/{prefix}_{size}"
+
+
 def drop_db(backend: str, url: str, base: str) -> None:
     if backend == "sqlite":
         for suffix in ("", "-wal", "-shm", "-journal"):
@@ -257,7 +267,8 @@ def machine() -> dict[str, Any]:
 def bench_one(size: int, backend: str, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     path = dataset(size, args.seed)
     base = pg_base(args.postgres)
-    url = new_db(backend, size, base, args.pg_prefix, tmp)
+    url = (reuse_db(backend, size, base, args.pg_prefix, tmp) if args.reuse
+           else new_db(backend, size, base, args.pg_prefix, tmp))
     print(f"  {size} on {backend}", flush=True)
     result: dict[str, Any] = {"size": size, "backend": backend, "seed": args.seed,
                               "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -328,6 +339,9 @@ def main(argv: list[str] | None = None) -> None:
                              "also run, for the ratio (it takes minutes at 1M)")
     parser.add_argument("--skip", type=lambda v: set(filter(None, v.split(","))),
                         default=set(), help="steps to leave out, comma-separated")
+    parser.add_argument("--reuse", action="store_true",
+                        help="measure the steps not skipped on the database an earlier "
+                             "--keep run left (with --workdir for SQLite), not a new one")
     parser.add_argument("--update", action="store_true",
                         help="with --skip: the import and rebuild of this run replace the "
                              "earlier run's figures too (by default a partial run keeps "
