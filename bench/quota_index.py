@@ -336,23 +336,31 @@ def _equal(url: str, qs: list[dict[str, Any]]) -> str:
 
 
 def _cli(url: str, qs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Whole ``ledger quota --json`` processes interleaved with ``python -c "import
+    click"`` ones: wall and CPU (``bench.quota_cli._run``), ratios to click's p50."""
+    import os
+
+    from bench.quota_cli import _run
     from bench.run import ledger_cli
 
-    quota_t: list[float] = []
-    click_t: list[float] = []
+    walls: dict[str, list[float]] = {"quota": [], "import_click": []}
+    cpus: dict[str, list[float]] = {"quota": [], "import_click": []}
+    env = dict(os.environ)
     for q in qs:
-        _timed(click_t, lambda: subprocess.run([sys.executable, "-c", "import click"],
-                                               check=True))
         argv = [*ledger_cli(), "--db", url, "quota", "--country", q["country"],
-                "--as-of", q["as_of"], "--json"]
-        if q["rule"]:
-            argv += ["--rule", q["rule"]]
-        _timed(quota_t, lambda argv=argv: subprocess.run(argv, check=True,
-                                                         stdout=subprocess.DEVNULL))
-    qp, cp = _percentiles(quota_t), _percentiles(click_t)
-    return {"quota": qp, "import_click": cp,
+                "--as-of", q["as_of"], "--json"] + (["--rule", q["rule"]] if q["rule"] else [])
+        for name, cmd in (("import_click", [sys.executable, "-c", "import click"]),
+                          ("quota", argv)):
+            wall, cpu, _out = _run(cmd, env)
+            walls[name].append(wall)
+            cpus[name].append(cpu)
+    qp, cp = _percentiles(walls["quota"]), _percentiles(walls["import_click"])
+    qc, cc = _percentiles(cpus["quota"]), _percentiles(cpus["import_click"])
+    return {"quota": qp, "import_click": cp, "quota_cpu": qc, "import_click_cpu": cc,
             "p50_ratio": qp["p50_ms"] / cp["p50_ms"],
-            "p99_ratio_to_click_p50": qp["p99_ms"] / cp["p50_ms"]}
+            "p99_ratio_to_click_p50": qp["p99_ms"] / cp["p50_ms"],
+            "cpu_p50_ratio": qc["p50_ms"] / cc["p50_ms"],
+            "cpu_p99_ratio_to_click_p50": qc["p99_ms"] / cc["p50_ms"]}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -364,6 +372,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cli", type=int, default=20)
     parser.add_argument("--build-all", action="store_true",
                         help="build every pair before asking (else the first pass does)")
+    parser.add_argument("--no-rebuild", action="store_true",
+                        help="the read model was just rebuilt (bench.run's rebuild step): "
+                             "do not rebuild it again")
     parser.add_argument("--out")
     args = parser.parse_args(argv)
     url = args.url
@@ -373,7 +384,8 @@ def main(argv: list[str] | None = None) -> None:
         result[key] = value
         print(f"  {key}: {json.dumps(value)}", file=sys.stderr, flush=True)
 
-    say("rebuild", _rebuild(url))
+    if not args.no_rebuild:
+        say("rebuild", _rebuild(url))
     country, rows = _largest(url)
     say("largest", {"country": country, "shipments": rows})
     first = subprocess.run([sys.executable, "-m", "bench.quota_index", "--first-query", url,

@@ -159,9 +159,51 @@ def targets(runs: list[dict[str, Any]]) -> list[str]:
         return (f"table {t['seconds']:.1f} s, --json {j['seconds']:.1f} s{size}{by_cpu}, "
                 f"{rss:,.0f} MB: {verdict(ok)}{_versus_rows(r)}")
 
-    def quota(r: dict[str, Any]) -> str:
-        lib = r["quota_lib"]
-        return f"p50 {_ms(lib['p50_ms'])}, p99 {_ms(lib['p99_ms'])} (see fastq's rows)"
+    def smallest(r: dict[str, Any]) -> dict[str, Any]:
+        """The smallest run of r's backend that has the position index's figures."""
+        return min((x for x in by_backend[r["backend"]] if "indexed" in x.get("quota_index", {})),
+                   key=lambda x: x["size"])
+
+    def head(r: dict[str, Any]) -> str:
+        q = r["quota_index"]
+        ix, lg, fold = q["indexed"], q["indexed_largest"], q["fold_largest"]
+        base = smallest(r)["quota_index"]["indexed_largest"]["p99_ms"]
+        growth = lg["p99_ms"] / base
+        ok = max(ix["p99_ms"], lg["p99_ms"]) <= 20 and growth <= 2
+        return (f"query set p50 {_ms(ix['p50_ms'])}, p99 {_ms(ix['p99_ms'])} (CPU p99 "
+                f"{_ms(ix['cpu']['p99_ms'])}; with `--rule` p99 "
+                f"{_ms(ix['with_rule']['p99_ms'])}, without {_ms(ix['without_rule']['p99_ms'])});"
+                f" largest country ({q['largest']['country']}, "
+                f"{q['largest']['shipments']:,} shipments) p50 {_ms(lg['p50_ms'])}, p99 "
+                f"{_ms(lg['p99_ms'])} (CPU p99 {_ms(lg['cpu']['p99_ms'])}), "
+                f"{growth:.2f}× its p99 at {smallest(r)['size']:,}; the fold (before): "
+                f"largest p50 {_ms(fold['p50_ms'])}; indexed = fold "
+                f"{q['equal_to_fold']}: {verdict(ok)}")
+
+    def past(r: dict[str, Any]) -> str:
+        k, rnd = r["known_at"], r["quota_index"]["known_at_past"]
+        return (f"at a refreshed position p99 {_ms(k['indexed']['p99_ms'])} (the fold "
+                f"{_ms(k['fold']['p99_ms'])}; equal {k['equal_to_fold']}): "
+                f"{verdict(k['indexed']['p99_ms'] <= 100)}; at a random position p50 "
+                f"{_ms(rnd['p50_ms'])}, p99 {_ms(rnd['p99_ms'])}: "
+                f"{verdict(rnd['p99_ms'] <= 100)}")
+
+    def cli(r: dict[str, Any]) -> str:
+        c = r["quota_index"]["cli"]
+        ok = c["p50_ratio"] <= 2 and c["p99_ratio_to_click_p50"] <= 3
+        by_cpu = (f"; by CPU p50 {c['cpu_p50_ratio']:.2f}×, p99 "
+                  f"{c['cpu_p99_ratio_to_click_p50']:.2f}× ({_ms(c['quota_cpu']['p50_ms'])} vs "
+                  f"{_ms(c['import_click_cpu']['p50_ms'])})" if "cpu_p50_ratio" in c else "")
+        return (f"p50 {_ms(c['quota']['p50_ms'])} = {c['p50_ratio']:.2f}×, p99 "
+                f"{_ms(c['quota']['p99_ms'])} = {c['p99_ratio_to_click_p50']:.2f}× of "
+                f"`import click` p50 {_ms(c['import_click']['p50_ms'])}{by_cpu}: "
+                f"{verdict(ok)}")
+
+    def first(r: dict[str, Any]) -> str:
+        q = r["quota_index"]
+        return (f"first query after a rebuild without the index (builds its pairs) "
+                f"{_ms(q['first_query']['first_ms'])}; every pair built in "
+                f"{q['build_all']['seconds']:,.0f} s ({q['build_all']['pairs']} pairs)")
 
     out.append("| `ledger import` of the file | ≥ 0.1× raw executemany, ≤ 500 MB | "
                + " | ".join(cell(b, imp) for b in backends) + " |")
@@ -169,8 +211,15 @@ def targets(runs: list[dict[str, Any]]) -> list[str]:
                + " | ".join(cell(b, reb) for b in backends) + " |")
     out.append("| `ledger replay --rule ai-diffusion-2025` | table ≤ 10 s, --json ≤ 20 s, "
                "≤ 1 GB | " + " | ".join(cell(b, rep) for b in backends) + " |")
-    out.append("| `quota` library, random questions | (issue 11, helper fastq) | "
-               + " | ".join(cell(b, quota) for b in backends) + " |")
+    for label, target, fn in (
+            ("`quota` library, known at the head, any as-of date, with and without "
+             "`--rule`", "p99 ≤ 20 ms; p99 at 1M ≤ 2× p99 at 10k", head),
+            ("`quota` library, `--known-at` a past position", "p99 ≤ 100 ms", past),
+            ("`ledger quota --json` whole process (query set, at the head)",
+             "p50 ≤ 2×, p99 ≤ 3× a `python -c \"import click\"` process", cli),
+            ("worst case: the first `quota` after a rebuild", "(no target)", first)):
+        out.append(f"| {label} | {target} | "
+                   + " | ".join(cell(b, fn) for b in backends) + " |")
     kafka = RESULTS / "kafka_ingest.json"
     if kafka.exists():
         k = json.loads(kafka.read_text())
@@ -245,6 +294,14 @@ def growth(runs: list[dict[str, Any]]) -> list[str]:
     figures = [("import rate", ("import", "rate")),
                ("import peak memory", ("import", "peak_rss_mb")),
                ("rebuild rate", ("rebuild", "rate")),
+               ("quota indexed p99, query set at the head",
+                ("quota_index", "indexed", "p99_ms")),
+               ("quota indexed p99, largest country",
+                ("quota_index", "indexed_largest", "p99_ms")),
+               ("quota indexed CPU p99, largest country",
+                ("quota_index", "indexed_largest", "cpu", "p99_ms")),
+               ("`ledger quota --json` process p50, at the head",
+                ("quota_index", "cli", "quota", "p50_ms")),
                ("quota lib p50", ("quota_lib", "p50_ms")),
                ("quota lib p99", ("quota_lib", "p99_ms")),
                ("quota CLI p50", ("quota_cli", "p50_ms")),

@@ -10,8 +10,12 @@ own:
 1. bulk import (``ledger import``'s library path, one transaction) beside a raw
    ``executemany`` of the same stored rows into a plain table;
 2. projection rebuild beside a raw SELECT of the event rows plus ``json.loads``;
-3. ``ledger quota`` latency, p50/p99, as a library call and as a whole CLI process,
-   beside a full replay of the log for the same answers (checked equal);
+3. ``ledger quota`` from the position index (``bench.quota_index``: the query set known
+   at the head and the largest country, beside the fold; the first query after the
+   rebuild; whole ``ledger quota --json`` processes beside ``python -c "import
+   click"``), then a mixed query set (a random past ``--known-at`` half the time) as a
+   library call and as a whole CLI process, beside a full replay of the log for the
+   same answers (checked equal);
 4. ``ledger replay --rule ai-diffusion-2025`` as whole processes, the table and
    ``--json`` (output to a file), with their peak memory;
 5. peak memory (max RSS) of each.
@@ -88,13 +92,28 @@ def ledger_cli() -> list[str]:
     return [exe] if exe else [sys.executable, "-m", "ledger"]
 
 
-def index_step(name: str, url: str) -> dict[str, Any]:
-    """A step of ``bench.quota_index`` (the position index's rows) in its own process."""
-    out, wall, rss = run_measured([sys.executable, "-m", "bench.quota_index", "--step",
-                                   name, url], timeout=4 * 3600)
+def _quota_index(*args: str) -> dict[str, Any]:
+    """``python -m bench.quota_index ARGS`` in its own process; its last line's JSON."""
+    out, wall, rss = run_measured([sys.executable, "-m", "bench.quota_index", *args],
+                                  timeout=4 * 3600)
     result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
     result["peak_rss_mb"] = round(rss, 1)
     result["process_seconds"] = round(wall, 3)
+    return result
+
+
+def index_step(name: str, url: str) -> dict[str, Any]:
+    """A step of ``bench.quota_index`` (the position index's rows) in its own process."""
+    return _quota_index("--step", name, url)
+
+
+def quota_index_step(url: str) -> dict[str, Any]:
+    """``bench.quota_index`` on the freshly rebuilt read model: the first query (it builds
+    the largest country's pair), every pair built, the query set known at the head and
+    the largest country from the index beside the fold, past known-at, and whole
+    ``ledger quota --json`` processes beside ``python -c "import click"``."""
+    result = _quota_index(url, "--build-all", "--no-rebuild")
+    print(f"    quota_index: {json.dumps(result)}", flush=True)
     return result
 
 
@@ -189,6 +208,16 @@ def new_db(backend: str, size: int, base: str, prefix: str, tmp: Path) -> str:
     return f"{base}/{name}"
 
 
+def reuse_db(backend: str, size: int, base: str, prefix: str, tmp: Path) -> str:
+    """The database an earlier ``--keep`` run left (``--reuse``), as it is."""
+    if backend == "sqlite":
+        path = tmp / f"bench-{size}.db"
+        if not path.exists():
+            raise SystemExit(f"--reuse: no {path} (run with --keep --workdir first)")
+        return str(path)
+    return f"{base}/{prefix}_{size}"
+
+
 def drop_db(backend: str, url: str, base: str) -> None:
     if backend == "sqlite":
         for suffix in ("", "-wal", "-shm", "-journal"):
@@ -238,7 +267,8 @@ def machine() -> dict[str, Any]:
 def bench_one(size: int, backend: str, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     path = dataset(size, args.seed)
     base = pg_base(args.postgres)
-    url = new_db(backend, size, base, args.pg_prefix, tmp)
+    url = (reuse_db(backend, size, base, args.pg_prefix, tmp) if args.reuse
+           else new_db(backend, size, base, args.pg_prefix, tmp))
     print(f"  {size} on {backend}", flush=True)
     result: dict[str, Any] = {"size": size, "backend": backend, "seed": args.seed,
                               "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -263,6 +293,8 @@ def bench_one(size: int, backend: str, args: argparse.Namespace, tmp: Path) -> d
         ("raw_insert", lambda: step("raw_insert", url)),
         ("rebuild", lambda: step("rebuild", url)),
         ("raw_select", lambda: step("raw_select", url)),
+        # right after the rebuild: the first query still builds its pair
+        ("quota_index", lambda: quota_index_step(url)),
         ("quota_lib", lambda: step("quota_lib", url, str(args.queries))),
         ("quota_cli", lambda: quota_cli(url, args.cli_queries)),
         ("quota_replay", lambda: step("quota_replay", url, str(replays))),
@@ -277,7 +309,7 @@ def bench_one(size: int, backend: str, args: argparse.Namespace, tmp: Path) -> d
             if name in args.skip:
                 continue
             value = run()
-            if name in ("import", "rebuild") and name in earlier:
+            if name in ("import", "rebuild") and name in earlier and not args.update:
                 value = earlier[name]
             result[name] = value
             # written after every step: a long run that is stopped keeps what it measured
@@ -307,6 +339,13 @@ def main(argv: list[str] | None = None) -> None:
                              "also run, for the ratio (it takes minutes at 1M)")
     parser.add_argument("--skip", type=lambda v: set(filter(None, v.split(","))),
                         default=set(), help="steps to leave out, comma-separated")
+    parser.add_argument("--reuse", action="store_true",
+                        help="measure the steps not skipped on the database an earlier "
+                             "--keep run left (with --workdir for SQLite), not a new one")
+    parser.add_argument("--update", action="store_true",
+                        help="with --skip: the import and rebuild of this run replace the "
+                             "earlier run's figures too (by default a partial run keeps "
+                             "them, as it runs them only to have a database)")
     parser.add_argument("--workdir", type=Path,
                         help="folder for the SQLite files (default: a temporary one)")
     args = parser.parse_args(argv)

@@ -18,6 +18,7 @@ Pure: no I/O; ``ReadModel.shipment_columns`` feeds it.
 from __future__ import annotations
 
 import datetime as dt
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields, replace
 from typing import Any
@@ -129,25 +130,115 @@ def _ints(values: Sequence[Any]) -> IntArray:
 
 def from_chunks(chunks: Iterable[Sequence[Sequence[Any]]]) -> ShipmentColumns:
     """Pack chunks of rows (``SELECT`` order) into sorted columns."""
-    coders = {name: _Coder() for name in _CODED}
-    day_cache: dict[str, int] = {}
-    parts: dict[str, list[Any]] = {k: [] for k in (
-        "position", "day", "quantity", "tpp_per_unit", "shipment_ref", *_CODED)}
+    packer = _Packer()
     for rows in chunks:
         if not rows:
             continue
         (pos, day, exporter, ref, dest, consignee, product, qty, tpu, kind,
          auth_ref, die_area) = zip(*rows, strict=True)
-        parts["position"].append(_ints(pos))
-        parts["day"].append(_days(day, day_cache))
-        parts["quantity"].append(_ints(qty))
-        parts["tpp_per_unit"].append(_ints(tpu))
+        packer.add(_ints(pos), day, exporter, ref, dest, consignee, product, _ints(qty),
+                   _ints(tpu), kind, [r or "" for r in auth_ref], [a or "" for a in die_area])
+    return packer.columns()
+
+
+#: the separator of a bulk chunk's texts: a control character that no stored id
+#: (``ledger.events.ID_PATTERN``), date or decimal contains; a value holding it would
+#: split into more values than the chunk's rows, which is refused (ColumnsUnsupported)
+SEP = "\x1f"
+_BULK_INTS = ("first_position", "quantity", "tpp_per_unit")
+_BULK_TEXTS = ("ship_date", "shipment_ref", "exporter_id", "destination", "consignee_id",
+               "product_id", "auth_kind", "COALESCE(auth_ref, '')",
+               "COALESCE(die_area_mm2, '')")
+
+
+def bulk_select(pg: bool) -> str:
+    """The select list of a bulk chunk: the number of rows, then per column every
+    row's value in one text (``SELECT`` order; integers separated by commas, texts by
+    ``SEP``). The aggregates of one query read the same rows in the same order, so the
+    texts line up; fetching a dozen texts per chunk instead of a tuple per row is what
+    makes the read cheap (no Python object per row and per value)."""
+    # the separator is a literal: SQLite evaluates a char(31) call once per row (twice
+    # the cost of the whole aggregate)
+    if pg:
+        ints = [f"string_agg(CAST({c} AS TEXT), ',')" for c in _BULK_INTS]
+        texts = [f"string_agg({c}, '{SEP}')" for c in _BULK_TEXTS]
+    else:
+        ints = [f"group_concat({c}, ',')" for c in _BULK_INTS]
+        texts = [f"group_concat({c}, '{SEP}')" for c in _BULK_TEXTS]
+    return ", ".join(["count(*)", *ints, *texts])
+
+
+def from_bulk(chunks: Iterable[Sequence[Any]]) -> ShipmentColumns:
+    """Pack bulk chunks (rows of ``bulk_select``) into sorted columns: the same
+    columns ``from_chunks`` packs from the rows themselves."""
+    packer = _Packer()
+    for chunk in chunks:
+        count = int(chunk[0])
+        if not count:
+            continue
+        pos, qty, tpu = (bulk_ints(text, count) for text in chunk[1:4])
+        day, ref, exporter, dest, consignee, product, kind, auth_ref, die_area = (
+            bulk_texts(text, count) for text in chunk[4:])
+        packer.add(pos, day, exporter, ref, dest, consignee, product, qty, tpu, kind,
+                   auth_ref, die_area)
+    return packer.columns()
+
+
+_INT64 = np.iinfo(np.int64)
+
+
+def bulk_ints(text: str, count: int) -> IntArray:
+    """``count`` comma-separated integers; ColumnsUnsupported for anything else, or for
+    a value at the edge of int64 (numpy's parser saturates there: it might be beyond)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        try:
+            values = np.fromstring(text, dtype=np.int64, sep=",")
+        except (ValueError, DeprecationWarning) as e:
+            raise ColumnsUnsupported(f"a bulk integer column did not parse: {e}") from e
+    if len(values) != count:
+        raise ColumnsUnsupported(f"a bulk integer column holds {len(values)} values for "
+                                 f"{count} rows")
+    if count and (values.max() == _INT64.max or values.min() == _INT64.min):
+        raise ColumnsUnsupported("a value at the edge of int64 in the shipment rows")
+    return values
+
+
+def bulk_texts(text: str, count: int) -> list[str]:
+    """``count`` texts separated by ``SEP``; ColumnsUnsupported if a value held it."""
+    values = text.split(SEP)
+    if len(values) != count:
+        raise ColumnsUnsupported(f"a bulk text column holds {len(values)} values for "
+                                 f"{count} rows (a value contains the separator)")
+    return values
+
+
+class _Packer:
+    """Columns built chunk by chunk: integers as arrays, strings as global codes."""
+
+    def __init__(self) -> None:
+        self.coders = {name: _Coder() for name in _CODED}
+        self.day_cache: dict[str, int] = {}
+        self.parts: dict[str, list[Any]] = {k: [] for k in (
+            "position", "day", "quantity", "tpp_per_unit", "shipment_ref", *_CODED)}
+
+    def add(self, pos: IntArray, day: Sequence[str], exporter: Sequence[str],
+            ref: Sequence[str], dest: Sequence[str], consignee: Sequence[str],
+            product: Sequence[str], qty: IntArray, tpu: IntArray, kind: Sequence[str],
+            auth_ref: Sequence[str], die_area: Sequence[str]) -> None:
+        """One chunk's columns (auth_ref and die_area: "" for none)."""
+        parts = self.parts
+        parts["position"].append(pos)
+        parts["day"].append(_days(day, self.day_cache))
+        parts["quantity"].append(qty)
+        parts["tpp_per_unit"].append(tpu)
         parts["shipment_ref"].append(np.array(ref, dtype=str))
         for name, values in zip(_CODED, (exporter, dest, consignee, product, kind,
-                                         [r or "" for r in auth_ref],
-                                         [a or "" for a in die_area]), strict=True):
-            parts[name].append(coders[name].encode(values))
-    return _assemble(parts, coders)
+                                         auth_ref, die_area), strict=True):
+            parts[name].append(self.coders[name].encode(values))
+
+    def columns(self) -> ShipmentColumns:
+        return _assemble(self.parts, self.coders)
 
 
 def _assemble(parts: dict[str, list[Any]], coders: dict[str, _Coder]) -> ShipmentColumns:

@@ -346,7 +346,7 @@ EVENTS_TABLE = {"sqlite": "stored_events", "postgres": "public.ledger_events"}
 
 
 class _Bare:
-    """``?`` placeholders over a DB-API cursor (sqlite3 or psycopg)."""
+    """``?`` placeholders over a DB-API cursor (sqlite3, psycopg or projections.libpq)."""
 
     def __init__(self, raw: Any, pg: bool):
         self.raw = raw
@@ -378,9 +378,9 @@ def lookup_database(url: str, country: str, as_of: dt.date, *, rule_id: str | No
 def _lookup_database(url: str, country: str, as_of: dt.date, rule_id: str | None,
                      on_the_books: bool, known_at: int | None) -> dict[str, Any] | None:
     if url.startswith(("postgresql://", "postgres://")):
-        import psycopg
+        from projections import libpq  # libpq through ctypes, else psycopg
 
-        with psycopg.connect(url, connect_timeout=5) as conn, conn.cursor() as raw:
+        with libpq.connect(url, connect_timeout=5) as conn, conn.cursor() as raw:
             return _lookup_caught_up(_Bare(raw, True), "notification_id",
                                      EVENTS_TABLE["postgres"], country, as_of, rule_id,
                                      on_the_books, known_at)

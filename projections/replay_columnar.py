@@ -39,7 +39,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal, overload
 
@@ -90,23 +90,52 @@ class Unsupported(Exception):
 # --- small array helpers --------------------------------------------------------------
 
 
-def group_codes(*cols: IntArray) -> tuple[IntArray, IntArray]:
-    """(group of each row, first row of each group) for rows equal in every column.
+#: the largest key range ranked through a table of the range (a bool and an int64
+#: per key: 36 MB) instead of by sorting the keys
+DENSE_SPAN = 1 << 22
 
-    The columns are small integer codes: they are packed into one int64 key (mixed
-    radix), compacted only if the key would overflow, and sorted once."""
-    key = np.zeros(len(cols[0]), dtype=np.int64)
+
+def dense_rank(values: IntArray) -> tuple[IntArray, int]:
+    """(rank of each value among the distinct values, how many there are), in value
+    order: what ``np.unique(values, return_inverse=True)`` gives, without sorting the
+    values when their range is small (a table marking which values occur)."""
+    if not len(values):
+        return values.astype(np.int64), 0
+    low = int(values.min())
+    width = int(values.max()) - low + 1
+    if width > DENSE_SPAN:
+        distinct, inverse = np.unique(values, return_inverse=True)
+        return inverse.reshape(-1), len(distinct)
+    shifted = values - low
+    present = np.zeros(width, dtype=bool)
+    present[shifted] = True
+    rank_of = np.cumsum(present) - 1
+    ranks: IntArray = rank_of[shifted]
+    return ranks, int(rank_of[-1]) + 1
+
+
+def group_codes(*cols: IntArray) -> tuple[IntArray, IntArray]:
+    """(group of each row, first row of each group) for rows equal in every column:
+    ``np.unique(key, return_index=True, return_inverse=True)`` of the rows' key
+    tuples, groups numbered in key order (the first column most significant).
+
+    The columns are integer codes: each is ranked (``dense_rank``), the ranks packed
+    into one int64 key (mixed radix), the key ranked again whenever the next column
+    would make its range exceed ``DENSE_SPAN``; so no sort of the rows when the
+    columns have few values, as here."""
+    n = len(cols[0])
+    key = np.zeros(n, dtype=np.int64)
     span = 1
     for col in cols:
-        low = int(col.min(initial=0))
-        width = int(col.max(initial=0)) - low + 1
-        if span * width >= 2**62:
-            _, inverse = np.unique(key, return_inverse=True)
-            key, span = inverse.reshape(-1), int(inverse.max(initial=0)) + 1
-        key = key * width + (col - low)
-        span *= width
-    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
-    return inverse.reshape(-1), first
+        ranks, width = dense_rank(col)
+        if span * max(width, 1) > DENSE_SPAN:
+            key, span = dense_rank(key)
+        key = key * width + ranks
+        span *= max(width, 1)
+    group, count = dense_rank(key)
+    first = np.full(count, n, dtype=np.int64)
+    np.minimum.at(first, group, np.arange(n, dtype=np.int64))
+    return group, first
 
 
 def sort_order(*keys: IntArray) -> IntArray:
@@ -188,7 +217,7 @@ def row_at(cols: ShipmentColumns, i: int) -> ShipmentRow:
 
 #: the license/VEU check of a group: its rows' references and failure reasons differ,
 #: so the group's treatment is classified with these stand-ins and the row's own
-#: reference and reason are put in its detail when it is printed (``fill_detail``)
+#: reference and reason are put in its detail when it is printed (``RowChecks``)
 REF, REASON = "\x00ref\x00", "\x00reason\x00"
 STAND_INS = [AuthorizationCheck(REF, False, REASON), AuthorizationCheck(REF, True)]
 
@@ -266,12 +295,34 @@ def veu_valid(state: LedgerState, cols: ShipmentColumns, idx: IntArray) -> IntAr
     return out
 
 
-def fill_detail(state: LedgerState, cols: ShipmentColumns, i: int, detail: str) -> str:
-    """A group's detail with row ``i``'s own reference and check failure reason."""
-    if "\x00" not in detail:
-        return detail
-    check = row_check(state, cols, i)
-    return detail.replace(REF, check.ref).replace(REASON, check.reason)
+class RowChecks:
+    """Rows' license/VEU checks (``row_check``), each computed once per distinct
+    (kind, reference, exporter, destination, ship date): all that a check reads of
+    its row. Both lanes and every printed form of a change share them."""
+
+    def __init__(self, state: LedgerState, cols: ShipmentColumns):
+        self.state, self.cols = state, cols
+        self.known: dict[tuple[int, ...], AuthorizationCheck] = {}
+
+    def fill_detail(self, i: int, detail: str) -> str:
+        """A group's detail with row ``i``'s own reference and check failure reason."""
+        if "\x00" not in detail:
+            return detail
+        return self.fill_details(np.array([i], dtype=np.int64), [detail])[0]
+
+    def fill_details(self, rows: IntArray, details: Sequence[str]) -> list[str]:
+        """``fill_detail`` of each of ``rows`` (details that name the row's check)."""
+        c, known = self.cols, self.known
+        out = []
+        for i, key, detail in zip(rows.tolist(), zip(
+                c.auth_kind[rows].tolist(), c.auth_ref[rows].tolist(),
+                c.exporter[rows].tolist(), c.destination[rows].tolist(),
+                c.day[rows].tolist(), strict=True), details, strict=True):
+            check = known.get(key)
+            if check is None:
+                check = known[key] = row_check(self.state, c, i)
+            out.append(detail.replace(REF, check.ref).replace(REASON, check.reason))
+        return out
 
 
 def row_check(state: LedgerState, cols: ShipmentColumns, i: int) -> AuthorizationCheck:
@@ -346,14 +397,23 @@ class Groups:
 
 #: a group's treatment by what decides it, shared by the two lanes (a revision in
 #: force under the timeline lane is often the one the other lane names)
-Memo = dict[tuple[int, ...], tuple[Treatment, bool]]
+@dataclass
+class Memo:
+    """Shared by the two lanes (a revision in force under the timeline lane is often
+    the one the other lane names): a group's (treatment, tier 2 under a revision with
+    a cap period) by what decides it; and the tier-2 part by (revision, dated period,
+    destination), on which alone it depends (tiers change only with the groups, whose
+    change dates cut the dated periods)."""
+
+    treatments: dict[tuple[int, ...], tuple[Treatment, bool]] = field(default_factory=dict)
+    tier2: dict[tuple[int, int, int], bool] = field(default_factory=dict)
 
 
 def classify_groups(cols: ShipmentColumns, checks: Checks, days: Days,
-                    day_index: IntArray, memo: Memo) -> Groups:
-    group, first = group_codes(days.key[day_index], cols.destination, cols.auth_kind,
-                               cols.product, cols.tpp_per_unit, cols.die_area,
-                               checks.license, checks.veu)
+                    day_index: IntArray, row_kind: IntArray, memo: Memo) -> Groups:
+    """Groups of rows alike in the lane's revision and dated period and in their kind
+    (``row_kinds``), each classified once."""
+    group, first = group_codes(days.key[day_index], row_kind)
     found = [classify_row(cols, checks, days, int(f), int(day_index[f]), memo)
              for f in first]
     treatments = [t for t, _ in found]
@@ -372,14 +432,25 @@ def classify_row(cols: ShipmentColumns, checks: Checks, days: Days, i: int, d: i
     key = (id(rule), int(days.key[d]) - r * 1_000_000, int(cols.destination[i]),
            int(cols.auth_kind[i]), int(cols.product[i]), int(cols.tpp_per_unit[i]),
            int(cols.die_area[i]), int(checks.license[i]), int(checks.veu[i]))
-    found = memo.get(key)
+    found = memo.treatments.get(key)
     if found is None:
         f = fields_at(cols, i)
         lic, veu = (Checks.stand_in(int(c)) for c in (checks.license[i], checks.veu[i]))
-        found = memo[key] = (classify(f, rule, license=lic, veu=veu),
-                             rule.tier_of(f.destination, f.ship_date) == 2
-                             and rule.cap_period() is not None)
+        tier_key = (id(rule), key[1], key[2])
+        tier2 = memo.tier2.get(tier_key)
+        if tier2 is None:
+            tier2 = memo.tier2[tier_key] = (rule.tier_of(f.destination, f.ship_date) == 2
+                                            and rule.cap_period() is not None)
+        found = memo.treatments[key] = (classify(f, rule, license=lic, veu=veu), tier2)
     return found
+
+
+def row_kinds(cols: ShipmentColumns, checks: Checks) -> IntArray:
+    """Per row, the code of what decides its treatment besides the lane's revision
+    and dated period (the same for both lanes), in the order of these columns."""
+    kind, _ = group_codes(cols.destination, cols.auth_kind, cols.product,
+                          cols.tpp_per_unit, cols.die_area, checks.license, checks.veu)
+    return kind
 
 
 # --- 2. LPP ----------------------------------------------------------------------------
@@ -480,18 +551,6 @@ class CountryRun:
     positions: list[LaneCountry]
 
 
-@dataclass(frozen=True)
-class Stream:
-    """Every allocation change, then every row, as items of the countries' folds."""
-
-    country: IntArray
-    day: IntArray
-    is_row: IntArray
-    position: IntArray
-    committed: IntArray
-    cap: IntArray
-
-
 def change_cap_deltas(changes: list[AllocationChange], capped: BoolArray,
                       country_of: dict[str, int]) -> IntArray:
     """Per change, what it adds to its country's cap (country-level allocations of a
@@ -507,42 +566,72 @@ def change_cap_deltas(changes: list[AllocationChange], capped: BoolArray,
     return out
 
 
-def country_stream(cols: ShipmentColumns, row_country: IntArray, row_delta: IntArray,
-                   changes: list[AllocationChange], change_delta: IntArray,
-                   cap_delta: IntArray, country_of: dict[str, int]) -> Stream:
-    nc, n = len(changes), len(cols)
+@dataclass(frozen=True)
+class FoldOrder:
+    """The items of the countries' folds (every allocation change, then every row: the
+    stream's order) in fold order, (country, day, changes first, position): the same
+    for both lanes, which differ only in what each item adds to committed and cap."""
+
+    #: stream index of each item in fold order
+    order: IntArray
+    country: IntArray
+    is_row: IntArray
+    #: an item starts its country's run
+    start: BoolArray
+    #: the run of (country, day, is_row) each item is in, and whether it is its last
+    run_id: IntArray
+    last_of_run: BoolArray
+
+
+def fold_order(cols: ShipmentColumns, row_country: IntArray,
+               changes: list[AllocationChange], country_of: dict[str, int]) -> FoldOrder:
     country = np.concatenate([np.array([country_of[c.allocation.country] for c in changes],
                                        np.int64), row_country])
     day = np.concatenate([np.array([days_since_epoch(c.day) for c in changes], np.int64),
                           cols.day])
-    is_row = np.concatenate([np.zeros(nc, np.int64), np.ones(n, np.int64)])
+    is_row = np.concatenate([np.zeros(len(changes), np.int64), np.ones(len(cols), np.int64)])
     position = np.concatenate([np.array([c.position for c in changes], np.int64),
                                cols.position])
-    committed = np.concatenate([change_delta, row_delta])
-    cap = np.concatenate([cap_delta, np.zeros(n, np.int64)])
-    return Stream(country, day, is_row, position, committed, cap)
+    order = sort_order(position, is_row, day, country)
+    country, is_row = country[order], is_row[order]
+    day_run = run_starts(country, day[order], is_row)
+    last_of_run = np.append(day_run[1:], True) if len(day_run) else day_run
+    return FoldOrder(order, country, is_row, run_starts(country), np.cumsum(day_run) - 1,
+                     last_of_run)
 
 
-def first_breaches(s: Stream, base_cap: IntArray, capped: BoolArray
+@dataclass(frozen=True)
+class Stream:
+    """What every allocation change, then every row, adds to its country's committed
+    and cap under one lane (items in the stream's order, as ``FoldOrder.order``
+    indexes them)."""
+
+    committed: IntArray
+    cap: IntArray
+
+
+def country_stream(row_delta: IntArray, change_delta: IntArray, cap_delta: IntArray
+                   ) -> Stream:
+    return Stream(np.concatenate([change_delta, row_delta]),
+                  np.concatenate([cap_delta, np.zeros(len(row_delta), np.int64)]))
+
+
+def first_breaches(f: FoldOrder, s: Stream, base_cap: IntArray, capped: BoolArray
                    ) -> dict[int, tuple[int, int, int]]:
     """Per country with a breach: (stream index of the item it names, committed, cap).
 
     The breach comes after the first item where committed exceeds the cap: a
     shipment, or the last change of a day whose changes include one that worsened the
     position (then it names the latest recorded of those)."""
-    order = sort_order(s.position, s.is_row, s.day, s.country)
-    country, is_row = s.country[order], s.is_row[order]
-    start = run_starts(country)
-    committed = run_cumsum(s.committed[order], start)
-    cap = base_cap[country] + run_cumsum(s.cap[order], start)
+    order, country, is_row = f.order, f.country, f.is_row
+    added, cap_added = s.committed[order], s.cap[order]
+    committed = run_cumsum(added, f.start)
+    cap = base_cap[country] + run_cumsum(cap_added, f.start)
     over = (committed > cap) & capped[country]
-    worse = (s.committed[order] - s.cap[order] > 0) & (is_row == 0)
-    day_run = run_starts(country, s.day[order], is_row)
-    run_id = np.cumsum(day_run) - 1
-    worsened_run = np.zeros(int(run_id[-1]) + 1 if len(run_id) else 0, dtype=bool)
-    np.logical_or.at(worsened_run, run_id, worse)
-    last_of_run = np.append(day_run[1:], True) if len(day_run) else day_run
-    at_change = (is_row == 0) & last_of_run & worsened_run[run_id]
+    worse = (added - cap_added > 0) & (is_row == 0)
+    worsened_run = np.zeros(int(f.run_id[-1]) + 1 if len(f.run_id) else 0, dtype=bool)
+    np.logical_or.at(worsened_run, f.run_id, worse)
+    at_change = (is_row == 0) & f.last_of_run & worsened_run[f.run_id]
     hits = np.flatnonzero(over & ((is_row == 1) | at_change))
     firsts, at = np.unique(country[hits], return_index=True)
     out: dict[int, tuple[int, int, int]] = {}
@@ -587,23 +676,27 @@ class Ledgerwide:
     checks: Checks
     udays: IntArray
     day_index: IntArray
+    #: per row, what decides its treatment besides the lane (``row_kinds``)
+    row_kind: IntArray
+    #: every country's allocation changes up to ``to``, country by country
+    changes: list[AllocationChange]
+    fold: FoldOrder
 
 
 def run_lane(w: Ledgerwide, lane: Lane, memo: Memo) -> LaneColumns:
     days = lane_days(lane, w.udays)
-    groups = classify_groups(w.cols, w.checks, days, w.day_index, memo)
+    groups = classify_groups(w.cols, w.checks, days, w.day_index, w.row_kind, memo)
     bucket0 = groups.bucket[groups.of_row]
     outside_period = groups.tier2[groups.of_row] & ~days.in_period[w.day_index]
     lpp = lpp_excess(w.cols, bucket0, days.lpp_limit[w.day_index], days.year[w.day_index])
-    changes = [ch for c in w.countries for ch in allocation_changes(w.state, c, w.to)]
+    changes = w.changes
     lic = license_run(w.cols, bucket0, ~outside_period, changes)
     rows = settle_rows(w.cols.tpp, bucket0, groups.flag[groups.of_row], outside_period, lpp,
                        lic)
     capped, base_cap = lane_caps(lane, w.countries, w.to)
     cap_delta = change_cap_deltas(changes, capped, w.country_of)
-    stream = country_stream(w.cols, w.row_country, rows.delta, changes, lic.change_delta,
-                            cap_delta, w.country_of)
-    breaches = first_breaches(stream, base_cap, capped)
+    stream = country_stream(rows.delta, lic.change_delta, cap_delta)
+    breaches = first_breaches(w.fold, stream, base_cap, capped)
     breach = np.zeros(len(w.cols), dtype=bool)
     for at, _, _ in breaches.values():
         if at >= len(changes):
@@ -654,9 +747,9 @@ def lane_positions(w: Ledgerwide, lane: Lane, s: Stream, rows: Settled,
                    base_cap: IntArray, capped: BoolArray) -> list[LaneCountry]:
     n = len(w.countries)
     committed = np.zeros(n, np.int64)
-    np.add.at(committed, s.country, s.committed)
+    np.add.at(committed, w.fold.country, s.committed[w.fold.order])
     extra = np.zeros(n, np.int64)
-    np.add.at(extra, s.country, s.cap)
+    np.add.at(extra, w.fold.country, s.cap[w.fold.order])
     flagged = flag_totals(w.row_country, rows, n)
     out = []
     for c, country in enumerate(w.countries):
@@ -725,6 +818,8 @@ class ChangeRows(Sequence[ShipmentChange]):
     def __init__(self, w: Ledgerwide, a: LaneColumns, b: LaneColumns, idx: IntArray):
         self.w, self.a, self.b, self.idx = w, a, b, idx
         self.citations: dict[tuple[int, int, int], str] = {}
+        self.checks = RowChecks(w.state, w.cols)
+        self.fill_detail = self.checks.fill_detail
 
     def __len__(self) -> int:
         return len(self.idx)
@@ -784,7 +879,7 @@ class ChangeRows(Sequence[ShipmentChange]):
                 counted_tpp=delta, breach=breach, clause=t.clause,
                 citation=self.citation(lane, rule_i, group),
                 detail=("" if not details else outside_detail(rule, d) if outside
-                        else fill_detail(self.w.state, self.w.cols, i, t.detail))))
+                        else self.fill_detail(i, t.detail))))
         return out
 
     def citation(self, lane: LaneColumns, rule_i: int, group: int) -> str:
@@ -835,7 +930,7 @@ def replay_columns(
     lane_a = make_lane(state, rule_id, to, drafts)
     lane_b = make_lane(state, against, to, drafts)
     w = ledgerwide(state, cols, to, window_to is not None)
-    memo: Memo = {}
+    memo = Memo()
     a, b = run_lane(w, lane_a, memo), run_lane(w, lane_b, memo)
     in_window = (w.cols.day >= days_since_epoch(window_from) if window_from is not None
                  else np.zeros(len(w.cols), dtype=bool))
@@ -869,16 +964,21 @@ def ledgerwide(state: LedgerState, cols: ShipmentColumns, to: dt.date,
     and every allocation's country; none without a date), the rows shipped by ``to``."""
     countries: list[str] = []
     if dated:
-        shipped = {cols.destinations[int(d)] for d in np.unique(cols.destination)}
+        shipped = {cols.destinations[int(d)] for d in
+                   np.flatnonzero(np.bincount(cols.destination, minlength=1))}
         allocated = {c for c, ids in state.allocations_by_country.items() if ids}
         countries = sorted(shipped | allocated)
     country_of = {c: i for i, c in enumerate(countries)}
     cols = cols.head(int(np.searchsorted(cols.day, days_since_epoch(to), side="right")))
     dest_country = np.array([country_of.get(d, -1) for d in cols.destinations], np.int64)
-    udays, day_index = np.unique(cols.day, return_inverse=True)
-    return Ledgerwide(state, cols, to, countries, country_of,
-                      dest_country[cols.destination] if len(cols) else cols.destination,
-                      all_checks(state, cols), udays, day_index.reshape(-1))
+    row_country = dest_country[cols.destination] if len(cols) else cols.destination
+    # the rows are in date order: each distinct day is a run
+    new_day = run_starts(cols.day)
+    checks = all_checks(state, cols)
+    changes = [ch for c in countries for ch in allocation_changes(state, c, to)]
+    return Ledgerwide(state, cols, to, countries, country_of, row_country, checks,
+                      cols.day[new_day], np.cumsum(new_day) - 1, row_kinds(cols, checks),
+                      changes, fold_order(cols, row_country, changes, country_of))
 
 
 def _differs(a: LaneColumns, b: LaneColumns) -> BoolArray:

@@ -262,7 +262,6 @@ def echo_json_stream(head: dict[str, Any], key: str, items: Any, *, slice_size: 
     """Print ``head`` with ``head[key] = items`` exactly as ``print_json`` would, writing
     ``items`` (a large list) a slice at a time instead of building the whole text."""
     keys = sorted({*head, key})
-    parts: list[str] = []
     click.echo("{", nl=False)
     for i, k in enumerate(keys):
         lead = ("\n" if i == 0 else ",\n") + _INDENT + _enc_str(k) + ": "
@@ -274,11 +273,19 @@ def echo_json_stream(head: dict[str, Any], key: str, items: Any, *, slice_size: 
             continue
         click.echo(lead + "[", nl=False)
         sep = "\n" + _INDENT * 2
+        out = sys.stdout
         for start in range(0, len(items), slice_size):
             texts = (encode(items, start, start + slice_size) if encode is not None
                      else [dumps_indented(v, 2) for v in items[start:start + slice_size]])
-            parts = [sep + text for text in texts]
-            click.echo(("," if start else "") + ",".join(parts), nl=False)
+            text = ("," if start else "") + sep + ("," + sep).join(texts)
+            # click.echo would only strip ANSI escapes (off a terminal), which encoded
+            # JSON cannot hold (ESC is written \u001b); its regex over every slice cost
+            # ~0.2 s for a million-shipment replay
+            if "\x1b" in text:
+                click.echo(text, nl=False)
+            else:
+                out.write(text)
+                out.flush()  # as click.echo does: its stream may be another wrapper
         click.echo("\n" + _INDENT + "]", nl=False)
     click.echo("\n}")
 

@@ -13,14 +13,17 @@ same encoder.
 
 from __future__ import annotations
 
-from json.encoder import encode_basestring_ascii as _enc_str  # output.py's encoder
+from collections.abc import Iterable
 from dataclasses import asdict
+from itertools import repeat
+from json.encoder import encode_basestring_ascii as _enc_str  # output.py's encoder
 from typing import Any
 
 import numpy as np
 
 from ledger.cli.output import _INDENT, dumps_indented
-from projections.replay_columnar import ChangeRows, LaneColumns, fill_detail, outside_detail
+from projections.columns import IntArray, day_of
+from projections.replay_columnar import ChangeRows, LaneColumns, group_codes, outside_detail
 
 _LEVEL = 2  # the changes are items of a list in the top-level object
 
@@ -30,74 +33,46 @@ def _lead(name: str, level: int) -> str:
 
 
 class ChangeEncoder:
-    """``encode(changes, start, stop)`` for ``echo_json_stream``."""
+    """``encode(changes, start, stop)`` for ``echo_json_stream``.
+
+    A change's text is 23 pieces joined: per lane the seven of its treatment (the
+    fixed texts around counted_tpp, detail and flag_tpp, chosen by the lane's key
+    code), then ids, date and numbers, each with the fixed text that follows it in
+    the change. The pieces of a slice are picked by numpy indexing of object arrays
+    (codes computed once for all the changes), so the only per-change Python step is
+    the join."""
 
     def __init__(self, changes: ChangeRows):
         self.changes = changes
         cols = changes.w.cols
-        self.exporters = [_enc_str(e) for e in cols.exporters]
-        self.destinations = [_enc_str(d) for d in cols.destinations]
-        self.consignees = [_enc_str(c) for c in cols.consignees]
-        self.pieces: dict[tuple[int, ...], tuple[str, str, str, str]] = {}
-        self.details: dict[tuple[int, ...], str] = {}
+        lead = {name: "," + _lead(name, _LEVEL) for name in (
+            "against", "consignee_id", "destination", "exporter_id", "position", "rule",
+            "ship_date", "shipment_ref", "tpp")}
+        self.consignees = _texts(_enc_str(c) + lead["destination"] for c in cols.consignees)
+        self.destinations = _texts(_enc_str(d) + lead["exporter_id"]
+                                   for d in cols.destinations)
+        self.exporters = _texts(_enc_str(e) + lead["position"] for e in cols.exporters)
+        self.dates = _texts(lead["ship_date"] + _enc_str(day_of(d).isoformat())
+                            + lead["shipment_ref"] for d in changes.w.udays.tolist())
+        self.tpp_lead = lead["tpp"]
+        self.close = "\n" + _INDENT * _LEVEL + "}"
+        self.lanes = [
+            _LaneCodes(self, changes.b, "{" + lead["against"][1:], lead["consignee_id"]),
+            _LaneCodes(self, changes.a, lead["rule"], ""),
+        ]
 
     def __call__(self, items: Any, start: int, stop: int) -> list[str]:
         assert items is self.changes
         rows = self.changes.idx[start:stop]
         cols = self.changes.w.cols
-        under_a = self.lane(self.changes.a, 0, rows)
-        under_b = self.lane(self.changes.b, 1, rows)
-        lead = {name: _lead(name, _LEVEL) for name in (
-            "against", "consignee_id", "destination", "exporter_id", "position", "rule",
-            "ship_date", "shipment_ref", "tpp")}
-        close = "\n" + _INDENT * _LEVEL + "}"
-        out = []
-        for e, ref, d, dest, k, pos, tpp, ta, tb in zip(
-                cols.exporter[rows].tolist(), cols.shipment_ref[rows].tolist(),
-                cols.day[rows].tolist(), cols.destination[rows].tolist(),
-                cols.consignee[rows].tolist(), cols.position[rows].tolist(),
-                cols.tpp[rows].tolist(), under_a, under_b, strict=True):
-            out.append("".join((
-                "{", lead["against"], tb, ",", lead["consignee_id"], self.consignees[k], ",",
-                lead["destination"], self.destinations[dest], ",", lead["exporter_id"],
-                self.exporters[e], ",", lead["position"], int.__repr__(pos), ",", lead["rule"],
-                ta, ",", lead["ship_date"], self.date(d), ",", lead["shipment_ref"],
-                _enc_str(ref), ",", lead["tpp"], int.__repr__(tpp), close)))
-        return out
-
-    def date(self, day: int) -> str:
-        key = (-1, day)
-        text = self.details.get(key)
-        if text is None:
-            from projections.columns import day_of
-
-            text = self.details[key] = _enc_str(day_of(day).isoformat())
-        return text
-
-    def lane(self, lane: LaneColumns, which: int, rows: Any) -> list[str]:
-        """The lane treatments' texts at level 3 (an object inside a change)."""
-        days = lane.days
-        treatments = lane.groups.treatments
-        w = self.changes.w
-        out = []
-        for i, rule_i, group, bucket, flag, flag_tpp, delta, breach, outside, d in zip(
-                rows.tolist(), days.rule[w.day_index[rows]].tolist(),
-                lane.groups.of_row[rows].tolist(), lane.bucket[rows].tolist(),
-                lane.flag[rows].tolist(), lane.flag_tpp[rows].tolist(),
-                lane.delta[rows].tolist(), lane.breach[rows].tolist(),
-                lane.outside[rows].tolist(), w.cols.day[rows].tolist(), strict=True):
-            clause = treatments[group].clause
-            key = (rule_i, clause, bucket, flag, breach)
-            pieces = self.pieces.get(key)
-            if pieces is None:
-                pieces = self.pieces[key] = self.lane_pieces(lane, i)
-            p1, p2, p3, p4 = pieces
-            detail = self.details.get((which, rule_i, group, d if outside else -1))
-            if detail is None:
-                detail = self.detail(lane, which, rule_i, group, outside, d, i)
-            out.append("".join((p1, int.__repr__(delta), p2, detail, p3,
-                                int.__repr__(flag_tpp), p4)))
-        return out
+        under_b, under_a = (lane.texts(start, stop, rows) for lane in self.lanes)
+        return list(map("".join, zip(
+            *under_b, self.consignees[cols.consignee[rows]].tolist(),
+            self.destinations[cols.destination[rows]].tolist(),
+            self.exporters[cols.exporter[rows]].tolist(), _ints(cols.position[rows]),
+            *under_a, self.dates[self.changes.w.day_index[rows]].tolist(),
+            map(_enc_str, cols.shipment_ref[rows].tolist()), repeat(self.tpp_lead),
+            _ints(cols.tpp[rows]), repeat(self.close))))
 
     def lane_pieces(self, lane: LaneColumns, i: int) -> tuple[str, str, str, str]:
         """The texts around counted_tpp, detail and flag_tpp of row ``i``'s treatment,
@@ -112,18 +87,81 @@ class ChangeEncoder:
         p3, p4 = rest.split(_enc_str("\x01f"))
         return p1, p2, p3, p4
 
-    def detail(self, lane: LaneColumns, which: int, rule_i: int, group: int, outside: bool,
-               day: int, i: int) -> str:
-        """The encoded detail: shared by a group's rows (outside the cap period: by its
-        rows of a day), or the row's own when it names its reference and reason."""
-        rule = None if rule_i < 0 else lane.days.rules[rule_i]
-        w = self.changes.w
-        template = lane.groups.treatments[group].detail
-        if outside:
-            raw = outside_detail(rule, day)
-        elif "\x00" in template:
-            return _enc_str(fill_detail(w.state, w.cols, i, template))
-        else:
-            raw = template
-        text = self.details[(which, rule_i, group, day if outside else -1)] = _enc_str(raw)
-        return text
+
+class _LaneCodes:
+    """One lane's seven pieces of every change: the fixed texts by a code per change
+    (revision, clause, bucket, flag, breach), the details by another (the revision and
+    day outside the cap period, else the group's detail), and the numbers."""
+
+    def __init__(self, enc: ChangeEncoder, lane: LaneColumns, before: str, after: str):
+        self.enc, self.lane = enc, lane
+        w, rows = enc.changes.w, enc.changes.idx
+        rule_i, group = lane.days.rule[w.day_index[rows]], lane.groups.of_row[rows]
+        treatments = lane.groups.treatments
+        clause_ids: dict[str, int] = {}
+        clause = np.array([clause_ids.setdefault(t.clause, len(clause_ids))
+                           for t in treatments], dtype=np.int64)
+        self.code, first = group_codes(rule_i, clause[group] if len(group) else group,
+                                       lane.bucket[rows], lane.flag[rows],
+                                       lane.breach[rows].astype(np.int64))
+        pieces = [enc.lane_pieces(lane, int(rows[f])) for f in first.tolist()]
+        self.p1 = _texts(before + p[0] for p in pieces)
+        self.p2 = _texts(p[1] for p in pieces)
+        self.p3 = _texts(p[2] for p in pieces)
+        self.p4 = _texts(p[3] + after for p in pieces)
+        self.details_by_code(rule_i, group, w.cols.day[rows], lane.outside[rows])
+
+    def details_by_code(self, rule_i: IntArray, group: IntArray, day: IntArray,
+                        outside: Any) -> None:
+        """Outside the cap period the detail names the revision's period and the day;
+        otherwise it is the group's, unless it names the row's own reference and
+        reason (``fill``: made per row)."""
+        treatments = self.lane.groups.treatments
+        template_ids: dict[str, int] = {}
+        template = np.array([template_ids.setdefault(t.detail, len(template_ids))
+                             for t in treatments], dtype=np.int64)
+        templates = list(template_ids)
+        inside = ~outside
+        self.detail_code, first = group_codes(
+            outside.astype(np.int64), np.where(outside, rule_i, 0),
+            np.where(outside, day, template[group] if len(group) else group))
+        texts: list[str | None] = []
+        for f in first.tolist():
+            if inside[f]:
+                raw = templates[int(template[group[f]])]
+                texts.append(None if "\x00" in raw else _enc_str(raw))
+            else:
+                r = int(rule_i[f])
+                texts.append(_enc_str(outside_detail(
+                    None if r < 0 else self.lane.days.rules[r], int(day[f]))))
+        self.details = _texts(texts)
+        self.fill = np.array([t is None for t in texts], dtype=bool)
+
+    def texts(self, start: int, stop: int, rows: IntArray) -> list[Any]:
+        """The seven piece lists of changes ``start:stop`` (rows ``rows``)."""
+        code, dcode = self.code[start:stop], self.detail_code[start:stop]
+        details = self.details[dcode].tolist()
+        lane = self.lane
+        js = np.flatnonzero(self.fill[dcode])
+        if len(js):
+            own = rows[js]
+            treatments = lane.groups.treatments
+            filled = self.enc.changes.checks.fill_details(
+                own, [treatments[g].detail for g in lane.groups.of_row[own].tolist()])
+            for j, text in zip(js.tolist(), filled, strict=True):
+                details[j] = _enc_str(text)
+        return [self.p1[code].tolist(), _ints(lane.delta[rows]), self.p2[code].tolist(),
+                details, self.p3[code].tolist(), _ints(lane.flag_tpp[rows]),
+                self.p4[code].tolist()]
+
+
+def _texts(texts: Iterable[str | None]) -> Any:
+    """Texts as an object array, for picking a slice's pieces by numpy indexing."""
+    items = list(texts)
+    out = np.empty(len(items), dtype=object)
+    out[:] = items
+    return out
+
+
+def _ints(values: IntArray) -> list[str]:
+    return list(map(int.__repr__, values.tolist()))

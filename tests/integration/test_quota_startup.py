@@ -19,7 +19,8 @@ from projections.views import load_state, quota
 from tests.integration.storage.storage_helpers import shipment
 
 #: modules the indexed quota path must not load (each costs tens of milliseconds)
-HEAVY = ["pydantic", "pydantic_core", "rich", "yaml", "kafka", "eventsourcing",
+#: (psycopg: on PostgreSQL the lookup reads through projections.libpq)
+HEAVY = ["pydantic", "pydantic_core", "rich", "yaml", "kafka", "eventsourcing", "psycopg",
          "ledger.application", "ledger.rulebook", "ledger.events", "projections.positions",
          "projections.readmodel", "projections.views"]
 

@@ -62,3 +62,22 @@ def test_stream_equals_print_json_with_dataclasses_dates_and_slices() -> None:
         expected = _run(lambda d=dicts: print_json({**head, "changes": d}))
         got = _run(lambda i=items: echo_json_stream(head, "changes", i, slice_size=3))
         assert got == expected
+
+
+def test_stream_slices_holding_an_escape_still_go_through_click_echo() -> None:
+    """Slices are written straight to stdout unless they hold ESC (never in encoded
+    JSON): those still go through click.echo, which strips ANSI escapes off a
+    terminal, so the output is what it was with click.echo for every slice."""
+    items = ["x"] * 5
+
+    def styled(_items: Any, start: int, stop: int) -> list[str]:
+        return ['"\x1b[1mx\x1b[0m"'] * len(items[start:stop])
+
+    def plain(_items: Any, start: int, stop: int) -> list[str]:
+        return ['"x"'] * len(items[start:stop])
+
+    got = _run(lambda: echo_json_stream({"a": 1}, "changes", items, slice_size=2,
+                                        encode=styled))
+    assert got == _run(lambda: echo_json_stream({"a": 1}, "changes", items, slice_size=2,
+                                                encode=plain))
+    assert got == _run(lambda: print_json({"a": 1, "changes": items}))

@@ -63,3 +63,18 @@ def test_replay_table_is_the_same_with_either_engine(bench_ledger: Ledger) -> No
     columnar = table("columnar")
     assert "Shipments whose treatment changes" in columnar
     assert columnar == table("rows")
+
+
+def test_columnar_replay_equals_rows_for_fixed_revision_pairs(bench_ledger: Ledger) -> None:
+    """Two fixed revisions (``--rule X --against Y``), pairs of the bundled ones: the
+    same result, JSON texts included (the encoder caches each lane's fixed texts under
+    that lane's own index of its revisions)."""
+    rm = ReadModel(bench_ledger)
+    full = rm.full_state(None)
+    state, cols = rm.shipment_columns(None)
+    ids = [book.id for book in bundled_rulebooks()]
+    pairs = {(a, b) for a, b in zip(ids, ids[1:] + ids[:1], strict=True)}
+    pairs |= {(a, ids[0]) for a in ids[1:]}
+    for rule, against in sorted(pairs):
+        assert_same_result(replay(full, rule, against),
+                           replay_columns(state, cols, rule, against))
