@@ -18,7 +18,12 @@ def open_ledger(ctx: click.Context, *, create: bool = False) -> Any:
     missing SQLite file is an error naming the path, never a new empty ledger."""
     from ledger.application import Ledger
 
-    return Ledger(ctx.obj["db"], create=create)
+    ledger = Ledger(ctx.obj["db"], create=create)
+    # closed when the command ends, not when it is collected: a process that runs
+    # many commands (tests, an embedding program) must not pile up database
+    # connections (PostgreSQL refuses clients beyond max_connections)
+    ctx.call_on_close(ledger.close)
+    return ledger
 
 
 def require_rules(ledger: Any) -> None:
