@@ -20,7 +20,7 @@ import getpass
 import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -213,9 +213,21 @@ class Ledger(Application[UUID]):
         try:
             super().__init__(env=env)
         except PersistenceError as e:
+            self._close_half_open()
             if is_postgres(self.url):
                 raise postgres_failure(self.url, e) from e
             raise StorageError(f"cannot open the ledger database {self.url!r}: {e}") from e
+
+    def _close_half_open(self) -> None:
+        """Close what a failed open had built (PostgreSQL: a connection pool and its
+        worker threads) now, in this thread. Left to ``__del__`` at exit, the pool's
+        close could run in one of its own threads and print a traceback ("cannot join
+        current thread") after the error message; without ``factory``, ``__del__``
+        has nothing left to close."""
+        factory = self.__dict__.pop("factory", None)
+        if factory is not None:
+            with suppress(Exception):
+                factory.close()
 
     @property
     def shown_url(self) -> str:

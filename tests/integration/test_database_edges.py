@@ -243,6 +243,27 @@ def test_postgres_failures_say_the_servers_reason_without_the_password(
     assert "Traceback" not in result.output
 
 
+@pytest.mark.postgres
+def test_a_failed_open_leaves_no_connection_pool_behind(fast_timeout: None) -> None:
+    """A refused open closes its connection pool at once, in the caller's thread: left
+    to the garbage collector, the pool's close could run in one of its own threads at
+    exit and print "Exception ignored ... cannot join current thread" after the error
+    (seen once in CI under the psycopg path of ``ledger quota --json``)."""
+    import threading
+    from urllib.parse import urlparse
+
+    from ledger.application import Ledger
+    from ledger.errors import StorageError
+
+    require_postgres()
+    base = urlparse(PG_BASE)
+    before = set(threading.enumerate())
+    with pytest.raises(StorageError, match="Connection refused"):
+        Ledger(f"postgresql://postgres@{base.hostname}:1/postgres")
+    left = [t.name for t in threading.enumerate() if t not in before and t.is_alive()]
+    assert left == []
+
+
 @pytest.fixture
 def pg_with_password() -> Iterator[str]:
     """A fresh PostgreSQL database, its URL carrying a password (trust auth ignores it)."""
