@@ -201,7 +201,8 @@ def targets(runs: list[dict[str, Any]]) -> list[str]:
 
     def first(r: dict[str, Any]) -> str:
         q = r["quota_index"]
-        return (f"first query after a rebuild without the index (builds its pairs) "
+        when = f" (run of {q['first_query_date'][:16]})" if "first_query_date" in q else ""
+        return (f"first query after a rebuild without the index (builds its pairs){when} "
                 f"{_ms(q['first_query']['first_ms'])}; every pair built in "
                 f"{q['build_all']['seconds']:,.0f} s ({q['build_all']['pairs']} pairs)")
 
