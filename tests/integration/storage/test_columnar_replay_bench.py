@@ -12,12 +12,11 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from bench.generate import write_jsonl
 from ledger.application import Ledger
 from ledger.cli import main
-from ledger.cli.imports import import_file
 from ledger.rulebook import bundled_rulebooks
 from projections.readmodel import ReadModel
+from tests.integration.storage.storage_helpers import imported_bench_ledger
 from projections.replay import replay
 from projections.replay_columnar import replay_columns
 from tests.model.test_columnar_replay import assert_same_result
@@ -27,15 +26,8 @@ SIZE = 10_000
 
 @pytest.fixture
 def bench_ledger(db_url: str, tmp_path: Path) -> Any:
-    path = tmp_path / "bench.jsonl"
-    write_jsonl(path, SIZE)
-    ledger = Ledger(db_url)
-    try:
-        import_file(ledger, path, actor="test")
-        ReadModel(ledger).catch_up()
+    with imported_bench_ledger(db_url, tmp_path, SIZE) as ledger:
         yield ledger
-    finally:
-        ledger.close()
 
 
 def test_columnar_replay_equals_rows_on_the_bench_ledger(bench_ledger: Ledger) -> None:

@@ -27,6 +27,7 @@ from projections.position_index import EVENTS_TABLE, Miss, _Bare, _lookup_caught
 
 from tests.conftest import drop_postgres_db, new_postgres_db, require_postgres
 from tests.integration.storage.storage_helpers import shipment
+from tests.integration.test_quota_startup import PROBE
 
 pytestmark = pytest.mark.postgres
 
@@ -193,16 +194,6 @@ def test_one_read_only_transaction(built: tuple[str, list[int]]) -> None:
             c.execute("CREATE TABLE ql_nothing (x INT)")
 
 
-PROBE = """
-import atexit, json, runpy, sys
-out = sys.argv[1]
-def dump():
-    with open(out, "w") as f:
-        json.dump(sorted(sys.modules), f)
-atexit.register(dump)
-sys.argv = ["ledger", *sys.argv[2:]]
-runpy.run_module("ledger", run_name="__main__")
-"""
 
 
 def _process(tmp_path: Any, argv: Sequence[str], *, lean: bool, **env: str

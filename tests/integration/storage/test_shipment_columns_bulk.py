@@ -12,12 +12,11 @@ from typing import Any
 
 import pytest
 
-from bench.generate import write_jsonl
 from ledger.application import Ledger
-from ledger.cli.imports import import_file
 from projections import columns
 from projections.columns import ShipmentColumns
 from projections.readmodel import ReadModel
+from tests.integration.storage.storage_helpers import imported_bench_ledger
 from tests.unit.test_columns_bulk import assert_same_columns
 
 SIZE = 400
@@ -25,15 +24,8 @@ SIZE = 400
 
 @pytest.fixture
 def small_ledger(db_url: str, tmp_path: Path) -> Any:
-    path = tmp_path / "bench.jsonl"
-    write_jsonl(path, SIZE)
-    ledger = Ledger(db_url)
-    try:
-        import_file(ledger, path, actor="test")
-        ReadModel(ledger).catch_up()
+    with imported_bench_ledger(db_url, tmp_path, SIZE) as ledger:
         yield ledger
-    finally:
-        ledger.close()
 
 
 def rows_columns(rm: ReadModel, cut: int) -> ShipmentColumns:
