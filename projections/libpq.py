@@ -10,9 +10,10 @@ libpq in a few milliseconds. The library is psycopg_binary's own bundled copy (f
 next to the package without importing it), else the system's ``libpq``.
 
 ``connect`` returns a lean connection or, when there is none to be had (no library
-loads, a symbol is missing, the connection fails, the client encoding is not UTF-8,
-``LEDGER_LEAN_LIBPQ=0``), psycopg's: the answer never depends on which one ran, only
-the start-up does. The lean one behaves as psycopg does for what the lookup uses:
+loads, a symbol is missing, the client encoding is not UTF-8, ``LEDGER_LEAN_LIBPQ=0``),
+psycopg's; a server that refuses or cannot be reached raises ``Error`` (the caller's
+full path then says why). The answer never depends on which one ran, only the
+start-up does. The lean one behaves as psycopg does for what the lookup uses:
 
 - the connection string is the same libpq URI, with ``connect_timeout`` overriding
   the URI's (psycopg's ``make_conninfo``);
@@ -77,11 +78,15 @@ def connect(url: str, connect_timeout: int) -> Any:
     """A lean connection to ``url`` if one can be had, else psycopg's
     ``psycopg.connect(url, connect_timeout=...)``. Both are context managers with
     ``cursor()`` (itself one) whose ``execute(sql, params)`` takes psycopg placeholders
-    and whose ``fetchall()`` returns tuples."""
+    and whose ``fetchall()`` returns tuples. A server that refuses or cannot be reached
+    raises ``Error`` at once (the caller's full path then opens the ledger and says
+    why): trying psycopg too would wait a second ``connect_timeout`` and log in twice."""
     if os.environ.get(LEAN_ENV, "1") != "0":
         try:
             return LeanConnection(_library(), url, connect_timeout)
-        except Exception:  # noqa: BLE001 - any failure: today's psycopg path
+        except Error:
+            raise
+        except Exception:  # noqa: BLE001 - no usable libpq here: today's psycopg path
             pass
     import psycopg
 

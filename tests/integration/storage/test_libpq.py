@@ -240,7 +240,7 @@ def test_bad_url_or_unreachable_server_falls_back(url: str, tmp_path: Any) -> No
     require_postgres()
     with pytest.raises(libpq.Error):
         libpq.LeanConnection(libpq._library(), url, 5)
-    with pytest.raises(psycopg.Error):  # the fallback: psycopg, which fails too
+    with pytest.raises(libpq.Error):  # not psycopg after it: one attempt, one timeout
         libpq.connect(url, connect_timeout=5)
     assert position_index.lookup_database(url, "MX", dt.date(2025, 6, 30)) is None
     argv = ["--db", url, "quota", "--country", "MX", "--as-of", "2025-06-30", "--json"]
