@@ -190,6 +190,11 @@ class LeanConnection:
             self.lib.PQfinish(self.conn)
             self.conn = None
 
+    def __del__(self) -> None:
+        # one used outside ``with`` closes when collected, as psycopg's does
+        if getattr(self, "conn", None):
+            self.close()
+
     def __enter__(self) -> LeanConnection:
         return self
 
