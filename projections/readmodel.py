@@ -797,7 +797,12 @@ class _Folder:
         self.read_back = True
 
     def fold_range(self, start: int, end: int) -> int:
-        """Fold the events at positions (start, end], in order; returns how many."""
+        """Fold the events at positions (start, end], in order; returns how many.
+
+        The range is read in separate statements (each its own snapshot on PostgreSQL
+        at READ COMMITTED); they see the same events because ``end`` is at or below a
+        head read after every event up to it was committed: the recorder appends under
+        a table lock, so no position at or below the head can still appear."""
         c = self.c
         self.range = (start, end)
         c.execute(_recorded_sql(self.events_table, c.pg), (start, end))
