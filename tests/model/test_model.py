@@ -205,6 +205,16 @@ def test_read_model_matches_the_reference(lines: list[dict[str, Any]], days: lis
             ledger.close()
 
 
+def _restarted(ledger: Ledger, country: str, known_at: int) -> bool:
+    """Whether the country's index history now starts after ``known_at``: a pair whose
+    past outgrew ``HISTORY_FACTOR`` times its live rows restarts it (e.g. a country whose
+    allocations were revoked, its live rows shrinking), and the fold answers before."""
+    with ReadModel(ledger)._tx(commit=False) as c:
+        first = c.execute("SELECT MIN(known_from) FROM rm_quota_refreshes WHERE country = ?",
+                          (country,)).fetchall()[0][0]
+    return first is not None and int(first) > known_at
+
+
 @MODEL_SQLITE
 @given(ledgers(), as_of_dates, st.lists(st.floats(0, 1), min_size=1, max_size=3),
        st.floats(0, 1))
@@ -236,7 +246,7 @@ def test_index_known_at_matches_the_reference(lines: list[dict[str, Any]],
                 for as_of in days:
                     for c in COUNTRIES:
                         where = f"index {c} as of {as_of} known at {known_at}"
-                        if known_at in ends[:-1]:
+                        if known_at in ends[:-1] and not _restarted(ledger, c, known_at):
                             assert index.position(c, as_of, rule_id=RULE, known_at=known_at,
                                                   catch_up=False) is not None, where
                         _check(d, where, _answer(readmodel_quota(
