@@ -133,7 +133,8 @@ def targets(runs: list[dict[str, Any]]) -> list[str]:
 
     def cpu(r: dict[str, Any], a: str, b: str) -> str:
         x, y = _num(_g(r, a, "cpu_rate")), _num(_g(r, b, "cpu_rate"))
-        return "" if not x or not y else f"; by CPU time {x / y:.3f}×"
+        whose = "the client's " if r["backend"] == "postgres" else ""
+        return "" if not x or not y else f"; by {whose}CPU time {x / y:.3f}×"
 
     def imp(r: dict[str, Any]) -> str:
         ratio = r["import"]["rate"] / r["raw_insert"]["rate"]
