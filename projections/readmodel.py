@@ -211,10 +211,6 @@ class _Cursor:
         rows: list[tuple[Any, ...]] = self.raw.fetchall()  # tuples: see _raw_tx
         return rows
 
-    def fetchmany(self, size: int) -> list[tuple[Any, ...]]:
-        rows: list[tuple[Any, ...]] = self.raw.fetchmany(size)
-        return rows
-
     @property
     def rowcount(self) -> int:
         return int(self.raw.rowcount)
@@ -910,9 +906,7 @@ class _Folder:
                 f"SELECT {_SHIP_COLS} FROM rm_shipment_versions WHERE first_position > ? "
                 f"AND first_position <= ? AND recorded_to IS NULL AND sid IN "
                 f"({','.join('?' * len(chunk))})", (start, end, *chunk)).fetchall()
-            for r in got:
-                self.open_old[r[0]] = list(r)
-                self.old_versions.append(tuple(r))
+            self._opened(got)
 
     def _load_open_before(self, sids: list[str]) -> None:
         """Read the open versions of the shipments ``sids`` (recorded before this
@@ -932,9 +926,14 @@ class _Folder:
             got = c.execute(
                 f"SELECT {_SHIP_COLS} FROM rm_shipment_versions WHERE recorded_to IS NULL "
                 f"AND first_position IN ({','.join('?' * len(firsts))})", firsts).fetchall()
-            for r in got:
-                self.open_old[r[0]] = list(r)
-                self.old_versions.append(tuple(r))
+            self._opened(got)
+
+    def _opened(self, rows: Sequence[Sequence[Any]]) -> None:
+        """Keep open versions read from the table: to amend (open_old) and, as read,
+        for the position index (old_versions)."""
+        for r in rows:
+            self.open_old[r[0]] = list(r)
+            self.old_versions.append(tuple(r))
 
     # shipments: a version row is [sid, recorded_from, recorded_to, first_position,
     # corrections, voided, exporter_id, shipment_ref, ship_date, destination, consignee_id,
