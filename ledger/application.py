@@ -337,19 +337,12 @@ class Ledger(Application[UUID]):
         by default an import line's ``command_id``. ``fetch`` and ``fetch_keys`` read
         the histories and the applied keys (default: ``histories_of`` and
         ``applied_keys_of``; a streamed import reads them inside its transaction)."""
-        from ledger.decide import Context, aggregate_id_of, command_key
+        from ledger.decide import Context
 
         now = now or dt.datetime.now(dt.UTC)
         ctx = Context(now=now, actor=actor, catalog=self.catalog)
-        ids = [None if isinstance(c, LedgerError) else aggregate_id_of(c) for c in commands]
-        if keys is None:
-            keys = [None if isinstance(c, LedgerError) else command_key(c) for c in commands]
-        # One query per PREFETCH_CHUNK aggregates instead of one per command: a bulk
-        # import of new shipments would otherwise spend half its time in lookups.
-        known = [i for i in ids if i is not None]
-        histories = (fetch or self.histories_of)(known)
-        keyed = [i for i, k in zip(ids, keys, strict=True) if i is not None and k is not None]
-        applied = (fetch_keys or self.applied_keys_of)(keyed) if keyed else {}
+        ids, keys, histories, applied = _prefetch(
+            commands, keys, fetch or self.histories_of, fetch_keys or self.applied_keys_of)
         outcomes: list[Outcome] = []
         for i, command in enumerate(commands):
             if isinstance(command, LedgerError):
@@ -695,6 +688,26 @@ def _decide_one(index: int, command: Command, history: list[LedgerEvent], applie
                    note=decision.note, key=key)
 
 
+def _prefetch(commands: Sequence[Command | LedgerError], keys: Sequence[str | None] | None,
+              fetch: Callable[[Sequence[UUID]], dict[UUID, list[LedgerEvent]]],
+              fetch_keys: Callable[[Sequence[UUID]], dict[UUID, set[str]]],
+              ) -> tuple[list[UUID | None], Sequence[str | None],
+                         dict[UUID, list[LedgerEvent]], dict[UUID, set[str]]]:
+    """The commands' aggregate ids and idempotency keys (``keys``, by default each
+    command's own), their histories and their applied keys: one query per
+    PREFETCH_CHUNK aggregates instead of one per command (a bulk import of new
+    shipments would otherwise spend half its time in lookups)."""
+    from ledger.decide import aggregate_id_of, command_key
+
+    ids = [None if isinstance(c, LedgerError) else aggregate_id_of(c) for c in commands]
+    if keys is None:
+        keys = [None if isinstance(c, LedgerError) else command_key(c) for c in commands]
+    histories = fetch([i for i in ids if i is not None])
+    keyed = [i for i, k in zip(ids, keys, strict=True) if i is not None and k is not None]
+    applied = fetch_keys(keyed) if keyed else {}
+    return ids, keys, histories, applied
+
+
 def _decide_chunk(chunk: Sequence[ImportLine], result: ImportResult, ctx: Any,
                   fetch: Callable[[Sequence[UUID]], dict[UUID, list[LedgerEvent]]],
                   fetch_keys: Callable[[Sequence[UUID]], dict[UUID, set[str]]],
@@ -706,15 +719,10 @@ def _decide_chunk(chunk: Sequence[ImportLine], result: ImportResult, ctx: Any,
     directly (``ledger.new_shipments``); a later line of the chunk on the same
     shipment decodes that row into its history and takes the general path."""
     from ledger.commands import RecordShipment
-    from ledger.decide import aggregate_id_of, command_key
     from ledger.new_shipments import RECORDED_TOPIC, NewShipmentRows
 
     new_rows = NewShipmentRows(ctx)
-    ids = [None if isinstance(c, LedgerError) else aggregate_id_of(c) for _, c in chunk]
-    keys = [None if isinstance(c, LedgerError) else command_key(c) for _, c in chunk]
-    histories = fetch([i for i in ids if i is not None])
-    keyed = [i for i, k in zip(ids, keys, strict=True) if i is not None and k is not None]
-    applied = fetch_keys(keyed) if keyed else {}
+    ids, keys, histories, applied = _prefetch([c for _, c in chunk], None, fetch, fetch_keys)
     stored: list[StoredEvent] = []
     applied_rows: list[tuple[UUID, str, int]] = []
     pending: dict[UUID, StoredEvent] = {}  # new shipments' rows not decoded yet
