@@ -48,6 +48,9 @@ which no revision applies.
 
 This module imports only the standard library at the top, so a ``ledger quota``
 process can answer through ``lookup`` without loading pydantic or eventsourcing.
+Its SQL statements are module constants, each beside the function that runs it: one
+place to read a statement whole, and none of the letter-case mutants mutmut would make
+of SQL text inside a function (the databases cannot tell them apart; tests/MUTATION.md).
 """
 
 from __future__ import annotations
@@ -149,15 +152,19 @@ STALE, NO_TIMELINE, BEHIND = "stale", "no-timeline", "behind"
 UNINDEXED = "unindexed"
 
 
+#: the read model's position and the last recorded position at or before it; format
+#: with a third column, the log's head, or nothing
+_POSITIONS_SQL = (f"SELECT r.position, (SELECT MAX(position) FROM {CHAIN_TABLE} WHERE "
+                  "position <= r.position){} FROM rm_position r WHERE r.name = ?")
+
+
 def _positions(c: Cursor, known_at: int | None, head_sql: str | None) -> tuple[int, int]:
     """(the read model's position, the last recorded position at or before it: a
     replay's state.position), in one statement. Raises Miss if, given ``head_sql``
     (the log's head), the read model has not folded everything recorded, unless
     ``known_at`` is before the read model's position (see ``_known_positions``)."""
     head = f", ({head_sql})" if head_sql else ""
-    rows = c.execute(f"SELECT r.position, (SELECT MAX(position) FROM {CHAIN_TABLE} WHERE "
-                     f"position <= r.position){head} FROM rm_position r WHERE r.name = ?",
-                     (PROJECTION,)).fetchall()
+    rows = c.execute(_POSITIONS_SQL.format(head), (PROJECTION,)).fetchall()
     if not rows:
         raise Miss(BEHIND)
     rm, computed = int(rows[0][0]), int(rows[0][1] or 0)
@@ -175,14 +182,24 @@ def is_past(known_at: int | None, rm: int) -> bool:
     return known_at is not None and known_at < rm
 
 
+#: the last recorded position at or before a position
+_LAST_RECORDED_SQL = f"SELECT MAX(position) FROM {CHAIN_TABLE} WHERE position <= ?"
+
+
 def _known_positions(c: Cursor, known_at: int) -> int:
     """A replay's state.position as known at ``known_at``: the last recorded position
     at or before it. Raises Miss (the full path says why) before the first event."""
-    rows = c.execute(f"SELECT MAX(position) FROM {CHAIN_TABLE} WHERE position <= ?",
-                     (known_at,)).fetchall()
+    rows = c.execute(_LAST_RECORDED_SQL, (known_at,)).fetchall()
     if not rows or rows[0][0] is None:
         raise Miss(UNINDEXED)
     return int(rows[0][0])
+
+
+#: the first recorded position of a revision by its id, up to a position
+_RULE_BY_ID_SQL = "SELECT MIN(position) FROM rm_rules WHERE rule_id = ? AND position <= ?"
+#: the revision a choice picks on a day (the timeline's row from the latest change day)
+_RULE_ON_DAY_SQL = ("SELECT rule_position FROM rm_quota_rules WHERE choice = ? AND "
+                    "from_day <= ? ORDER BY from_day DESC LIMIT 1")
 
 
 def choose_rule(c: Cursor, as_of: dt.date, rule_id: str | None, on_the_books: bool,
@@ -190,15 +207,12 @@ def choose_rule(c: Cursor, as_of: dt.date, rule_id: str | None, on_the_books: bo
     """The recorded position of the revision ``select_rule`` would pick. Raises Miss
     when there is none (the full path says why) or the timeline is not computed."""
     if rule_id is not None:
-        rows = c.execute("SELECT MIN(position) FROM rm_rules WHERE rule_id = ? AND "
-                         "position <= ?", (rule_id, cut)).fetchall()
+        rows = c.execute(_RULE_BY_ID_SQL, (rule_id, cut)).fetchall()
         if rows[0][0] is None:
             raise Miss(UNINDEXED)
         return int(rows[0][0])
     choice = ON_THE_BOOKS if on_the_books else IN_FORCE
-    rows = c.execute("SELECT rule_position FROM rm_quota_rules WHERE choice = ? AND "
-                     "from_day <= ? ORDER BY from_day DESC LIMIT 1",
-                     (choice, _iso(as_of))).fetchall()
+    rows = c.execute(_RULE_ON_DAY_SQL, (choice, _iso(as_of))).fetchall()
     if not rows:
         raise Miss(NO_TIMELINE)
     if rows[0][0] is None:
@@ -218,15 +232,19 @@ _DAY_SQL = (
     "AND g.regime <= ?) AND d.day <= ? ORDER BY d.day DESC LIMIT 1")
 
 
+#: a pair's valid_before and its stored day (parameters: those of _DAY_SQL, then the
+#: pair's rule position and country)
+_PAIR_DAY_SQL = (f"SELECT p.valid_before, ({_DAY_SQL}) FROM rm_quota_pairs p WHERE "
+                 "p.rule_position = ? AND p.country = ?")
+
+
 def _day_row(c: Cursor, rule_position: int, country: str, as_of: dt.date
              ) -> dict[str, Any]:
     """The stored position of the last day on or before ``as_of`` in the regime of
     ``as_of``, if the pair is valid then (one statement: one snapshot)."""
     day = _iso(as_of)
-    rows = c.execute(
-        f"SELECT p.valid_before, ({_DAY_SQL}) FROM rm_quota_pairs p WHERE "
-        "p.rule_position = ? AND p.country = ?",
-        (FIRST_DAY, day, day, rule_position, country)).fetchall()
+    rows = c.execute(_PAIR_DAY_SQL, (FIRST_DAY, day, day, rule_position, country)
+                     ).fetchall()
     if not rows or _iso(as_of) >= rows[0][0]:
         raise Miss(STALE, [country], rule_position)
     if rows[0][1] is None:  # every built pair has a first day (dt.date.min): the fold
@@ -307,10 +325,20 @@ def lookup(c: Cursor, country: str, as_of: dt.date, *, rule_id: str | None = Non
                   known_at, state_position)
 
 
+_RULES_AFTER_SQL = "SELECT 1 FROM rm_rules WHERE position > ? LIMIT 1"
+
+
 def _rules_after(c: Cursor, known_at: int) -> bool:
     """Whether a rule revision was recorded after ``known_at``."""
-    return bool(c.execute("SELECT 1 FROM rm_rules WHERE position > ? LIMIT 1",
-                          (known_at,)).fetchall())
+    return bool(c.execute(_RULES_AFTER_SQL, (known_at,)).fetchall())
+
+
+_COUNTRIES_SQL = "SELECT country FROM rm_quota_countries ORDER BY country"
+_PAIRS_OF_RULE_SQL = "SELECT country, valid_before FROM rm_quota_pairs WHERE rule_position = ?"
+#: the stored day of every active pair of a revision, by country (parameters: those of
+#: _DAY_SQL, then the rule position)
+_ACTIVE_DAYS_SQL = (f"SELECT ({_DAY_SQL}) FROM rm_quota_pairs p WHERE p.rule_position = ? "
+                    "AND p.active = 1 ORDER BY p.country")
 
 
 def lookup_all(c: Cursor, as_of: dt.date, *, rule_id: str | None = None,
@@ -323,18 +351,14 @@ def lookup_all(c: Cursor, as_of: dt.date, *, rule_id: str | None = None,
     if is_past(known_at, cut):
         raise Miss(UNINDEXED)
     rule_position = choose_rule(c, as_of, rule_id, on_the_books, cut)
-    countries = [r[0] for r in c.execute(
-        "SELECT country FROM rm_quota_countries ORDER BY country").fetchall()]
-    pairs = dict(c.execute("SELECT country, valid_before FROM rm_quota_pairs WHERE "
-                           "rule_position = ?", (rule_position,)).fetchall())
+    countries = [r[0] for r in c.execute(_COUNTRIES_SQL).fetchall()]
+    pairs = dict(c.execute(_PAIRS_OF_RULE_SQL, (rule_position,)).fetchall())
     stale = [country for country in countries
              if _iso(as_of) >= pairs.get(country, EVERYTHING)]
     if stale:
         raise Miss(STALE, stale, rule_position)
     day = _iso(as_of)
-    rows = c.execute(
-        f"SELECT ({_DAY_SQL}) FROM rm_quota_pairs p WHERE p.rule_position = ? AND "
-        "p.active = 1 ORDER BY p.country", (FIRST_DAY, day, day, rule_position)).fetchall()
+    rows = c.execute(_ACTIVE_DAYS_SQL, (FIRST_DAY, day, day, rule_position)).fetchall()
     return [_stamp(json.loads(r[0]), as_of, known_at, state_position) for r in rows]
 
 
@@ -343,6 +367,8 @@ def lookup_all(c: Cursor, as_of: dt.date, *, rule_id: str | None = None,
 #: eventsourcing's events table of the Ledger application, per backend (a test keeps
 #: them equal to the recorder's ``events_table_name``)
 EVENTS_TABLE = {"sqlite": "stored_events", "postgres": "public.ledger_events"}
+#: ... and the column that orders it
+EVENTS_ORDER = {"sqlite": "rowid", "postgres": "notification_id"}
 
 
 class _Bare:
@@ -381,9 +407,8 @@ def _lookup_database(url: str, country: str, as_of: dt.date, rule_id: str | None
         from projections import libpq  # libpq through ctypes, else psycopg
 
         with libpq.connect(url, connect_timeout=5) as conn, conn.cursor() as raw:
-            return _lookup_caught_up(_Bare(raw, True), "notification_id",
-                                     EVENTS_TABLE["postgres"], country, as_of, rule_id,
-                                     on_the_books, known_at)
+            return _lookup_caught_up(_Bare(raw, True), "postgres", country, as_of,
+                                     rule_id, on_the_books, known_at)
     import os
     import sqlite3
     from urllib.parse import quote
@@ -393,30 +418,40 @@ def _lookup_database(url: str, country: str, as_of: dt.date, rule_id: str | None
         return None
     lite = sqlite3.connect(f"file:{quote(os.path.abspath(path))}?mode=ro", uri=True)
     try:
-        return _lookup_caught_up(_Bare(lite.cursor(), False), "rowid", EVENTS_TABLE["sqlite"],
-                                 country, as_of, rule_id, on_the_books, known_at)
+        return _lookup_caught_up(_Bare(lite.cursor(), False), "sqlite", country, as_of,
+                                 rule_id, on_the_books, known_at)
     finally:
         lite.close()
 
 
-def _lookup_caught_up(c: _Bare, position: str, events: str, country: str, as_of: dt.date,
+#: the log's head, per backend (``head_sql`` of ``lookup``)
+_HEAD_SQL = {backend: f"SELECT MAX({EVENTS_ORDER[backend]}) FROM {table}"
+             for backend, table in EVENTS_TABLE.items()}
+#: SQLite: one snapshot for every statement of a lookup (PostgreSQL: psycopg and
+#: projections.libpq open a transaction with the first statement)
+_SNAPSHOT_SQL = "BEGIN"
+
+
+def _lookup_caught_up(c: _Bare, backend: str, country: str, as_of: dt.date,
                       rule_id: str | None, on_the_books: bool, known_at: int | None
                       ) -> dict[str, Any] | None:
     """``lookup``, if the read model has folded everything recorded (or everything up
     to a past ``known_at``)."""
     if not c.pg:
-        c.execute("BEGIN")  # one snapshot for every statement below
+        c.execute(_SNAPSHOT_SQL)
     if known_at is not None and not _recorded(c, known_at):
         return None
     return lookup(c, country, as_of, rule_id=rule_id, on_the_books=on_the_books,
-                  known_at=known_at, head_sql=f"SELECT MAX({position}) FROM {events}")
+                  known_at=known_at, head_sql=_HEAD_SQL[backend])
+
+
+_RECORDED_RANGE_SQL = f"SELECT MIN(position), MAX(position) FROM {CHAIN_TABLE}"
 
 
 def _recorded(c: Cursor, known_at: int) -> bool:
     """Whether ``known_at`` is a position ``--known-at`` accepts: from the first
     recorded event to the head (the full path refuses the others, naming why)."""
-    first, head = c.execute(f"SELECT MIN(position), MAX(position) FROM {CHAIN_TABLE}"
-                            ).fetchall()[0]
+    first, head = c.execute(_RECORDED_RANGE_SQL).fetchall()[0]
     return first is not None and int(first) <= known_at <= int(head)
 
 
@@ -443,6 +478,20 @@ def _in(n: int) -> str:
     return ",".join("?" * n)
 
 
+_ADD_COUNTRY_SQL = ("INSERT INTO rm_quota_countries (country) VALUES (?) "
+                   "ON CONFLICT (country) DO NOTHING")
+_FORGET_TIMELINE_SQL = "DELETE FROM rm_quota_rules"
+_ANY_PAIR_SQL = "SELECT 1 FROM rm_quota_pairs LIMIT 1"
+#: the countries (and each one's earliest ship date) of the shipments naming licenses or
+#: VEUs; format with the IN list (``_in``)
+_NAMED_BY_SQL = ("SELECT destination, MIN(ship_date) FROM rm_shipment_versions WHERE "
+                 "auth_ref IN ({}) GROUP BY destination")
+#: the countries where LPP consignees ship under LPP; format with the IN list
+_LPP_COUNTRIES_SQL = ("SELECT consignee_id, destination FROM rm_shipment_versions WHERE "
+                      "auth_kind = 'lpp' AND consignee_id IN ({}) "
+                      "GROUP BY consignee_id, destination")
+
+
 def note_batch(c: Any, folder: Any, events: int, first: int) -> None:
     """Record what one catch-up batch changed (``folder``: the read model's batch
     folder, after it wrote its rows; ``first``: the position of its first event), in
@@ -450,11 +499,10 @@ def note_batch(c: Any, folder: Any, events: int, first: int) -> None:
     versions = [*folder.new_versions, *folder.old_versions]
     countries = sorted({r[9] for r in versions} | {a[1] for a in folder.allocations})
     if countries:
-        c.executemany("INSERT INTO rm_quota_countries (country) VALUES (?) "
-                      "ON CONFLICT (country) DO NOTHING", [(x,) for x in countries])
+        c.executemany(_ADD_COUNTRY_SQL, [(x,) for x in countries])
     if folder.rules:
-        c.execute("DELETE FROM rm_quota_rules")
-    if not c.execute("SELECT 1 FROM rm_quota_pairs LIMIT 1").fetchall():
+        c.execute(_FORGET_TIMELINE_SQL)
+    if not c.execute(_ANY_PAIR_SQL).fetchall():
         return  # nothing built yet: nothing to mark
     if events > DETAIL_LIMIT:
         _lower(c, [(EVERYTHING, None)], first)
@@ -469,32 +517,40 @@ def note_batch(c: Any, folder: Any, events: int, first: int) -> None:
     refs = sorted({a[0] for a in folder.allocations} | {a[0] for a in folder.alloc_changes}
                   | {v[0] for v in folder.veus} | {v[0] for v in folder.veu_changes})
     for chunk in _chunks(refs):
-        for country, earliest in c.execute(
-                "SELECT destination, MIN(ship_date) FROM rm_shipment_versions WHERE "
-                f"auth_ref IN ({_in(len(chunk))}) GROUP BY destination", chunk).fetchall():
+        for country, earliest in c.execute(_NAMED_BY_SQL.format(_in(len(chunk))),
+                                           chunk).fetchall():
             marks.mark(country, earliest)
     consignees = sorted(lpp)
     for chunk in _chunks(consignees):
-        for consignee, country in c.execute(
-                "SELECT consignee_id, destination FROM rm_shipment_versions WHERE "
-                f"auth_kind = 'lpp' AND consignee_id IN ({_in(len(chunk))}) "
-                "GROUP BY consignee_id, destination", chunk).fetchall():
+        for consignee, country in c.execute(_LPP_COUNTRIES_SQL.format(_in(len(chunk))),
+                                            chunk).fetchall():
             marks.mark(country, lpp[consignee])
     _lower(c, [(day, country) for country, day in sorted(marks.by_country.items())], first)
+
+
+#: the pairs whose valid_before a day lowers: of every country, of one country
+_LOWERED = "valid_before > ?"
+_LOWERED_OF_COUNTRY = f"country = ? AND {_LOWERED}"
+#: format with one of the two
+_MARK_SQL = ("INSERT INTO rm_quota_marks (rule_position, country, position, day) "
+             "SELECT rule_position, country, ?, ? FROM rm_quota_pairs WHERE {}")
+_LOWER_SQL = "UPDATE rm_quota_pairs SET valid_before = ? WHERE {}"
 
 
 def _lower(c: Any, marks: Sequence[tuple[str, str | None]], first: int) -> None:
     """Lower ``valid_before`` to ``day`` for each (day, country; None: every country),
     noting in rm_quota_marks, per pair lowered, the position from which its days from
     ``day`` on may differ (what a known-at lookup checks)."""
-    which = "valid_before > ?"
     for day, country in marks:
-        where, args = (which, (day,)) if country is None else (
-            f"country = ? AND {which}", (country, day))
-        c.execute("INSERT INTO rm_quota_marks (rule_position, country, position, day) "
-                  f"SELECT rule_position, country, ?, ? FROM rm_quota_pairs WHERE {where}",
-                  (first, day, *args))
-        c.execute(f"UPDATE rm_quota_pairs SET valid_before = ? WHERE {where}", (day, *args))
+        where, args = (_LOWERED, (day,)) if country is None else (
+            _LOWERED_OF_COUNTRY, (country, day))
+        c.execute(_MARK_SQL.format(where), (first, day, *args))
+        c.execute(_LOWER_SQL.format(where), (day, *args))
+
+
+#: the country and start of allocations; format with the IN list
+_ALLOCATIONS_SQL = ("SELECT allocation_id, country, valid_from FROM rm_allocations WHERE "
+                    "allocation_id IN ({})")
 
 
 def _mark_allocations(c: Cursor, folder: Any, marks: _Marks) -> None:
@@ -507,8 +563,7 @@ def _mark_allocations(c: Cursor, folder: Any, marks: _Marks) -> None:
     ids = sorted(earliest)
     for chunk in _chunks(ids):
         for alloc_id, country, valid_from in c.execute(
-                "SELECT allocation_id, country, valid_from FROM rm_allocations WHERE "
-                f"allocation_id IN ({_in(len(chunk))})", chunk).fetchall():
+                _ALLOCATIONS_SQL.format(_in(len(chunk))), chunk).fetchall():
             marks.mark(country, min(valid_from, earliest[alloc_id]))
 
 
@@ -612,46 +667,75 @@ def closed_at(pending: Sequence[tuple[int, str]], day: str) -> int | None:
     return min(found) if found else None
 
 
+_PAIR = "rule_position = ? AND country = ?"
+_REFRESHES_SQL = f"SELECT known_from, since_day FROM rm_quota_refreshes WHERE {_PAIR}"
+_MARKS_AFTER_SQL = f"SELECT position, day FROM rm_quota_marks WHERE {_PAIR} AND position > ?"
+_DAYS_FROM_SQL = f"SELECT regime, day, position FROM rm_quota_days WHERE {_PAIR} AND day >= ?"
+_PAST_COLUMNS = "rule_position, country, regime, day, known_from, known_to, position"
+
+
 def _keep_past(c: Any, pair: Pair, since: str) -> None:
     """Before a refresh replaces the pair's live rows from ``since`` on: keep each in
     rm_quota_past, valid from the position it was computed at until the first batch
     that may have changed it."""
-    refreshes = c.execute("SELECT known_from, since_day FROM rm_quota_refreshes WHERE "
-                          "rule_position = ? AND country = ?", pair).fetchall()
+    refreshes = c.execute(_REFRESHES_SQL, pair).fetchall()
     if not refreshes:  # built before the index kept a past
         return
     last = max(known_from for known_from, _since in refreshes)
-    pending = c.execute("SELECT position, day FROM rm_quota_marks WHERE rule_position = ? "
-                        "AND country = ? AND position > ?", (*pair, last)).fetchall()
+    pending = c.execute(_MARKS_AFTER_SQL, (*pair, last)).fetchall()
     past = []
-    for regime, day, position in c.execute(
-            "SELECT regime, day, position FROM rm_quota_days WHERE rule_position = ? AND "
-            "country = ? AND day >= ?", (*pair, since)).fetchall():
+    for regime, day, position in c.execute(_DAYS_FROM_SQL, (*pair, since)).fetchall():
         start, end = computed_at(refreshes, day), closed_at(pending, day)
         if start is not None and end is not None and start < end:
             past.append((*pair, regime, day, start, end, position))
-    c.insert_rows("rm_quota_past", "rule_position, country, regime, day, known_from, "
-                  "known_to, position", past)
+    c.insert_rows("rm_quota_past", _PAST_COLUMNS, past)
+
+
+_NOTE_REFRESH_SQL = ("INSERT INTO rm_quota_refreshes (rule_position, country, known_from, "
+                     "since_day) VALUES (?, ?, ?, ?)")
+#: a pair's past rows, live rows and refreshes (parameters: the pair, three times)
+_HISTORY_SIZE_SQL = (f"SELECT (SELECT COUNT(*) FROM rm_quota_past WHERE {_PAIR}), "
+                     f"(SELECT COUNT(*) FROM rm_quota_days WHERE {_PAIR}), "
+                     f"(SELECT COUNT(*) FROM rm_quota_refreshes WHERE {_PAIR})")
+#: what a restarted history forgets
+_FORGET_HISTORY_SQL = [f"DELETE FROM {table} WHERE {_PAIR}"
+                       for table in ("rm_quota_past", "rm_quota_refreshes", "rm_quota_marks")]
 
 
 def _note_refresh(c: Any, pair: Pair, since: str, cut: int) -> None:
     """Record that the pair's days from ``since`` on are now as known at ``cut``;
     restart its history at ``cut`` when it outgrew its bounds (``HISTORY_FACTOR``,
     ``MAX_REFRESHES``)."""
-    c.execute("INSERT INTO rm_quota_refreshes (rule_position, country, known_from, "
-              "since_day) VALUES (?, ?, ?, ?)", (*pair, cut, since))
-    where = "WHERE rule_position = ? AND country = ?"
-    past, live, refreshes = c.execute(
-        f"SELECT (SELECT COUNT(*) FROM rm_quota_past {where}), "
-        f"(SELECT COUNT(*) FROM rm_quota_days {where}), "
-        f"(SELECT COUNT(*) FROM rm_quota_refreshes {where})", (*pair, *pair, *pair)
-    ).fetchall()[0]
+    c.execute(_NOTE_REFRESH_SQL, (*pair, cut, since))
+    past, live, refreshes = c.execute(_HISTORY_SIZE_SQL, (*pair, *pair, *pair)
+                                      ).fetchall()[0]
     if past > HISTORY_FACTOR * live or refreshes > MAX_REFRESHES:
-        for table in ("rm_quota_past", "rm_quota_refreshes", "rm_quota_marks"):
-            c.execute(f"DELETE FROM {table} {where}", pair)
+        for forget in _FORGET_HISTORY_SQL:
+            c.execute(forget, pair)
         # every live row is exact as known at cut (the pair was just refreshed)
-        c.execute("INSERT INTO rm_quota_refreshes (rule_position, country, known_from, "
-                  "since_day) VALUES (?, ?, ?, ?)", (*pair, cut, EVERYTHING))
+        c.execute(_NOTE_REFRESH_SQL, (*pair, cut, EVERYTHING))
+
+
+# the statements of PositionIndex's maintenance
+_POSITION_SQL = "SELECT position FROM rm_position WHERE name = ?"
+_HOLD = " FOR UPDATE"  # PostgreSQL's row lock (SQLite: BEGIN IMMEDIATE holds the file)
+_TIMELINE_ROW_SQL = ("INSERT INTO rm_quota_rules (choice, from_day, rule_position) "
+                     "VALUES (?, ?, ?)")
+_VALID_BEFORE_SQL = "SELECT rule_position, valid_before FROM rm_quota_pairs WHERE country = ?"
+_DROP_DAYS_FROM_SQL = f"DELETE FROM rm_quota_days WHERE {_PAIR} AND day >= ?"
+_DAY_COLUMNS = "rule_position, country, regime, day, position"
+_DROP_PAIR_SQL = f"DELETE FROM rm_quota_pairs WHERE {_PAIR}"
+_ADD_PAIR_SQL = ("INSERT INTO rm_quota_pairs (rule_position, country, valid_before, active) "
+                 "VALUES (?, ?, ?, ?)")
+_STALE_PAIRS_SQL = ("SELECT country, rule_position FROM rm_quota_pairs WHERE "
+                    "valid_before <> ? ORDER BY country, rule_position")
+_ANY_COUNTRY_SQL = "SELECT 1 FROM rm_quota_countries LIMIT 1"
+_ANY_SHIPMENT_SQL = "SELECT 1 FROM rm_shipment_versions LIMIT 1"
+_ANY_ALLOCATION_SQL = "SELECT 1 FROM rm_allocations LIMIT 1"
+_SEED_COUNTRIES_SQL = ("INSERT INTO rm_quota_countries (country) SELECT u.country FROM "
+                       "(SELECT destination AS country FROM rm_shipment_versions UNION "
+                       "SELECT country FROM rm_allocations) u WHERE u.country IS NOT NULL "
+                       "ON CONFLICT (country) DO NOTHING")
 
 
 class PositionIndex:
@@ -709,9 +793,7 @@ class PositionIndex:
     def _lock(self, c: Any) -> int:
         """Hold rm_position for this transaction (SQLite: BEGIN IMMEDIATE already
         does); returns it. A catch-up batch waits until this transaction ends."""
-        sql = "SELECT position FROM rm_position WHERE name = ?"
-        if self.rm.pg:
-            sql += " FOR UPDATE"
+        sql = _POSITION_SQL + _HOLD if self.rm.pg else _POSITION_SQL
         rows = c.execute(sql, (PROJECTION,)).fetchall()
         return int(rows[0][0]) if rows else 0
 
@@ -719,9 +801,8 @@ class PositionIndex:
         self.rm.ensure_schema()
         with self.rm._tx() as c:
             cut = self._lock(c)
-            c.execute("DELETE FROM rm_quota_rules")
-            c.executemany("INSERT INTO rm_quota_rules (choice, from_day, rule_position) "
-                          "VALUES (?, ?, ?)", timeline(self.rm._rules(c, cut)))
+            c.execute(_FORGET_TIMELINE_SQL)
+            c.executemany(_TIMELINE_ROW_SQL, timeline(self.rm._rules(c, cut)))
 
     def refresh(self, country: str, rule_position: int | None = None) -> int:
         """Recompute ``country``'s stale pairs (under ``rule_position``, or every
@@ -731,8 +812,7 @@ class PositionIndex:
         self.rm.ensure_schema()
         with self.rm._tx() as c:
             cut = self._lock(c)
-            valid = dict(c.execute("SELECT rule_position, valid_before FROM rm_quota_pairs "
-                                   "WHERE country = ?", (country,)).fetchall())
+            valid = dict(c.execute(_VALID_BEFORE_SQL, (country,)).fetchall())
             todo = [(pos, book) for pos, book in self.rm._rules(c, cut)
                     if valid.get(pos, EVERYTHING) != FRESH
                     and rule_position in (None, pos)]
@@ -744,20 +824,15 @@ class PositionIndex:
             for pos, book in todo:
                 since = valid.get(pos, EVERYTHING)
                 _keep_past(c, (pos, country), since)
-                c.execute("DELETE FROM rm_quota_days WHERE rule_position = ? AND country = ? "
-                          "AND day >= ?", (pos, country, since))
+                c.execute(_DROP_DAYS_FROM_SQL, (pos, country, since))
                 rows = [(pos, country, _iso(regime), _iso(day), dump_position(p))
                         for regime, day, p in position_days(state, country, book,
                                                             regimes(book, country))
                         if _iso(day) >= since]
-                c.insert_rows("rm_quota_days",
-                              "rule_position, country, regime, day, position", rows)
+                c.insert_rows("rm_quota_days", _DAY_COLUMNS, rows)
                 _note_refresh(c, (pos, country), since, cut)
-                c.execute("DELETE FROM rm_quota_pairs WHERE rule_position = ? AND "
-                          "country = ?", (pos, country))
-                c.execute("INSERT INTO rm_quota_pairs (rule_position, country, "
-                          "valid_before, active) VALUES (?, ?, ?, ?)",
-                          (pos, country, FRESH, active))
+                c.execute(_DROP_PAIR_SQL, (pos, country))
+                c.execute(_ADD_PAIR_SQL, (pos, country, FRESH, active))
             return len(todo)
 
     def refresh_all(self, progress: Callable[[int, int], None] | None = None) -> int:
@@ -765,8 +840,7 @@ class PositionIndex:
         import); ``progress(countries done, countries)`` after each country."""
         self._seed_countries()
         with self.rm._tx(commit=False) as c:
-            countries = [r[0] for r in c.execute(
-                "SELECT country FROM rm_quota_countries ORDER BY country").fetchall()]
+            countries = [r[0] for r in c.execute(_COUNTRIES_SQL).fetchall()]
         self.refresh_timeline()
         built = 0
         for done, country in enumerate(countries, 1):
@@ -780,9 +854,7 @@ class PositionIndex:
         catch-up service runs this, so queries find them fresh)."""
         self.rm.ensure_schema()
         with self.rm._tx(commit=False) as c:
-            stale = c.execute("SELECT country, rule_position FROM rm_quota_pairs WHERE "
-                              "valid_before <> ? ORDER BY country, rule_position",
-                              (FRESH,)).fetchall()
+            stale = c.execute(_STALE_PAIRS_SQL, (FRESH,)).fetchall()
         return sum(self.refresh(country, int(pos)) for country, pos in stale)
 
     def _seed_countries(self) -> None:
@@ -790,13 +862,10 @@ class PositionIndex:
         index existed (its batches did not list their countries)."""
         self.rm.ensure_schema()
         with self.rm._tx(commit=False) as c:
-            if c.execute("SELECT 1 FROM rm_quota_countries LIMIT 1").fetchall():
+            if c.execute(_ANY_COUNTRY_SQL).fetchall():
                 return
-            if not c.execute("SELECT 1 FROM rm_shipment_versions LIMIT 1").fetchall() and \
-                    not c.execute("SELECT 1 FROM rm_allocations LIMIT 1").fetchall():
+            if not c.execute(_ANY_SHIPMENT_SQL).fetchall() and \
+                    not c.execute(_ANY_ALLOCATION_SQL).fetchall():
                 return
         with self.rm._tx() as c:
-            c.execute("INSERT INTO rm_quota_countries (country) SELECT u.country FROM "
-                      "(SELECT destination AS country FROM rm_shipment_versions UNION "
-                      "SELECT country FROM rm_allocations) u WHERE u.country IS NOT NULL "
-                      "ON CONFLICT (country) DO NOTHING")
+            c.execute(_SEED_COUNTRIES_SQL)

@@ -23,7 +23,7 @@ from ledger.cli import main
 from ledger.commands import PublishRuleRevision, parse_command
 from ledger.rulebook import bundled_rulebooks
 from projections import libpq, position_index
-from projections.position_index import EVENTS_TABLE, Miss, _Bare, _lookup_caught_up
+from projections.position_index import Miss, _Bare, _lookup_caught_up
 
 from tests.conftest import drop_postgres_db, new_postgres_db, require_postgres
 from tests.integration.storage.storage_helpers import shipment
@@ -126,9 +126,8 @@ def _lookup(conn: Any, country: str, day: dt.date, rule_id: str | None, books: b
     with conn.cursor() as raw:
         c = _Recording(raw)
         try:
-            answer: Any = _lookup_caught_up(_Bare(c, True), "notification_id",
-                                            EVENTS_TABLE["postgres"], country, day, rule_id,
-                                            books, known_at)
+            answer: Any = _lookup_caught_up(_Bare(c, True), "postgres", country, day,
+                                            rule_id, books, known_at)
         except Miss as miss:
             answer = ("miss", miss.reason)
         return answer, c.log
