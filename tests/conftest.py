@@ -34,11 +34,16 @@ if "MUTANT_UNDER_TEST" in os.environ:
 
 #: the PostgreSQL tests mutation testing runs (in-process, when LEDGER_TEST_POSTGRES is set):
 #: the audit package's, which alone reach the PostgreSQL code of ledger/audit.py, and the
-#: position index's bare-connection lookup, the only one reaching its PostgreSQL branch
+#: position index's PostgreSQL-only code: the bare-connection lookup (at the head, on the
+#: books) and the row lock a refresh takes
 MUTATION_POSTGRES_TESTS = (
     "tests/integration/audit/",
     "tests/integration/storage/test_position_index.py::"
     "test_a_quota_process_answers_from_the_index_on_a_connection_of_its_own",
+    "tests/integration/storage/test_position_index.py::"
+    "test_the_revision_on_the_books_is_answered_by_the_index",
+    "tests/integration/storage/test_position_index.py::"
+    "test_a_refresh_on_postgres_waits_for_whoever_holds_the_read_models_position",
 )
 
 
@@ -55,8 +60,8 @@ def _slower_than(seconds: float) -> set[str]:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Under mutmut, keep a PostgreSQL test only if it is an audit test and
-    LEDGER_TEST_POSTGRES names a server; the others cost time and reach no PostgreSQL-only
+    """Under mutmut, keep a PostgreSQL test only if it is one of
+    MUTATION_POSTGRES_TESTS and LEDGER_TEST_POSTGRES names a server; the others cost time and reach no PostgreSQL-only
     code of the mutated modules. With MUTATION_FIRST_PASS_MAX_S set (a first pass,
     tests/MUTATION.md), also leave out the tests slower than that many seconds: a mutant
     they alone would kill survives the pass and is checked again with every test."""

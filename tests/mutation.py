@@ -443,7 +443,6 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if not args.report:
         mutmut = Path(sys.executable).with_name("mutmut")
-        # a module, or a pattern of mutant names (ledger.counting.x_counted_tpp__mutmut_*)
         # a module, a mutant's name, or a pattern (ledger.counting.x_classify__mutmut_*)
         names = [m if "__mutmut_" in m else f"{m}.*" for m in args.modules]
         args.modules = sorted({m.split(".x", 1)[0] for m in args.modules})

@@ -799,3 +799,54 @@ def test_refresh_rebuilds_only_what_is_stale(app: Ledger) -> None:
     ReadModel(app).catch_up()
     assert index.refresh("MX") == len(bundled_rulebooks())
     assert index.refresh("MX") == 0
+
+
+@pytest.fixture
+def postgres_url() -> Any:
+    from tests.conftest import drop_postgres_db, new_postgres_db, require_postgres
+
+    require_postgres()
+    url = new_postgres_db()
+    yield url
+    drop_postgres_db(url)
+
+
+@pytest.mark.postgres
+def test_a_refresh_on_postgres_waits_for_whoever_holds_the_read_models_position(
+        postgres_url: str) -> None:
+    """A refresh recomputes pairs as known at the read model's position, so no catch-up
+    batch may fold in between: on PostgreSQL it takes rm_position's row lock (on SQLite,
+    BEGIN IMMEDIATE holds the file). While another transaction holds that row, the
+    refresh waits, seen as a backend waiting on a lock; it goes on once it is free."""
+    import threading
+    import time
+
+    import psycopg
+
+    from ledger.rulebook import bundled_rulebook
+
+    app = Ledger(postgres_url)
+    app.submit([PublishRuleRevision(document=bundled_rulebook(DIFFUSION))], actor="t")
+    _submit(app, shipment("A", quantity=300))
+    rm = ReadModel(app)
+    rm.catch_up()
+    index = PositionIndex(rm)
+    built: list[int] = []
+    refresh = threading.Thread(target=lambda: built.append(index.refresh("MX")))
+    waiting = "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() " \
+              "AND wait_event_type = 'Lock'"
+    with psycopg.connect(postgres_url) as holder, psycopg.connect(
+            postgres_url, autocommit=True) as watcher:
+        holder.execute("SELECT position FROM rm_position WHERE name = 'quota' FOR UPDATE")
+        refresh.start()
+        deadline = time.monotonic() + 60
+        while not built and time.monotonic() < deadline:
+            row = watcher.execute(waiting).fetchone()
+            if row is not None and row[0] >= 1:
+                break
+            time.sleep(0.02)
+        assert not built, "the refresh went on while the read model's position was held"
+        holder.rollback()
+    refresh.join(60)
+    assert built == [1]
+    app.close()
