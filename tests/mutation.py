@@ -129,16 +129,6 @@ def survivors(modules: list[str]) -> list[tuple[str, str, str]]:
 #: why a survivor is harmless or not worth a test: (regex on "mutant<TAB>change", reason).
 #: The first match wins; a survivor no rule explains is listed as UNEXPLAINED.
 WHY: list[tuple[str, str]] = [
-    (r"x__correct_shipment__mutmut_(37|38|39|40)\t",
-     "not re-run: test_a_correction_to_a_future_ship_date_is_refused, added after the last "
-     "run, fails on it"),
-    (r"x__correct_shipment__mutmut_(79|81|83|84)\t",
-     "not re-run: test_a_correction_to_the_same_date_says_so_in_json_terms, added after the "
-     "last run, fails on it"),
-    (r"x__check_die_area__mutmut_|x__check_product__mutmut_(28|32|35|36|37|38|41)\t|"
-     r"x_reason_of__mutmut_(21|26|27|29|30|31|32)\t",
-     "not re-run: test_a_die_area_for_a_catalog_product_is_refused (decide and on the "
-     "wire), added after the last run, checks these words, field, value and reason"),
     (r"x__record_shipment__mutmut_(48|49|52|98|102)\t",
      "equivalent: the fast path only skips validating again what is already valid; both "
      "paths build the same model (test_construct_validated)"),
@@ -245,8 +235,6 @@ WHY: list[tuple[str, str]] = [
      "not worth a test: how long a connection may take to open; no test waits for it"),
     (r"x__lookup_database__.*if not path and not os\.path\.isfile",
      "equivalent: a missing file fails to open read-only, which gives None as well"),
-    (r"x__lookup_database__.*\"(ROWID|NOTIFICATION_ID)\"",
-     "equivalent: unquoted column names are case-insensitive (PostgreSQL folds them)"),
     (r"x__lookup_caught_up__.*if c\.pg:",
      "not testable deterministically: without BEGIN each statement reads its own "
      "snapshot; only a write between two of them (a race) would show it"),
@@ -290,12 +278,6 @@ WHY: list[tuple[str, str]] = [
     (r"x_regimes__.*(previous: object = None|book\.cap_for\((day|country, )\))",
      "equivalent: the first tuple is never None, and under one revision the cap follows "
      "the tier, which the regime also compares"),
-    (r"x__lookup_database__.*psycopg\.connect\(url, \)",
-     "not worth a test: how long a connection may take to open; no test waits for it"),
-    (r"x__lookup_database__mutmut_17\t",
-     "PostgreSQL only: the on-the-books case on PostgreSQL "
-     "(test_the_revision_on_the_books_is_answered_by_the_index[postgres]) is not in the "
-     "mutation run; its SQLite case kills the same change in _lookup_caught_up"),
     (r"x__mark_allocations__.*min\(earliest\.get\((alloc_id|None), FRESH\), (valid_from|"
      r"effective|)\)",
      "equivalent in answers: the country is marked from min(valid_from, earliest), and an "
@@ -323,19 +305,11 @@ WHY: list[tuple[str, str]] = [
     (r"x__flatten__.*ensure_ascii=True|x__flatten__.*sort_keys=True, \)",
      "not worth a test: the lists and rule books exported are ASCII (codes, ids, citations); "
      "the flag only keeps future non-ASCII text readable"),
-    (r"to_bytes\(8, \)", "equivalent: int.to_bytes defaults to big-endian on Python 3.11+"),
     (r"x_parse_expect_head__.*rpartition",
      "equivalent: with two colons either the position or the hash is invalid, both refused"),
-    (r"x_parse_expect_head__.*not sep and",
-     "equivalent: without a colon the hash is empty, so the length check refuses it"),
     (r"(VALUES|ORDER BY|AND position|INSERT INTO|SELECT|LOCK TABLE)[^\t]*=>.*(values|order by|and "
      r"position|insert into|select|lock table|TOPIC|POSITION|ORIGINATOR_ID)",
      "equivalent: SQL keywords and unquoted names are case-insensitive"),
-    (r"x__restore_postgres__",
-     "no test in the run: PostgreSQL only (test_export_restore_round_trip[postgres]; set "
-     "LEDGER_TEST_POSTGRES to run it)"),
-    (r"x_restore__mutmut_\d+\t.*_restore_postgres",
-     "no test in the run: the PostgreSQL branch (covered by the [postgres] round trip)"),
     (r"x_verify_chain__.*rsplit|x_verify_chain__.*split\(':', 1\)",
      "equivalent: a stored topic is 'module:Class', with exactly one colon"),
     (r"x_verify_chain__.*if p >= last_event",
