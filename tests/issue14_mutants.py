@@ -38,6 +38,8 @@ REGRANT = U + "test_conflicting_regrants.py::"
 AUDIT = U + "test_audit_verify.py::"
 ENV = U + "test_envelope.py::"
 POOL = U + "test_verify_pool.py::"
+ENGINES = ("tests/integration/test_replay_engines.py::"
+           "test_the_columnar_engine_at_the_cap_and_on_first_and_last_valid_days")
 
 MUTANTS: tuple[Mutant, ...] = (
     # 1. breach at exactly the cap
@@ -53,7 +55,7 @@ MUTANTS: tuple[Mutant, ...] = (
             BND + "test_a_country_allocation_ending_puts_committed_exactly_at_the_cap_not_over")),
     Mutant("1c", "projections/replay_columnar.py", "first_breaches (replay's first breach)",
            "over = (committed > cap) & capped[country]",
-           "over = (committed >= cap) & capped[country]", ()),
+           "over = (committed >= cap) & capped[country]", (ENGINES + "[9500-within-cap]",)),
     # 2. a conflicting re-grant accepted as a no-op
     Mutant("2a", "ledger/decide.py", "_record_shipment (shipment)",
            "if state.recorded.shipment == fields and state.recorded.end_use == cmd.end_use:",
@@ -203,15 +205,15 @@ MUTANTS: tuple[Mutant, ...] = (
            "(veu.revoked_on is None or as_of <= veu.revoked_on))",
            (BND + "test_veu_status_is_valid_on_its_first_and_last_day_and_until_the_revocation",)),
     Mutant("6p", "projections/replay_columnar.py", "license_valid (columnar, first day)",
-           "& (day >= t[:, 2]) & (day <= t[:, 3])", "& (day > t[:, 2]) & (day <= t[:, 3])", ()),
+           "& (day >= t[:, 2]) & (day <= t[:, 3])", "& (day > t[:, 2]) & (day <= t[:, 3])", (ENGINES,)),
     Mutant("6q", "projections/replay_columnar.py", "license_valid (columnar, last day)",
-           "& (day >= t[:, 2]) & (day <= t[:, 3])", "& (day >= t[:, 2]) & (day < t[:, 3])", ()),
+           "& (day >= t[:, 2]) & (day <= t[:, 3])", "& (day >= t[:, 2]) & (day < t[:, 3])", (ENGINES,)),
     Mutant("6r", "projections/replay_columnar.py", "veu_valid (columnar, first day)",
            "(day[rows] >= days_since_epoch(v.valid_from))",
-           "(day[rows] > days_since_epoch(v.valid_from))", ()),
+           "(day[rows] > days_since_epoch(v.valid_from))", (ENGINES,)),
     Mutant("6s", "projections/replay_columnar.py", "veu_valid (columnar, last day)",
            "& (day[rows] <= end) & (day[rows] < revoked))",
-           "& (day[rows] < end) & (day[rows] < revoked))", ()),
+           "& (day[rows] < end) & (day[rows] < revoked))", (ENGINES,)),
 )
 
 
