@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from click.testing import CliRunner
 
 from ledger.cli import main
@@ -70,3 +71,58 @@ def test_columnar_and_rows_give_the_same_table_and_csv(tmp_path: Path) -> None:
                 for e in ("columnar", "rows")]
         assert outs[0].exit_code == outs[1].exit_code == 0
         assert outs[0].stdout == outs[1].stdout
+
+
+def _ship(ref: str, day: str, units: int, tpp_per_unit: int, auth: dict[str, str]
+          ) -> dict[str, Any]:
+    return {"type": "shipment.recorded", "exporter_id": "acme", "shipment_ref": ref,
+            "ship_date": day, "destination": "MX", "consignee_id": "c1",
+            "product_id": "custom-asic", "tpp_per_unit": tpp_per_unit, "quantity": units,
+            "authorization": auth}
+
+
+#: a license and a VEU valid 2025-03-01..2025-06-30, shipped under on the day before,
+#: the first day, the last day and the day after
+BOUNDARY_DAYS = [("BEFORE", "2025-02-28"), ("FIRST", "2025-03-01"), ("LAST", "2025-06-30"),
+                 ("AFTER", "2025-07-01")]
+AUTHORIZED = [
+    {"type": "allocation.granted", "allocation_id": "L1", "country": "MX", "holder": "acme",
+     "tpp_amount": 10_000, "valid_from": "2025-03-01", "valid_to": "2025-06-30"},
+    {"type": "veu.granted", "veu_id": "V1", "entity": "Atlas", "kind": "universal",
+     "headquarters_country": "US", "covered_countries": ["MX"], "valid_from": "2025-03-01",
+     "valid_to": "2025-06-30"},
+    *[_ship(f"L-{ref}", day, 1, 5_000, {"kind": "license", "ref": "L1"})
+      for ref, day in BOUNDARY_DAYS],
+    *[_ship(f"V-{ref}", day, 1, 5_000, {"kind": "veu", "ref": "V1"})
+      for ref, day in BOUNDARY_DAYS],
+]
+
+
+@pytest.mark.parametrize(("last_tpp", "status"), [(9_500, "within-cap"), (9_501, "over-cap")])
+def test_the_columnar_engine_at_the_cap_and_on_first_and_last_valid_days(
+        tmp_path: Path, last_tpp: int, status: str) -> None:
+    # 99,995 x 7,900, 4 x 5,000 outside the license and the VEU and the 10,000 the license
+    # used, then the last shipment: exactly the tier-2 cap of 790,000,000 with 9,500 TPP,
+    # one TPP over with 9,501
+    lines = [*AUTHORIZED, _ship("BULK", "2025-03-01", 99_995, 7_900, {"kind": "none"}),
+             _ship("END", "2025-08-01", 1, last_tpp, {"kind": "none"})]
+    db = ledger_with(tmp_path, lines)
+    replay = ["replay", "--rule", "ai-diffusion-2025", "--to", "2025-12-31", "--json"]
+    columnar = run(db, *replay, "--engine", "columnar")
+    rows = run(db, *replay, "--engine", "rows")
+    assert columnar.exit_code == 0, columnar.output
+    assert columnar.stdout == rows.stdout
+    data = json.loads(columnar.stdout)
+    mx = next(c for c in data["countries"] if c["country"] == "MX")["rule"]
+    assert (mx["committed_tpp"], mx["status"]) == (790_000_000 + last_tpp - 9_500, status)
+    breach = {c["shipment_ref"]: c["rule"]["breach"] for c in data["changes"]}
+    assert breach == {**dict.fromkeys(breach, False), "END": status == "over-cap"}
+    flags = {c["shipment_ref"]: c["rule"]["flag"] for c in data["changes"]
+             if c["shipment_ref"][:2] in ("L-", "V-")}
+    # L-FIRST and L-LAST are treated alike by both lanes, so they are no change
+    assert flags == {"L-BEFORE": "license-invalid", "L-AFTER": "license-invalid",
+                     "V-BEFORE": "veu-invalid", "V-FIRST": None, "V-LAST": None,
+                     "V-AFTER": "veu-invalid"}
+    assert mx["flagged"] == {"license-invalid": {"count": 2, "tpp": 10_000},
+                             "unlicensed": {"count": 2, "tpp": 789_960_500 + last_tpp},
+                             "veu-invalid": {"count": 2, "tpp": 10_000}}

@@ -17,6 +17,7 @@ import pytest
 from ledger.counting import license_check, veu_check
 from ledger.rulebook import Enforcement, bundled_rulebook, bundled_rulebooks, in_force
 from projections.replay import replay
+from projections.veu import veu_status
 from tests.builders import CAP, H100, LPP, Scenario
 
 D = dt.date
@@ -155,6 +156,23 @@ def test_a_veu_revoked_from_a_day_covers_the_day_before_only() -> None:
     p = s.position("MX", "2025-12-31")
     assert p.breakdown["veu_tpp"] == 10 * H100
     assert p.flagged["veu-invalid"].count == 1 and p.committed_tpp == 10 * H100
+
+
+def test_veu_status_is_valid_on_its_first_and_last_day_and_until_the_revocation() -> None:
+    s = Scenario()
+    s.do(type="veu.granted", veu_id="V1", entity="Atlas", kind="universal",
+         headquarters_country="US", covered_countries=["MX"], valid_from="2025-03-01",
+         valid_to="2025-06-30")
+    s.do(type="veu.granted", veu_id="V2", entity="Borealis", kind="universal",
+         headquarters_country="US", covered_countries=["MX"], valid_from="2025-03-01")
+    s.do(type="veu.revoked", veu_id="V2", effective_date="2025-05-01", reason="withdrawn")
+
+    def valid(veu_id: str, day: D) -> bool:
+        return veu_status(s.state, veu_id, day, None).valid_on_as_of
+
+    assert [valid("V1", d) for d in (D(2025, 2, 28), D(2025, 3, 1), D(2025, 6, 30),
+                                     D(2025, 7, 1))] == [False, True, True, False]
+    assert [valid("V2", d) for d in (D(2025, 4, 30), D(2025, 5, 1))] == [True, False]
 
 
 # --- the LPP calendar year ----------------------------------------------------------------

@@ -91,6 +91,40 @@ def test_a_verified_key_id_skips_the_check_only_for_that_key() -> None:
     assert _decode(altered, headers, None)[0] == "bad-signature"
 
 
+#: every payload type an exporter may send
+PAYLOADS: dict[str, dict[str, Any]] = {
+    "shipment.recorded": {"type": "shipment.recorded", "exporter_id": "acme",
+                          "shipment_ref": "A-1", "ship_date": "2025-06-02", "destination": "MX",
+                          "consignee_id": "c-1", "product_id": "nvidia-h100-sxm",
+                          "quantity": 10, "authorization": {"kind": "none"}},
+    "shipment.corrected": {"type": "shipment.corrected", "exporter_id": "acme",
+                           "shipment_ref": "A-1", "quantity": 12, "reason": "recount"},
+    "shipment.voided": {"type": "shipment.voided", "exporter_id": "acme",
+                        "shipment_ref": "A-1", "reason": "order cancelled"},
+}
+
+
+@pytest.mark.parametrize("payload", sorted(PAYLOADS))
+def test_a_worker_verifies_every_payload_type_but_no_forgery_or_tampering_of_it(
+        payload: str) -> None:
+    from consumers import verify
+
+    verify._init_worker({k.key_id: k.key.public_bytes_raw() for k in KEYRING.keys()},
+                        os.getppid())
+    _key, value, headers = MessageSigner("acme", ACME).message(PAYLOADS[payload])
+    # globex signs in acme's name, naming acme's key: a forged void would erase a shipment
+    _key, forged, forged_headers = MessageSigner("acme", GLOBEX, "acme").message(
+        PAYLOADS[payload])
+    tampered = value.replace(b'"shipment_ref":"A-1"', b'"shipment_ref":"A-2"')
+    assert tampered != value
+    messages = [(value, headers), (forged, forged_headers), (tampered, headers)]
+    answers = verified_key_ids([(v, signature_of(h)) for v, h in messages])
+    assert answers == ["acme", None, None]
+    assert _decode(value, headers, answers[0])[0] == "ok"
+    for (v, h), answer in zip(messages[1:], answers[1:], strict=True):
+        assert _decode(v, h, answer)[0] == "bad-signature"
+
+
 def _decode(value: bytes, headers: list[Any], verified: str | None) -> tuple[str, Any]:
     try:
         envelope = decode_message(value, headers, KEYRING, catalog=bundled_catalog(), now=NOW,
