@@ -56,6 +56,8 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 PROFILE = os.environ.get("LEDGER_MODEL_PROFILE", "ci")
 MODEL = settings.get_profile(f"model-{PROFILE}")
+if "MUTANT_UNDER_TEST" in os.environ:  # mutation testing: the same examples for every mutant
+    MODEL = settings(MODEL, derandomize=True, database=None)
 #: the SQLite test costs a database per ledger: a fifth of the pure test's examples
 MODEL_SQLITE = settings(MODEL, max_examples=max(1, MODEL.max_examples // 5)
                         if PROFILE != "slow" else MODEL.max_examples)

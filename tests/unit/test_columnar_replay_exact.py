@@ -1,0 +1,255 @@
+"""The columnar replay (``projections.replay_columnar``) on small hand-built ledgers in a
+real SQLite file: the same result as the per-shipment replay (``projections.replay``),
+and the numbers worked out by hand. Deterministic, so that mutation testing
+(tests/MUTATION.md) judges the columnar copy of the fold's rules by exact values."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ledger.application import Ledger
+from ledger.commands import parse_command_line
+from projections.readmodel import ReadModel
+from projections.replay import ReplayResult, replay
+from projections.replay_columnar import ChangeRows, replay_columns, sort_order
+from tests.model.test_columnar_replay import assert_same_result
+
+GOLDEN = Path(__file__).parents[1] / "integration" / "replay" / "golden" / "ledger.jsonl"
+#: the five bundled rule revisions, as the golden ledger publishes them first
+RULES = [line for line in GOLDEN.read_bytes().splitlines() if b'"rule.published"' in line][:5]
+RULE = "ai-diffusion-2025"
+#: ai-diffusion-2025's tier-2 cap
+CAP = 790_000_000
+D = dt.date
+
+
+def ship(ref: str, day: str, tpp: int, *, dest: str = "MX", auth: str = "none",
+         exporter: str = "acme", consignee: str = "c1", units: int = 1) -> dict[str, Any]:
+    kind, _, name = auth.partition(":")
+    return {"type": "shipment.recorded", "exporter_id": exporter, "shipment_ref": ref,
+            "ship_date": day, "destination": dest, "consignee_id": consignee,
+            "product_id": "custom-asic", "tpp_per_unit": tpp // units, "quantity": units,
+            "authorization": {"kind": kind, **({"ref": name} if name else {})}}
+
+
+def both(tmp_path: Path, lines: list[dict[str, Any]], against: str = "in-force",
+         rule: str = RULE, **kw: Any) -> tuple[ReplayResult, ReplayResult]:
+    """(per-shipment, columnar) replays of the rule books and ``lines``; checked equal in
+    everything ``ledger replay`` prints."""
+    app = Ledger(str(tmp_path / "ledger.db"))
+    try:
+        commands = [parse_command_line(x) for x in RULES]
+        commands += [parse_command_line(json.dumps(x)) for x in lines]
+        app.submit(commands, actor="test:columnar")
+        rm = ReadModel(app)
+        rm.catch_up()
+        rows = replay(rm.full_state(None), rule, against, **kw)
+        state, cols = rm.shipment_columns(None)
+        columns = replay_columns(state, cols, rule, against, **kw)
+    finally:
+        app.close()
+    assert_same_result(rows, columns)
+    for i in range(len(rows.changes)):
+        assert columns.changes[i] == rows.changes[i]
+    return rows, columns
+
+
+def country(result: ReplayResult, code: str) -> Any:
+    return next(c for c in result.countries if c.country == code)
+
+
+def test_a_first_breach_named_by_an_allocation_grant_adjustment_or_end(tmp_path: Path) -> None:
+    lines = [
+        # MX: a country-level allocation raises the cap by 100,000,000 until 2025-04-30;
+        # 800,000,000 shipped within it is over the cap the day it ends
+        {"type": "allocation.granted", "allocation_id": "G2G", "country": "MX",
+         "tpp_amount": 100_000_000, "valid_from": "2025-02-01", "valid_to": "2025-04-30"},
+        ship("MX-BULK", "2025-03-01", 800_000_000, units=100_000),
+        # IN: 785,000,000 shipped, a license of 2,000,000 held, then adjusted to 10,000,000
+        ship("IN-BULK", "2025-03-01", 785_000_000, dest="IN", units=100_000),
+        {"type": "allocation.granted", "allocation_id": "L-IN", "country": "IN",
+         "holder": "acme", "tpp_amount": 2_000_000, "valid_from": "2025-06-01",
+         "valid_to": "2025-12-31"},
+        {"type": "allocation.adjusted", "allocation_id": "L-IN", "tpp_amount": 10_000_000,
+         "effective_date": "2025-07-01", "reason": "more"},
+        # SA: 789,000,000 shipped, then a license of 5,000,000 held from its grant
+        ship("SA-BULK", "2025-03-01", 789_000_000, dest="SA", units=100_000),
+        {"type": "allocation.granted", "allocation_id": "L-SA", "country": "SA",
+         "holder": "acme", "tpp_amount": 5_000_000, "valid_from": "2025-08-01"},
+    ]
+    _rows, columns = both(tmp_path, lines, window_to=D(2025, 12, 31))
+    got = {c: country(columns, c).rule.first_breach.model_dump(exclude_none=True)
+           for c in ("MX", "IN", "SA")}
+    # positions: the five rule revisions are 1-5, then the lines above in order
+    assert got == {
+        "MX": {"type": "allocation-ended", "date": D(2025, 5, 1), "position": 6,
+               "allocation_id": "G2G", "committed_tpp": 800_000_000, "cap_tpp": CAP},
+        "IN": {"type": "allocation-adjusted", "date": D(2025, 7, 1), "position": 10,
+               "allocation_id": "L-IN", "committed_tpp": 795_000_000, "cap_tpp": CAP},
+        "SA": {"type": "allocation", "date": D(2025, 8, 1), "position": 12,
+               "allocation_id": "L-SA", "committed_tpp": 794_000_000, "cap_tpp": CAP}}
+    assert [(country(columns, c).rule.committed_tpp, country(columns, c).rule.status)
+            for c in ("MX", "IN", "SA")] == [(800_000_000, "over-cap"),
+                                             (795_000_000, "over-cap"),
+                                             (794_000_000, "over-cap")]
+
+
+def test_license_and_veu_checks_each_row_with_its_own_reason(tmp_path: Path) -> None:
+    lines = [
+        {"type": "allocation.granted", "allocation_id": "L1", "country": "MX",
+         "holder": "acme", "tpp_amount": 10_000_000, "valid_from": "2025-03-01",
+         "valid_to": "2025-06-30"},
+        {"type": "allocation.revoked", "allocation_id": "L1", "effective_date": "2025-05-15",
+         "reason": "revoked"},
+        ship("L-OK", "2025-04-01", 4_000_000, auth="license:L1"),
+        ship("L-OVER", "2025-05-01", 8_000_000, auth="license:L1"),
+        ship("L-REVOKED", "2025-05-20", 1_000_000, auth="license:L1"),
+        ship("L-OTHER", "2025-04-02", 1_000_000, auth="license:L1", exporter="other"),
+        ship("L-UNKNOWN", "2025-04-03", 1_000_000, auth="license:NOPE"),
+        ship("L-ON-REVOKE", "2025-05-15", 1_000_000, auth="license:L1"),
+        # licenses of a holder or a country no shipment names (exporters and
+        # destinations are coded in sorted order: zz is exporter 3, SA destination 3)
+        {"type": "allocation.granted", "allocation_id": "L2", "country": "SA",
+         "holder": "nobody", "tpp_amount": 1_000_000, "valid_from": "2025-01-01"},
+        {"type": "allocation.granted", "allocation_id": "L3", "country": "DE",
+         "holder": "zz", "tpp_amount": 1_000_000, "valid_from": "2025-01-01"},
+        ship("L2-X", "2025-04-05", 1_000_000, dest="SA", auth="license:L2", exporter="zz"),
+        ship("L3-X", "2025-04-05", 1_000_000, dest="SA", auth="license:L3", exporter="zz"),
+        ship("BB", "2025-04-06", 1_000_000, exporter="bb"),
+        {"type": "veu.granted", "veu_id": "V1", "entity": "Atlas", "kind": "universal",
+         "headquarters_country": "US", "covered_countries": ["MX"],
+         "valid_from": "2025-03-01"},
+        {"type": "veu.amended", "veu_id": "V1", "effective_date": "2025-06-01",
+         "covered_countries": ["MX", "IN"], "valid_to": "2025-12-31"},
+        {"type": "veu.revoked", "veu_id": "V1", "effective_date": "2025-10-01",
+         "reason": "gone"},
+        ship("V-IN-EARLY", "2025-05-01", 1_000_000, dest="IN", auth="veu:V1"),
+        ship("V-IN-LATER", "2025-07-01", 1_000_000, dest="IN", auth="veu:V1"),
+        ship("V-IN-ON-DAY", "2025-06-01", 1_000_000, dest="IN", auth="veu:V1"),
+        ship("V-MX-REVOKED", "2025-10-02", 1_000_000, auth="veu:V1"),
+        ship("V-UNKNOWN", "2025-04-03", 1_000_000, auth="veu:NOPE"),
+        # the LPP limit is 26,900,000 per consignee and calendar year
+        ship("LPP-1", "2025-02-01", 20_000_000, auth="lpp", consignee="k1"),
+        ship("LPP-2", "2025-08-01", 20_000_000, auth="lpp", consignee="k1"),
+        ship("LPP-3", "2026-01-02", 20_000_000, auth="lpp", consignee="k1"),
+        # another consignee's year: its own limit
+        ship("LPP-K2", "2026-02-01", 20_000_000, auth="lpp", consignee="k2"),
+        ship("EARLY", "2024-12-15", 3_000_000),
+        # no revision in force yet (baseline-2023 begins 2023-11-17)
+        ship("CN-2023", "2023-06-01", 1_000_000, dest="CN"),
+    ]
+    _rows, columns = both(tmp_path, lines, window_from=D(2023, 1, 1),
+                          window_to=D(2026, 12, 31))
+    got = [(ch.shipment_ref, ch.rule.bucket, ch.rule.flag, ch.rule.flag_tpp,
+            ch.rule.counted_tpp, ch.rule.detail) for ch in columns.changes]
+    cap = "counts against the country cap"
+    lpp = "LPP: counts against the consignee's calendar-year limit"
+    assert got == [
+        ("CN-2023", "cap", "prohibited", 1_000_000, 1_000_000,
+         "CN is tier 3: prohibited without a license"),
+        ("LPP-1", "lpp", None, 0, 0, lpp),
+        ("L-OTHER", "cap", "license-invalid", 1_000_000, 1_000_000,
+         f"license not valid (license 'L1' is held by 'acme', not 'other'): {cap}"),
+        ("L-UNKNOWN", "cap", "license-invalid", 1_000_000, 1_000_000,
+         f"license not valid (allocation 'NOPE' is not known to the ledger): {cap}"),
+        ("V-UNKNOWN", "cap", "veu-invalid", 1_000_000, 1_000_000,
+         f"VEU not valid (VEU 'NOPE' is not known to the ledger): {cap}"),
+        ("L2-X", "cap", "license-invalid", 1_000_000, 1_000_000,
+         f"license not valid (license 'L2' is held by 'nobody', not 'zz'): {cap}"),
+        ("L3-X", "cap", "license-invalid", 1_000_000, 1_000_000,
+         f"license not valid (license 'L3' is for DE, not SA): {cap}"),
+        ("BB", "cap", "unlicensed", 1_000_000, 1_000_000, f"no authorization: {cap}"),
+        ("V-IN-EARLY", "cap", "veu-invalid", 1_000_000, 1_000_000,
+         f"VEU not valid (VEU 'V1' does not cover IN): {cap}"),
+        ("L-ON-REVOKE", "cap", "license-invalid", 1_000_000, 1_000_000,
+         f"license not valid (license 'L1' was revoked from 2025-05-15): {cap}"),
+        ("L-REVOKED", "cap", "license-invalid", 1_000_000, 1_000_000,
+         f"license not valid (license 'L1' was revoked from 2025-05-15): {cap}"),
+        ("V-IN-ON-DAY", "veu", None, 0, 0, "under VEU V1: counts against the VEU's limits"),
+        ("V-IN-LATER", "veu", None, 0, 0, "under VEU V1: counts against the VEU's limits"),
+        ("LPP-2", "lpp", "lpp-excess", 13_100_000, 13_100_000, lpp),
+        ("V-MX-REVOKED", "cap", "veu-invalid", 1_000_000, 1_000_000,
+         f"VEU not valid (VEU 'V1' was revoked from 2025-10-01): {cap}"),
+        ("LPP-3", "lpp", None, 0, 0, lpp),
+        ("LPP-K2", "lpp", None, 0, 0, lpp)]
+    cn = columns.changes[0]
+    assert (cn.rule.treatment, cn.rule.breach) == ("country cap (prohibited), first breach", True)
+    assert (cn.against.rule, cn.against.clause, cn.against.citation, cn.against.detail) == (
+        None, "no-rule", "no rule revision in force", "no rule revision in force on 2023-06-01")
+    assert country(columns, "CN").rule.first_breach.shipment_ref == "CN-2023"
+    mx = country(columns, "MX").rule
+    # 12,000,000 shipped under L1 (2,000,000 past its amount), 4 + 2 invalid, 1 without
+    # authorization, 13,100,000 LPP excess; EARLY is outside the cap period
+    assert (mx.committed_tpp, mx.remaining_tpp) == (32_100_000, CAP - 32_100_000)
+    assert {k: (v.count, v.tpp) for k, v in mx.flagged.items()} == {
+        "license-excess": (1, 2_000_000), "license-invalid": (4, 4_000_000),
+        "lpp-excess": (1, 13_100_000), "unlicensed": (1, 1_000_000),
+        "veu-invalid": (2, 2_000_000)}
+    # SA: two invalid license shipments and L2's 1,000,000 held; DE (tier 1): L3 held
+    assert [(country(columns, c).rule.committed_tpp, country(columns, c).rule.status)
+            for c in ("IN", "SA", "DE")] == [(1_000_000, "within-cap"),
+                                             (3_000_000, "within-cap"), (1_000_000, "no-cap")]
+    t = columns.totals
+    assert (t.shipments_in_window, t.tpp_in_window, t.shipments_changed, t.tpp_changed) == (
+        20, 108_000_000, 17, 93_000_000)
+    assert columns.revisions_used == {
+        "rule": {RULE: 20},
+        "against": {"baseline-2023": 9, "diffusion-nonenforcement-2025": 7,
+                    "h20-license-2025": 2, "h200-china-2026": 1, "none": 1}}
+
+
+def _revision(new_id: str, period_start: str) -> dict[str, Any]:
+    """ai-diffusion-2025 published again as ``new_id``, its cap period from
+    ``period_start``."""
+    line = next(json.loads(x) for x in RULES if json.loads(x)["document"]["id"] == RULE)
+    line["document"]["id"] = new_id
+    line["document"]["caps"]["tier2"]["period"]["start"] = period_start
+    return line
+
+
+def test_shipments_outside_the_cap_period_are_not_counted_and_say_so(tmp_path: Path) -> None:
+    lines = [
+        _revision("cap-from-2024", "2024-01-01"),
+        {"type": "allocation.granted", "allocation_id": "L1", "country": "MX",
+         "holder": "acme", "tpp_amount": 5_000_000, "valid_from": "2024-06-01"},
+        ship("EARLY", "2024-12-15", 3_000_000),
+        ship("EARLY-L", "2024-12-16", 2_000_000, auth="license:L1"),
+        ship("INSIDE", "2025-01-01", 1_000_000),
+    ]
+    _rows, columns = both(tmp_path, lines, against="cap-from-2024",
+                          window_to=D(2025, 12, 31))
+    outside = "outside the cap period 2025-01-01..2027-12-31"
+    got = [(ch.shipment_ref, ch.rule.bucket, ch.rule.flag, ch.rule.counted_tpp, ch.rule.detail,
+            ch.against.bucket, ch.against.counted_tpp) for ch in columns.changes]
+    assert got == [
+        ("EARLY", "none", None, 0, f"shipped 2024-12-15, {outside}", "cap", 3_000_000),
+        ("EARLY-L", "none", None, -2_000_000, f"shipped 2024-12-16, {outside}", "license", 0)]
+    mx = country(columns, "MX")
+    # under both, the license's 5,000,000 is held from its grant and INSIDE counts; EARLY
+    # and EARLY-L count only under the revision whose period holds them, and EARLY-L
+    # uses 2,000,000 of the license either way (so the rule lane holds only 3,000,000)
+    assert (mx.rule.committed_tpp, mx.against.committed_tpp) == (4_000_000, 9_000_000)
+
+
+def test_changes_are_read_whole_past_a_slice_of_2000(tmp_path: Path) -> None:
+    lines = [ship("A", "2025-03-01", 1_000_000), ship("B", "2025-03-02", 2_000_000)]
+    rows, columns = both(tmp_path, lines, window_to=D(2025, 12, 31))
+    assert [ch.shipment_ref for ch in rows.changes] == ["A", "B"]
+    changes = columns.changes
+    assert isinstance(changes, ChangeRows)
+    # the two changes, over and over, 2,001 times: iteration reads them 2,000 at a time
+    many = ChangeRows(changes.w, changes.a, changes.b, np.resize(changes.idx, 2_001))
+    assert [ch.shipment_ref for ch in many] == ["A", "B"] * 1_000 + ["A"]
+
+
+def test_sort_order_is_lexsort_for_keys_packed_past_the_float_precision() -> None:
+    # packed into one key of about 2**59, beyond float64's 53 bits of precision
+    secondary = np.array([5, 4, 3, 2, 1, 1 << 20], dtype=np.int64)
+    primary = np.array([1 << 39, 1 << 39, 1 << 39, 1 << 39, 1 << 39, 1], dtype=np.int64) + 7
+    assert sort_order(secondary, primary).tolist() == np.lexsort((secondary, primary)).tolist()
+    assert sort_order(secondary, primary).tolist() == [5, 4, 3, 2, 1, 0]
