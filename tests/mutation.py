@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import json
+import re
 import subprocess
 import sys
 import time
@@ -363,11 +364,46 @@ def sql_case_only(change: str) -> bool:
             and re.findall(quoted, before) == re.findall(quoted, after))
 
 
+def _without(text: str, pattern: str) -> str:
+    import re
+
+    return re.sub(r"\s+", "", re.sub(pattern, "", text))
+
+
+#: a numpy dtype argument (``dtype=np.int64``, ``np.int64``, ``bool``) or what mutmut puts
+#: in its place (``None``, nothing)
+_DTYPE = r"(dtype=)?(np\.int64|bool|None)(?=\))"
+
+
+def numpy_dtype_only(key: str, change: str) -> bool:
+    """Whether a change of the columnar replay only drops a numpy dtype or makes it None."""
+    before, _, after = change.partition("  =>  ")
+    return (key.startswith("projections.replay_columnar.") and before != after
+            and re.search(r"np\.int64\)|, bool\)", before) is not None
+            and _without(before, _DTYPE) == _without(after, _DTYPE))
+
+
+def zip_strict_only(change: str) -> bool:
+    """Whether a change only drops ``strict=True`` of a zip or makes it False or None."""
+    before, _, after = change.partition("  =>  ")
+    strict = r"strict=(True|False|None)"
+    return ("strict=True" in before and before != after
+            and _without(before, strict) == _without(after, strict))
+
+
 def explain(key: str, change: str) -> str:
     import re
 
     if sql_case_only(change):
         return "equivalent: SQL keywords and unquoted names are case-insensitive"
+    if numpy_dtype_only(key, change):
+        return ("equivalent: numpy infers int64 from Python ints and bool from bools; where "
+                "it makes float64 (zeros, ones, astype), the values (codes, days, positions, "
+                "0/1, TPP sums below 2**53) stay exact and compare, sort and are stored back "
+                "into int64 the same")
+    if zip_strict_only(change):
+        return ("equivalent: the zipped sequences have one item per row by construction; "
+                "strict only checks it")
     for pattern, reason in WHY:
         if re.search(pattern, f"{key}\t{change}"):
             return reason

@@ -253,3 +253,11 @@ def test_sort_order_is_lexsort_for_keys_packed_past_the_float_precision() -> Non
     primary = np.array([1 << 39, 1 << 39, 1 << 39, 1 << 39, 1 << 39, 1], dtype=np.int64) + 7
     assert sort_order(secondary, primary).tolist() == np.lexsort((secondary, primary)).tolist()
     assert sort_order(secondary, primary).tolist() == [5, 4, 3, 2, 1, 0]
+
+
+def test_sort_order_is_lexsort_for_keys_too_wide_to_pack() -> None:
+    # three keys of 2**30 values each: 2**90 combinations, more than int64 holds
+    top = (1 << 30) - 1
+    keys = (np.array([0, top, 5, top, 0, 7]), np.array([top, 0, 3, top, 9, 0]),
+            np.array([1, top, top - 1, 0, top, 2]))
+    assert sort_order(*keys).tolist() == np.lexsort(keys).tolist() == [3, 0, 5, 2, 1, 4]
