@@ -11,9 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 
 from ledger.application import Ledger
 from ledger.commands import parse_command_line
+from ledger.errors import ValidationError
 from projections.readmodel import ReadModel
 from projections.replay import ReplayResult, replay
 from projections.replay_columnar import ChangeRows, replay_columns, sort_order
@@ -261,3 +263,11 @@ def test_sort_order_is_lexsort_for_keys_too_wide_to_pack() -> None:
     keys = (np.array([0, top, 5, top, 0, 7]), np.array([top, 0, 3, top, 9, 0]),
             np.array([1, top, top - 1, 0, top, 2]))
     assert sort_order(*keys).tolist() == np.lexsort(keys).tolist() == [3, 0, 5, 2, 1, 4]
+
+
+def test_a_window_ending_before_it_starts_is_refused_naming_from() -> None:
+    with pytest.raises(ValidationError) as refused:
+        replay_columns(None, None, RULE, window_from=D(2025, 2, 1),  # type: ignore[arg-type]
+                       window_to=D(2025, 1, 31))
+    assert (str(refused.value), refused.value.field, refused.value.value) == (
+        "--from 2025-02-01 is after --to 2025-01-31", "from", "2025-02-01")
