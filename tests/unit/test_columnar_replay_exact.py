@@ -31,12 +31,14 @@ D = dt.date
 
 
 def ship(ref: str, day: str, tpp: int, *, dest: str = "MX", auth: str = "none",
-         exporter: str = "acme", consignee: str = "c1", units: int = 1) -> dict[str, Any]:
+         exporter: str = "acme", consignee: str = "c1", units: int = 1,
+         die_area: int | None = None) -> dict[str, Any]:
     kind, _, name = auth.partition(":")
     return {"type": "shipment.recorded", "exporter_id": exporter, "shipment_ref": ref,
             "ship_date": day, "destination": dest, "consignee_id": consignee,
             "product_id": "custom-asic", "tpp_per_unit": tpp // units, "quantity": units,
-            "authorization": {"kind": kind, **({"ref": name} if name else {})}}
+            "authorization": {"kind": kind, **({"ref": name} if name else {})},
+            **({"die_area_mm2": die_area} if die_area else {})}
 
 
 def both(tmp_path: Path, lines: list[dict[str, Any]], against: str = "in-force",
@@ -79,6 +81,10 @@ def test_a_first_breach_named_by_an_allocation_grant_adjustment_or_end(tmp_path:
          "valid_to": "2025-12-31"},
         {"type": "allocation.adjusted", "allocation_id": "L-IN", "tpp_amount": 10_000_000,
          "effective_date": "2025-07-01", "reason": "more"},
+        # a license of MX ended unused: it holds nothing after its last day
+        {"type": "allocation.granted", "allocation_id": "L-MX-UNUSED", "country": "MX",
+         "holder": "acme", "tpp_amount": 5_000_000, "valid_from": "2025-01-01",
+         "valid_to": "2025-01-31"},
         # SA: 789,000,000 shipped, then a license of 5,000,000 held from its grant
         ship("SA-BULK", "2025-03-01", 789_000_000, dest="SA", units=100_000),
         {"type": "allocation.granted", "allocation_id": "L-SA", "country": "SA",
@@ -93,7 +99,7 @@ def test_a_first_breach_named_by_an_allocation_grant_adjustment_or_end(tmp_path:
                "allocation_id": "G2G", "committed_tpp": 800_000_000, "cap_tpp": CAP},
         "IN": {"type": "allocation-adjusted", "date": D(2025, 7, 1), "position": 10,
                "allocation_id": "L-IN", "committed_tpp": 795_000_000, "cap_tpp": CAP},
-        "SA": {"type": "allocation", "date": D(2025, 8, 1), "position": 12,
+        "SA": {"type": "allocation", "date": D(2025, 8, 1), "position": 13,
                "allocation_id": "L-SA", "committed_tpp": 794_000_000, "cap_tpp": CAP}}
     assert [(country(columns, c).rule.committed_tpp, country(columns, c).rule.status)
             for c in ("MX", "IN", "SA")] == [(800_000_000, "over-cap"),
@@ -112,6 +118,9 @@ def test_license_and_veu_checks_each_row_with_its_own_reason(tmp_path: Path) -> 
         ship("L-OVER", "2025-05-01", 8_000_000, auth="license:L1"),
         ship("L-REVOKED", "2025-05-20", 1_000_000, auth="license:L1"),
         ship("L-OTHER", "2025-04-02", 1_000_000, auth="license:L1", exporter="other"),
+        ship("L-BB", "2025-04-02", 1_000_000, auth="license:L1", exporter="bb"),
+        # past the license's amount already: its own 1,000,000 is the excess
+        ship("L-AGAIN", "2025-05-10", 1_000_000, auth="license:L1"),
         ship("L-UNKNOWN", "2025-04-03", 1_000_000, auth="license:NOPE"),
         ship("L-ON-REVOKE", "2025-05-15", 1_000_000, auth="license:L1"),
         # licenses of a holder or a country no shipment names (exporters and
@@ -123,6 +132,9 @@ def test_license_and_veu_checks_each_row_with_its_own_reason(tmp_path: Path) -> 
         ship("L2-X", "2025-04-05", 1_000_000, dest="SA", auth="license:L2", exporter="zz"),
         ship("L3-X", "2025-04-05", 1_000_000, dest="SA", auth="license:L3", exporter="zz"),
         ship("BB", "2025-04-06", 1_000_000, exporter="bb"),
+        # 1 TPP per unit: below the control thresholds, not counted
+        ship("SMALL", "2025-04-06", 1_000, units=1_000),
+        ship("DIE", "2025-04-08", 1_000_000, die_area=800),
         {"type": "veu.granted", "veu_id": "V1", "entity": "Atlas", "kind": "universal",
          "headquarters_country": "US", "covered_countries": ["MX"],
          "valid_from": "2025-03-01"},
@@ -134,11 +146,15 @@ def test_license_and_veu_checks_each_row_with_its_own_reason(tmp_path: Path) -> 
         ship("V-IN-LATER", "2025-07-01", 1_000_000, dest="IN", auth="veu:V1"),
         ship("V-IN-ON-DAY", "2025-06-01", 1_000_000, dest="IN", auth="veu:V1"),
         ship("V-MX-REVOKED", "2025-10-02", 1_000_000, auth="veu:V1"),
+        ship("V-MX-ON-REVOKE", "2025-10-01", 1_000_000, auth="veu:V1"),
         ship("V-UNKNOWN", "2025-04-03", 1_000_000, auth="veu:NOPE"),
         # the LPP limit is 26,900,000 per consignee and calendar year
         ship("LPP-1", "2025-02-01", 20_000_000, auth="lpp", consignee="k1"),
         ship("LPP-2", "2025-08-01", 20_000_000, auth="lpp", consignee="k1"),
         ship("LPP-3", "2026-01-02", 20_000_000, auth="lpp", consignee="k1"),
+        # past the limit already: its own 1,000,000 is the excess
+        ship("LPP-4", "2025-09-01", 1_000_000, auth="lpp", consignee="k1"),
+        ship("LPP-K2-2025", "2025-05-01", 5_000_000, auth="lpp", consignee="k2"),
         # another consignee's year: its own limit
         ship("LPP-K2", "2026-02-01", 20_000_000, auth="lpp", consignee="k2"),
         ship("EARLY", "2024-12-15", 3_000_000),
@@ -151,12 +167,15 @@ def test_license_and_veu_checks_each_row_with_its_own_reason(tmp_path: Path) -> 
             ch.rule.counted_tpp, ch.rule.detail) for ch in columns.changes]
     cap = "counts against the country cap"
     lpp = "LPP: counts against the consignee's calendar-year limit"
+    inv = "license not valid (license 'L1'"
     assert got == [
         ("CN-2023", "cap", "prohibited", 1_000_000, 1_000_000,
          "CN is tier 3: prohibited without a license"),
         ("LPP-1", "lpp", None, 0, 0, lpp),
+        ("L-BB", "cap", "license-invalid", 1_000_000, 1_000_000,
+         f"{inv} is held by 'acme', not 'bb'): {cap}"),
         ("L-OTHER", "cap", "license-invalid", 1_000_000, 1_000_000,
-         f"license not valid (license 'L1' is held by 'acme', not 'other'): {cap}"),
+         f"{inv} is held by 'acme', not 'other'): {cap}"),
         ("L-UNKNOWN", "cap", "license-invalid", 1_000_000, 1_000_000,
          f"license not valid (allocation 'NOPE' is not known to the ledger): {cap}"),
         ("V-UNKNOWN", "cap", "veu-invalid", 1_000_000, 1_000_000,
@@ -166,15 +185,22 @@ def test_license_and_veu_checks_each_row_with_its_own_reason(tmp_path: Path) -> 
         ("L3-X", "cap", "license-invalid", 1_000_000, 1_000_000,
          f"license not valid (license 'L3' is for DE, not SA): {cap}"),
         ("BB", "cap", "unlicensed", 1_000_000, 1_000_000, f"no authorization: {cap}"),
+        ("DIE", "cap", "unlicensed", 1_000_000, 1_000_000,
+         f"no authorization: {cap} [1000000 TPP per unit, performance density 1250 "
+         "(declared die area 800 mm²; 3A090.a)]"),
+        ("LPP-K2-2025", "lpp", None, 0, 0, lpp),
         ("V-IN-EARLY", "cap", "veu-invalid", 1_000_000, 1_000_000,
          f"VEU not valid (VEU 'V1' does not cover IN): {cap}"),
         ("L-ON-REVOKE", "cap", "license-invalid", 1_000_000, 1_000_000,
-         f"license not valid (license 'L1' was revoked from 2025-05-15): {cap}"),
+         f"{inv} was revoked from 2025-05-15): {cap}"),
         ("L-REVOKED", "cap", "license-invalid", 1_000_000, 1_000_000,
-         f"license not valid (license 'L1' was revoked from 2025-05-15): {cap}"),
+         f"{inv} was revoked from 2025-05-15): {cap}"),
         ("V-IN-ON-DAY", "veu", None, 0, 0, "under VEU V1: counts against the VEU's limits"),
         ("V-IN-LATER", "veu", None, 0, 0, "under VEU V1: counts against the VEU's limits"),
         ("LPP-2", "lpp", "lpp-excess", 13_100_000, 13_100_000, lpp),
+        ("LPP-4", "lpp", "lpp-excess", 1_000_000, 1_000_000, lpp),
+        ("V-MX-ON-REVOKE", "cap", "veu-invalid", 1_000_000, 1_000_000,
+         f"VEU not valid (VEU 'V1' was revoked from 2025-10-01): {cap}"),
         ("V-MX-REVOKED", "cap", "veu-invalid", 1_000_000, 1_000_000,
          f"VEU not valid (VEU 'V1' was revoked from 2025-10-01): {cap}"),
         ("LPP-3", "lpp", None, 0, 0, lpp),
@@ -185,24 +211,25 @@ def test_license_and_veu_checks_each_row_with_its_own_reason(tmp_path: Path) -> 
         None, "no-rule", "no rule revision in force", "no rule revision in force on 2023-06-01")
     assert country(columns, "CN").rule.first_breach.shipment_ref == "CN-2023"
     mx = country(columns, "MX").rule
-    # 12,000,000 shipped under L1 (2,000,000 past its amount), 4 + 2 invalid, 1 without
-    # authorization, 13,100,000 LPP excess; EARLY is outside the cap period
-    assert (mx.committed_tpp, mx.remaining_tpp) == (32_100_000, CAP - 32_100_000)
+    # 13,000,000 shipped under L1 (3,000,000 past its amount), 5 + 3 invalid, 2 without
+    # authorization, 14,100,000 LPP excess; SMALL is uncontrolled, EARLY outside the cap
+    # period
+    assert (mx.committed_tpp, mx.remaining_tpp) == (37_100_000, CAP - 37_100_000)
     assert {k: (v.count, v.tpp) for k, v in mx.flagged.items()} == {
-        "license-excess": (1, 2_000_000), "license-invalid": (4, 4_000_000),
-        "lpp-excess": (1, 13_100_000), "unlicensed": (1, 1_000_000),
-        "veu-invalid": (2, 2_000_000)}
+        "license-excess": (2, 3_000_000), "license-invalid": (5, 5_000_000),
+        "lpp-excess": (2, 14_100_000), "unlicensed": (2, 2_000_000),
+        "veu-invalid": (3, 3_000_000)}
     # SA: two invalid license shipments and L2's 1,000,000 held; DE (tier 1): L3 held
     assert [(country(columns, c).rule.committed_tpp, country(columns, c).rule.status)
             for c in ("IN", "SA", "DE")] == [(1_000_000, "within-cap"),
                                              (3_000_000, "within-cap"), (1_000_000, "no-cap")]
     t = columns.totals
     assert (t.shipments_in_window, t.tpp_in_window, t.shipments_changed, t.tpp_changed) == (
-        20, 108_000_000, 17, 93_000_000)
+        27, 118_001_000, 22, 102_000_000)
     assert columns.revisions_used == {
-        "rule": {RULE: 20},
-        "against": {"baseline-2023": 9, "diffusion-nonenforcement-2025": 7,
-                    "h20-license-2025": 2, "h200-china-2026": 1, "none": 1}}
+        "rule": {RULE: 27},
+        "against": {"baseline-2023": 12, "diffusion-nonenforcement-2025": 9,
+                    "h20-license-2025": 4, "h200-china-2026": 1, "none": 1}}
 
 
 def _revision(new_id: str, period_start: str) -> dict[str, Any]:
@@ -271,3 +298,31 @@ def test_a_window_ending_before_it_starts_is_refused_naming_from() -> None:
                        window_to=D(2025, 1, 31))
     assert (str(refused.value), refused.value.field, refused.value.value) == (
         "--from 2025-02-01 is after --to 2025-01-31", "from", "2025-02-01")
+
+
+def test_allocations_and_no_shipments(tmp_path: Path) -> None:
+    lines = [{"type": "allocation.granted", "allocation_id": "L1", "country": "MX",
+              "holder": "acme", "tpp_amount": 5_000_000, "valid_from": "2025-01-01"}]
+    _rows, columns = both(tmp_path, lines, window_to=D(2025, 12, 31))
+    assert list(columns.changes) == []
+    mx = country(columns, "MX")
+    assert (mx.rule.committed_tpp, mx.rule.status, mx.against.committed_tpp) == (
+        5_000_000, "within-cap", 5_000_000)
+    assert columns.totals.shipments_in_window == 0
+
+
+def test_no_revision_in_force_on_the_last_day(tmp_path: Path) -> None:
+    # baseline-2023, the first revision, begins 2023-11-17
+    lines = [ship("CN-1", "2023-06-01", 1_000_000, dest="CN"),
+             ship("CN-2", "2023-06-02", 1_000_000, dest="CN")]
+    _rows, columns = both(tmp_path, lines)
+    cn = country(columns, "CN")
+    assert (cn.rule.tier, cn.rule.cap_tpp, cn.rule.committed_tpp, cn.rule.status) == (
+        3, 0, 2_000_000, "over-cap")
+    assert cn.rule.first_breach.shipment_ref == "CN-1"
+    assert (cn.against.tier, cn.against.cap_tpp, cn.against.committed_tpp,
+            cn.against.status) == (None, None, 0, "no-cap")
+    assert columns.revisions_used == {"rule": {RULE: 2}, "against": {"none": 2}}
+    assert [(ch.shipment_ref, ch.against.detail) for ch in columns.changes] == [
+        ("CN-1", "no rule revision in force on 2023-06-01"),
+        ("CN-2", "no rule revision in force on 2023-06-02")]
