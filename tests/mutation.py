@@ -299,6 +299,99 @@ WHY: list[tuple[str, str]] = [
     (r"xǁ_Foldǁposition__.*if \(cap is not None\) or True",
      "equivalent: a cap period exists only with a tier-2 cap, so without a cap it is None "
      "either way"),
+    # projections/replay_columnar.py
+    (r"x__authorization__mutmut_[12]\t",
+     "equivalent: a memo of one shared Authorization per (kind, reference); without it an "
+     "equal one is built"),
+    (r"x_classify_row__mutmut_\d+\t(found = memo\.treatments\.get\(key\)  =>  found = (None|"
+     r"memo\.treatments\.get\(None\))|tier2 = memo\.tier2\.get\(tier_key\)  =>  tier2 = "
+     r"(None|memo\.tier2\.get\(None\)))$",
+     "equivalent: a memo; without it the group's treatment (or tier) is worked out again, "
+     "the same"),
+    (r"xǁChangeRowsǁcitation__mutmut_\d+\t(key = .*lane is not self\.a|text = self\.citations"
+     r"\.get\(key\)  =>  text = (None|self\.citations\.get\(None\)))",
+     "equivalent: a memo of citation texts; its key still tells the lanes apart, and without "
+     "it the same text is looked up again"),
+    (r"xǁRowChecksǁfill_details__mutmut_\d+\tcheck = known\.get\(key\)  =>  check = (None|"
+     r"known\.get\(None\))$",
+     "equivalent: a memo of row checks; without it the same check is worked out again"),
+    (r"x_all_checks__mutmut_\d+\t(license|veu) = np\.full\(len\(cols\), -1, dtype=np\.int64\)"
+     r"  =>  .*np\.full\(len\(cols\), (\+1|-2), |xǁChecksǁstand_in__mutmut_1\t",
+     "equivalent: classify reads the license (VEU) check only of a shipment under a license "
+     "(VEU), whose rows get their own code (0 or 1); any other code stands for none"),
+    (r"x_lane_days__mutmut_\d+\tfound\.append\(\(-1, -1 - n, True, -1, day\.year\)\)  =>  "
+     r"found\.append\(\(-1, (-2 - n, True, -1|-1 - n, False, -1|-1 - n, True, (\+1|-2)), ",
+     "equivalent: a day without a revision keeps a key of its own (negative, one per day), "
+     "and its rows are 'not counted' (no tier 2, no LPP), so neither its cap-period flag nor "
+     "its LPP limit is read"),
+    (r"x_lane_days__mutmut_\d+\t.*r \* 1000001 \+ book",
+     "equivalent: a revision has far fewer than a million dated periods, so keys stay "
+     "distinct; classify_row reads the period back as key - r * 1,000,000 (period + r), the "
+     "same for every row of the revision"),
+    (r"x__last_change__mutmut_\d+\t.*(np\.where\(None, idx, 0\)|np\.any\(None\)|"
+     r"Unsupported\(None\))|x_license_run__mutmut_\d+\tlast = _last_change\(is_ship == 0, "
+     r"None\)",
+     "unreachable: a shipment counts under a license only if the license had started by its "
+     "ship date (license_check), so its grant sorts before it; the guard never fires"),
+    (r"x__last_change__mutmut_\d+\t.*(np\.where\(is_change, idx, -2\)|if \(len\(idx\)\) or "
+     r"True)",
+     "equivalent: -2 is below every run's first index like -1; over no items accumulate "
+     "gives no items either way"),
+    (r"x_license_valid__mutmut_\d+\ttable = np\.full\(.*, (\+2|-3), dtype",
+     "equivalent: a reference that is no license gets one number v in every field, and "
+     "valid needs v <= day <= v and day < v, which no day meets"),
+    (r"x_license_valid__mutmut_\d+\t.*\.get\(a\.(holder|country), -4\)",
+     "equivalent: -4, like -3, is no exporter's or destination's code"),
+    (r"x_license_run__mutmut_\d+\t.*kind != \"(XXendXX|END)\"",
+     "equivalent: an ended allocation's change carries amount 0, so an ended license holds "
+     "nothing, marked active or not"),
+    (r"x_license_run__mutmut_\d+\tref_code = .*code\.get\(n, (\+1|-2)\)",
+     "equivalent: every license row's reference is in names, so the default is never read"),
+    (r"x_license_run__mutmut_\d+\texcess = np\.clip\(shipped_after - held, None, shipped\)",
+     "equivalent: a negative excess is never used: only a positive one flags a row "
+     "(settle_rows)"),
+    (r"x_lpp_excess__mutmut_\d+\tidx = idx\[sort_order\(idx, year\[idx\], cols\.consignee"
+     r"\[idx\]\)\]  =>  idx = idx\[sort_order\((year\[idx\], cols\.consignee\[idx\]|idx, "
+     r"cols\.consignee\[idx\])\)\]",
+     "equivalent: the rows are in date order and the sort is stable, so the row order gives "
+     "idx's order and the years' with it"),
+    (r"x_lpp_excess__mutmut_\d+\t.*np\.clip\(before \+ tpp - limit\[idx\], None, tpp\)",
+     "equivalent: a negative excess is never used: only a positive one counts "
+     "(settle_rows: lpp > 0)"),
+    (r"x_row_at__mutmut_\d+\t(position = None|.*ShipmentRow\((None|cols\.exporters\[int\(cols"
+     r"\.exporter\[i\]\)\], (None|str\(None\)))|.*fields_at\(cols, i\), (None, position|"
+     r"position, None)\))",
+     "equivalent: row_at serves only a VEU row's check, and veu_check reads the row's fields "
+     "(authorization, destination, ship date), not its exporter, reference or positions"),
+    (r"x_fields_at__mutmut_\d+\t(.*(consignee_id=None|quantity=None)|consignee_id=cols\."
+     r"consignees\[int\(cols\.consignee\[i\]\)\],$|.*  =>  product_id=cols\.products\[int\(cols"
+     r"\.product\[i\]\)\], tpp_per_unit=)",
+     "equivalent: the fields serve only classify, which reads neither the consignee nor the "
+     "quantity"),
+    (r"x_dense_rank__mutmut_\d+\t.*(- low \+ 2|if width >= DENSE_SPAN|reshape\((None|-2)\))",
+     "equivalent: a table one wider marks the same values; at exactly DENSE_SPAN np.unique "
+     "ranks the same; the inverse of 1-D values is flat already"),
+    (r"x__used__mutmut_\d+\t.*np\.bincount\(rule \+ 1, (minlength=len\(lane\.days\.rules\) "
+     r"(\+ 2|- 1)|)\)",
+     "equivalent: only revisions with shipments (n > 0) are listed, so the length of the "
+     "zero tail changes nothing"),
+    (r"x_sort_order__mutmut_\d+\t.*(k\.min\(initial=1\)|k\.max\(initial=1\)|- low \+ 2|\+ low "
+     r"\+ 1|\(k \+ low\)|span = 1  =>  span = 2)",
+     "equivalent: the keys are non-negative, so low is 0 (k.min(initial=0)); a lower bound "
+     "at or below the least key and a width at or above the range keep the packed key "
+     "one-to-one and in key order (only where lexsort takes over moves, to the same order)"),
+    (r"x_sort_order__mutmut_\d+\t.*if span \* width (> 2\*\*62|>= 2\*\*63|>= 2 \* 62):",
+     "equivalent: packed keys below 2**63 still fit int64, and under the bound lexsort gives "
+     "the same stable order as the packed sort"),
+    (r"x_sort_order__mutmut_\d+\t.*np\.argsort\(packed, (kind=None|kind=\"STABLE\"|)\)",
+     "equivalent: the callers' key tuples are distinct (an item's own recorded position or "
+     "row index; one event's changes differ in day), so any sort kind gives the same order; "
+     "numpy reads 'STABLE' as 'stable'"),
+    (r"xǁChangeRowsǁtreatments__mutmut_\d+\tdetail=\(\"XXXX\" if not details",
+     "equivalent: details=False is asked only by the JSON encoder, which replaces the detail "
+     "with its own"),
+    (r"x_replay_columns__mutmut_\d+\tagainst: str = \"(XXin-forceXX|IN-FORCE)\"",
+     "equivalent: every caller passes against, so the default is never used"),
     (r"ensure_ascii=None", "equivalent: None is falsy like False"),
     (r"\.(en|de)code\(\\?\"(UTF-8|ASCII)\\?\"\)|\.(en|de)code\(\)",
      "equivalent: codec names are case-insensitive and utf-8 is the default"),
