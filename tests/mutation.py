@@ -329,8 +329,8 @@ WHY: list[tuple[str, str]] = [
      "distinct; classify_row reads the period back as key - r * 1,000,000 (period + r), the "
      "same for every row of the revision"),
     (r"x__last_change__mutmut_\d+\t.*(np\.where\(None, idx, 0\)|np\.any\(None\)|"
-     r"Unsupported\(None\))|x_license_run__mutmut_\d+\tlast = _last_change\(is_ship == 0, "
-     r"None\)",
+     r"Unsupported\(None\))|x_license_run__mutmut_\d+\tlast = _last_change.*  =>  last = "
+     r"_last_change\(is_ship == 0, None\)",
      "unreachable: a shipment counts under a license only if the license had started by its "
      "ship date (license_check), so its grant sorts before it; the guard never fires"),
     (r"x__last_change__mutmut_\d+\t.*(np\.where\(is_change, idx, -2\)|if \(len\(idx\)\) or "
@@ -347,7 +347,8 @@ WHY: list[tuple[str, str]] = [
      "nothing, marked active or not"),
     (r"x_license_run__mutmut_\d+\tref_code = .*code\.get\(n, (\+1|-2)\)",
      "equivalent: every license row's reference is in names, so the default is never read"),
-    (r"x_license_run__mutmut_\d+\texcess = np\.clip\(shipped_after - held, None, shipped\)",
+    (r"x_license_run__mutmut_\d+\t.*  =>  excess = np\.clip\(shipped_after - held, None, "
+     r"shipped\)",
      "equivalent: a negative excess is never used: only a positive one flags a row "
      "(settle_rows)"),
     (r"x_lpp_excess__mutmut_\d+\tidx = idx\[sort_order\(idx, year\[idx\], cols\.consignee"
@@ -358,7 +359,7 @@ WHY: list[tuple[str, str]] = [
     (r"x_lpp_excess__mutmut_\d+\t.*np\.clip\(before \+ tpp - limit\[idx\], None, tpp\)",
      "equivalent: a negative excess is never used: only a positive one counts "
      "(settle_rows: lpp > 0)"),
-    (r"x_row_at__mutmut_\d+\t(position = None|.*ShipmentRow\((None|cols\.exporters\[int\(cols"
+    (r"x_row_at__mutmut_\d+\t(position = int\(cols\.position\[i\]\)  =>  position = None|.*ShipmentRow\((None|cols\.exporters\[int\(cols"
      r"\.exporter\[i\]\)\], (None|str\(None\)))|.*fields_at\(cols, i\), (None, position|"
      r"position, None)\))",
      "equivalent: row_at serves only a VEU row's check, and veu_check reads the row's fields "
@@ -387,11 +388,65 @@ WHY: list[tuple[str, str]] = [
      "equivalent: the callers' key tuples are distinct (an item's own recorded position or "
      "row index; one event's changes differ in day), so any sort kind gives the same order; "
      "numpy reads 'STABLE' as 'stable'"),
-    (r"xǁChangeRowsǁtreatments__mutmut_\d+\tdetail=\(\"XXXX\" if not details",
+    (r"xǁChangeRowsǁtreatments__mutmut_\d+\tdetail=\(\"\" if not details.*  =>  detail=\(\""
+     r"(XXXX\" if not details|\" if \(not details\) and False)",
      "equivalent: details=False is asked only by the JSON encoder, which replaces the detail "
      "with its own"),
-    (r"x_replay_columns__mutmut_\d+\tagainst: str = \"(XXin-forceXX|IN-FORCE)\"",
+    (r"x_replay_columns__mutmut_\d+\tagainst: str = \"in-force\",  =>  against: str = "
+     r"\"(XXin-forceXX|IN-FORCE)\"",
      "equivalent: every caller passes against, so the default is never used"),
+    (r"x_classify_row__mutmut_\d+\tkey = \(id\(rule\), int\(days\.key\[d\]\) - r \* 1_000_000, .*"
+     r"  =>  key = \(id\(rule\), int\(days\.key\[d\]\) (\+ r \* 1_000_000|- r / 1_000_000|- r \* "
+     r"1000001), ",
+     "equivalent: the memo key's period part changes alike for every row of a revision "
+     "(the key holds the revision too), so it tells exactly the same groups apart"),
+    (r"x_classify_row__mutmut_7\t",
+     "equivalent: a day without a revision is inside its cap period (lane_days), so its "
+     "rows are never outside it, tier 2 or not"),
+    (r"x_lane_days__mutmut_\d+\t.*  =>  period is None or period\.contains\(day\), (\+1|-2) if "
+     r"lpp is None",
+     "equivalent: only a revision with an LPP limit puts shipments in the LPP bucket "
+     "(classify), so a missing limit is never read"),
+    (r"x__used__mutmut_\d+\t.*\] \+= n  =>  .*\] = n$",
+     "equivalent: each key is set once: 'none' for index 0 and a lane's revisions have "
+     "distinct ids"),
+    (r"x_first_breaches__mutmut_\d+\tworsened_run = .*  =>  .*(\+ 2 if len\(f\.run_id\) else 0|"
+     r"\+ 1 if len\(f\.run_id\) else 1),",
+     "equivalent: the extra slot belongs to no run and is never read"),
+    (r"x_fold_order__mutmut_\d+\t.*  =>  (last_of_run = .* if \(len\(day_run\)\) or True|"
+     r"return FoldOrder\(.*np\.cumsum\(day_run\) \+ 1)",
+     "equivalent: over no items the guard changes nothing (shapes broadcast to none); run "
+     "numbers shifted by 2 still tell the runs apart (the worsened table grows with them)"),
+    (r"x_fold_order__mutmut_\d+\torder = sort_order\(position, is_row, day, country\)  =>  "
+     r"order = sort_order\(is_row, day, country\)|x_license_run__mutmut_\d+\torder = "
+     r"sort_order\(pos, is_ship, day, lic\)  =>  order = sort_order\(is_ship, day, lic\)",
+     "equivalent: the stream lists changes and rows each in (day, recorded position) order "
+     "already (allocation_changes, the columns) and the sort is stable"),
+    (r"x_group_codes__mutmut_\d+\t.*(max\(width, 2\)|>= DENSE_SPAN|span = 1  =>  span = 2)",
+     "equivalent: it only ranks the key again sooner, which renumbers it without changing "
+     "its order or which rows are equal"),
+    (r"x_ledgerwide__mutmut_\d+\t.*(country_of\.get\(d, (None|\+1|-2|)\)|if \(len\(cols\)\) "
+     r"or True|np\.bincount\(cols\.destination, (minlength=2|)\))",
+     "equivalent: every destination in the table has a live shipment, so it is one of the "
+     "countries (the default is never read); over no rows the guards change nothing; the "
+     "zero tail of bincount adds no destination"),
+    (r"x_replay_columns__mutmut_\d+\t.*if \(known_at is None\) or True",
+     "equivalent: the state position is the last recorded one at or before known_at, so "
+     "min(known_at, it) is it"),
+    (r"x_replay_columns__mutmut_\d+\tlane_a = make_lane\(state, rule_id, to, drafts\)  =>  "
+     r"lane_a = make_lane\(state, rule_id, (None, drafts|drafts)\)",
+     "equivalent: the rule lane names one revision, and make_lane reads the day only for "
+     "the timeline lanes (in-force, on-the-books); callers name a revision"),
+    (r"x_outside_detail__mutmut_2\t",
+     "equivalent: a row outside a cap period has a revision (a day without one is never "
+     "outside), so rule is never None here"),
+    (r"x_lane_country__mutmut_3\t",
+     "equivalent: a cap period exists only with a tier-2 cap, so without a cap cap_standing "
+     "gives no-cap either way"),
+    (r"x_flag_totals__mutmut_\d+\tcount = np\.bincount\(key, minlength=n \* len\(FLAGS\)\)  =>  "
+     r"count = np\.bincount\(key, \)",
+     "equivalent: only the non-zero counts are read, so the length of the zero tail "
+     "changes nothing"),
     (r"ensure_ascii=None", "equivalent: None is falsy like False"),
     (r"\.(en|de)code\(\\?\"(UTF-8|ASCII)\\?\"\)|\.(en|de)code\(\)",
      "equivalent: codec names are case-insensitive and utf-8 is the default"),

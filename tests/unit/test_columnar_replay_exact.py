@@ -18,7 +18,10 @@ from ledger.commands import parse_command_line
 from ledger.errors import ValidationError
 from projections.readmodel import ReadModel
 from projections.replay import ReplayResult, replay
-from projections.replay_columnar import ChangeRows, replay_columns, sort_order
+from ledger.events import Authorization
+from ledger.rulebook import RuleBook
+from projections import replay_columnar
+from projections.replay_columnar import ChangeRows, group_codes, replay_columns, sort_order
 from tests.model.test_columnar_replay import assert_same_result
 
 GOLDEN = Path(__file__).parents[1] / "integration" / "replay" / "golden" / "ledger.jsonl"
@@ -140,9 +143,13 @@ def test_license_and_veu_checks_each_row_with_its_own_reason(tmp_path: Path) -> 
          "valid_from": "2025-03-01"},
         {"type": "veu.amended", "veu_id": "V1", "effective_date": "2025-06-01",
          "covered_countries": ["MX", "IN"], "valid_to": "2025-12-31"},
+        {"type": "veu.amended", "veu_id": "V1", "effective_date": "2025-08-01",
+         "covered_countries": ["MX"]},
         {"type": "veu.revoked", "veu_id": "V1", "effective_date": "2025-10-01",
          "reason": "gone"},
         ship("V-IN-EARLY", "2025-05-01", 1_000_000, dest="IN", auth="veu:V1"),
+        # the same VEU, exporter and day to a covered country: printed first, valid
+        ship("V-A-MX", "2025-05-01", 1_000_000, auth="veu:V1"),
         ship("V-IN-LATER", "2025-07-01", 1_000_000, dest="IN", auth="veu:V1"),
         ship("V-IN-ON-DAY", "2025-06-01", 1_000_000, dest="IN", auth="veu:V1"),
         ship("V-MX-REVOKED", "2025-10-02", 1_000_000, auth="veu:V1"),
@@ -189,6 +196,7 @@ def test_license_and_veu_checks_each_row_with_its_own_reason(tmp_path: Path) -> 
          f"no authorization: {cap} [1000000 TPP per unit, performance density 1250 "
          "(declared die area 800 mm²; 3A090.a)]"),
         ("LPP-K2-2025", "lpp", None, 0, 0, lpp),
+        ("V-A-MX", "veu", None, 0, 0, "under VEU V1: counts against the VEU's limits"),
         ("V-IN-EARLY", "cap", "veu-invalid", 1_000_000, 1_000_000,
          f"VEU not valid (VEU 'V1' does not cover IN): {cap}"),
         ("L-ON-REVOKE", "cap", "license-invalid", 1_000_000, 1_000_000,
@@ -225,11 +233,11 @@ def test_license_and_veu_checks_each_row_with_its_own_reason(tmp_path: Path) -> 
                                              (3_000_000, "within-cap"), (1_000_000, "no-cap")]
     t = columns.totals
     assert (t.shipments_in_window, t.tpp_in_window, t.shipments_changed, t.tpp_changed) == (
-        27, 118_001_000, 22, 102_000_000)
+        28, 119_001_000, 23, 103_000_000)
     assert columns.revisions_used == {
-        "rule": {RULE: 27},
+        "rule": {RULE: 28},
         "against": {"baseline-2023": 12, "diffusion-nonenforcement-2025": 9,
-                    "h20-license-2025": 4, "h200-china-2026": 1, "none": 1}}
+                    "h20-license-2025": 5, "h200-china-2026": 1, "none": 1}}
 
 
 def _revision(new_id: str, period_start: str) -> dict[str, Any]:
@@ -326,3 +334,100 @@ def test_no_revision_in_force_on_the_last_day(tmp_path: Path) -> None:
     assert [(ch.shipment_ref, ch.against.detail) for ch in columns.changes] == [
         ("CN-1", "no rule revision in force on 2023-06-01"),
         ("CN-2", "no rule revision in force on 2023-06-02")]
+
+
+def test_a_first_breach_on_a_day_of_changes_names_the_latest_that_worsened(
+        tmp_path: Path) -> None:
+    lines = [
+        # IN: 789,000,000 shipped; on 2025-06-01 a license of 5,000,000 is granted
+        # (worse), then a country allocation of 1,000,000 (better): over the cap of
+        # 791,000,000 after the day, named by the license
+        ship("IN-BULK", "2025-03-01", 789_000_000, dest="IN", units=100_000),
+        {"type": "allocation.granted", "allocation_id": "L-IN", "country": "IN",
+         "holder": "acme", "tpp_amount": 5_000_000, "valid_from": "2025-06-01"},
+        {"type": "allocation.granted", "allocation_id": "G-IN", "country": "IN",
+         "tpp_amount": 1_000_000, "valid_from": "2025-06-01"},
+        # MX: over the cap the day its country allocation ends, 2025-05-01; SA's first
+        # item is a change of that day too
+        {"type": "allocation.granted", "allocation_id": "G-MX", "country": "MX",
+         "tpp_amount": 100_000_000, "valid_from": "2025-02-01", "valid_to": "2025-04-30"},
+        ship("MX-BULK", "2025-03-01", 800_000_000, units=100_000),
+        {"type": "allocation.granted", "allocation_id": "G-SA", "country": "SA",
+         "tpp_amount": 10_000_000, "valid_from": "2025-05-01"},
+        # SA: a shipment recorded before the allocation and the license of its own day:
+        # the day's changes come first, so it is within the raised cap and the license
+        ship("SA-BULK", "2025-07-01", 795_000_000, dest="SA", units=100_000),
+        ship("SA-LIC", "2025-07-01", 1_000_000, dest="SA", auth="license:L-SA"),
+        {"type": "allocation.granted", "allocation_id": "G-SA2", "country": "SA",
+         "tpp_amount": 10_000_000, "valid_from": "2025-07-01"},
+        {"type": "allocation.granted", "allocation_id": "L-SA", "country": "SA",
+         "holder": "acme", "tpp_amount": 2_000_000, "valid_from": "2025-07-01"},
+    ]
+    _rows, columns = both(tmp_path, lines, window_to=D(2025, 12, 31))
+    got = {c: country(columns, c).rule for c in ("IN", "MX", "SA")}
+    assert got["IN"].first_breach.model_dump(exclude_none=True) == {
+        "type": "allocation", "date": D(2025, 6, 1), "position": 7, "allocation_id": "L-IN",
+        "committed_tpp": 794_000_000, "cap_tpp": 791_000_000}
+    assert got["MX"].first_breach.model_dump(exclude_none=True) == {
+        "type": "allocation-ended", "date": D(2025, 5, 1), "position": 9,
+        "allocation_id": "G-MX", "committed_tpp": 800_000_000, "cap_tpp": CAP}
+    # SA: cap 810,000,000, committed 795,000,000 and the license's 2,000,000
+    assert (got["SA"].cap_tpp, got["SA"].committed_tpp, got["SA"].first_breach) == (
+        810_000_000, 797_000_000, None)
+
+
+def test_one_tpp_over_a_license_or_the_lpp_limit_is_flagged(tmp_path: Path) -> None:
+    lines = [
+        {"type": "allocation.granted", "allocation_id": "L1", "country": "MX",
+         "holder": "acme", "tpp_amount": 5_000_000, "valid_from": "2025-01-01"},
+        ship("L-ONE-OVER", "2025-03-01", 5_000_001, auth="license:L1"),
+        ship("LPP-ONE-OVER", "2025-03-01", 26_900_001, auth="lpp", consignee="k1"),
+    ]
+    _rows, columns = both(tmp_path, lines, window_to=D(2025, 12, 31))
+    mx = country(columns, "MX").rule
+    assert {k: (v.count, v.tpp) for k, v in mx.flagged.items()} == {
+        "license-excess": (1, 1), "lpp-excess": (1, 1)}
+    assert mx.committed_tpp == 5_000_002
+
+
+def test_days_without_a_revision_and_with_one_are_grouped_apart(tmp_path: Path) -> None:
+    # two days before baseline-2023 begins (2023-11-17), one after, alike in all else
+    lines = [ship("CN-1", "2023-06-01", 1_000_000, dest="CN"),
+             ship("CN-2", "2023-06-02", 1_000_000, dest="CN"),
+             ship("CN-3", "2024-01-02", 1_000_000, dest="CN")]
+    _rows, columns = both(tmp_path, lines)
+    assert [(ch.shipment_ref, ch.against.rule, ch.against.clause) for ch in columns.changes
+            ] == [("CN-1", None, "no-rule"), ("CN-2", None, "no-rule"),
+                  ("CN-3", "baseline-2023", "license-required")]
+
+
+def test_a_draft_revision_is_replayed_as_the_rule_or_against(tmp_path: Path) -> None:
+    draft = RuleBook.model_validate(_revision("draft-2024", "2024-01-01")["document"])
+    lines = [ship("EARLY", "2024-12-15", 3_000_000)]
+    for rule, against in ((RULE, "draft-2024"), ("draft-2024", RULE)):
+        (tmp_path / rule).mkdir()
+        _rows, columns = both(tmp_path / rule, lines, against=against, rule=rule,
+                              window_to=D(2025, 12, 31), drafts={"draft-2024": draft})
+        [change] = columns.changes
+        under_draft = change.against if against == "draft-2024" else change.rule
+        assert (under_draft.rule, under_draft.bucket, under_draft.counted_tpp) == (
+            "draft-2024", "cap", 3_000_000)
+
+
+def test_the_authorization_of_a_group_is_one_shared_object_per_kind_and_reference() -> None:
+    ref = f"never-seen-{id(object())}"
+    auth = replay_columnar._authorization("license", ref)
+    assert auth == Authorization(kind="license", ref=ref)
+    assert replay_columnar._authorization("license", ref) is auth
+
+
+def test_group_codes_rank_again_before_the_key_leaves_int64() -> None:
+    # seven columns of 700 values each: 700**7 combinations, more than int64 holds
+    rng = np.random.default_rng(7)
+    cols = [rng.permutation(700).astype(np.int64) for _ in range(7)]
+    cols[0][1] = cols[0][0]
+    group, first = group_codes(*cols)
+    _, want_first, want_group = np.unique(np.stack(cols[::-1], axis=1)[:, ::-1], axis=0,
+                                          return_index=True, return_inverse=True)
+    assert group.tolist() == want_group.reshape(-1).tolist()
+    assert first.tolist() == want_first.tolist()
