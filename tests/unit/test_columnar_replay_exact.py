@@ -339,14 +339,23 @@ def test_no_revision_in_force_on_the_last_day(tmp_path: Path) -> None:
 def test_a_first_breach_on_a_day_of_changes_names_the_latest_that_worsened(
         tmp_path: Path) -> None:
     lines = [
-        # IN: 789,000,000 shipped; on 2025-06-01 a license of 5,000,000 is granted
-        # (worse), then a country allocation of 1,000,000 (better): over the cap of
-        # 791,000,000 after the day, named by the license
-        ship("IN-BULK", "2025-03-01", 789_000_000, dest="IN", units=100_000),
+        # IN: 787,000,000 shipped, and 2,000,000 under a license of 1,000,000
+        ship("IN-BULK", "2025-03-01", 787_000_000, dest="IN", units=100_000),
+        {"type": "allocation.granted", "allocation_id": "L-OLD", "country": "IN",
+         "holder": "acme", "tpp_amount": 1_000_000, "valid_from": "2025-03-01"},
+        ship("IN-OLD", "2025-03-02", 2_000_000, dest="IN", auth="license:L-OLD"),
+        # on 2025-06-01: a license of 5,000,000 (worse), a country allocation of
+        # 1,000,000 (better), a license of 1 TPP (worse), L-OLD adjusted to 1,500,000,
+        # still below what it shipped (no change): over the cap of 791,000,000 after the
+        # day, named by the latest that worsened
         {"type": "allocation.granted", "allocation_id": "L-IN", "country": "IN",
          "holder": "acme", "tpp_amount": 5_000_000, "valid_from": "2025-06-01"},
         {"type": "allocation.granted", "allocation_id": "G-IN", "country": "IN",
          "tpp_amount": 1_000_000, "valid_from": "2025-06-01"},
+        {"type": "allocation.granted", "allocation_id": "L-IN2", "country": "IN",
+         "holder": "acme", "tpp_amount": 1, "valid_from": "2025-06-01"},
+        {"type": "allocation.adjusted", "allocation_id": "L-OLD", "tpp_amount": 1_500_000,
+         "effective_date": "2025-06-01", "reason": "more"},
         # MX: over the cap the day its country allocation ends, 2025-05-01; SA's first
         # item is a change of that day too
         {"type": "allocation.granted", "allocation_id": "G-MX", "country": "MX",
@@ -366,10 +375,10 @@ def test_a_first_breach_on_a_day_of_changes_names_the_latest_that_worsened(
     _rows, columns = both(tmp_path, lines, window_to=D(2025, 12, 31))
     got = {c: country(columns, c).rule for c in ("IN", "MX", "SA")}
     assert got["IN"].first_breach.model_dump(exclude_none=True) == {
-        "type": "allocation", "date": D(2025, 6, 1), "position": 7, "allocation_id": "L-IN",
-        "committed_tpp": 794_000_000, "cap_tpp": 791_000_000}
+        "type": "allocation", "date": D(2025, 6, 1), "position": 11,
+        "allocation_id": "L-IN2", "committed_tpp": 794_000_001, "cap_tpp": 791_000_000}
     assert got["MX"].first_breach.model_dump(exclude_none=True) == {
-        "type": "allocation-ended", "date": D(2025, 5, 1), "position": 9,
+        "type": "allocation-ended", "date": D(2025, 5, 1), "position": 13,
         "allocation_id": "G-MX", "committed_tpp": 800_000_000, "cap_tpp": CAP}
     # SA: cap 810,000,000, committed 795,000,000 and the license's 2,000,000
     assert (got["SA"].cap_tpp, got["SA"].committed_tpp, got["SA"].first_breach) == (
@@ -431,3 +440,16 @@ def test_group_codes_rank_again_before_the_key_leaves_int64() -> None:
                                           return_index=True, return_inverse=True)
     assert group.tolist() == want_group.reshape(-1).tolist()
     assert first.tolist() == want_first.tolist()
+
+
+def test_a_shipment_whose_flag_alone_differs_is_a_change(tmp_path: Path) -> None:
+    # MX is tier 2 under ai-diffusion-2025 and tier 3 under this revision: counted the
+    # same, flagged unlicensed under one and prohibited under the other
+    tier3 = _revision("mx-tier-3", "2025-01-01")
+    tier3["document"]["tiers"]["countries"]["MX"] = 3
+    lines = [tier3, ship("MX-1", "2025-03-01", 1_000_000)]
+    _rows, columns = both(tmp_path, lines, against="mx-tier-3", window_to=D(2025, 12, 31))
+    [change] = columns.changes
+    assert [(t.bucket, t.flag, t.flag_tpp, t.counted_tpp) for t in (change.rule, change.against)
+            ] == [("cap", "unlicensed", 1_000_000, 1_000_000),
+                  ("cap", "prohibited", 1_000_000, 1_000_000)]
