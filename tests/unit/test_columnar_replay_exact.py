@@ -364,8 +364,9 @@ def test_a_first_breach_on_a_day_of_changes_names_the_latest_that_worsened(
         {"type": "allocation.granted", "allocation_id": "G-SA", "country": "SA",
          "tpp_amount": 10_000_000, "valid_from": "2025-05-01"},
         # SA: a shipment recorded before the allocation and the license of its own day:
-        # the day's changes come first, so it is within the raised cap and the license
-        ship("SA-BULK", "2025-07-01", 795_000_000, dest="SA", units=100_000),
+        # the day's changes come first, so it is within the cap raised to 810,000,000
+        # and the license
+        ship("SA-BULK", "2025-07-01", 805_000_000, dest="SA", units=100_000),
         ship("SA-LIC", "2025-07-01", 1_000_000, dest="SA", auth="license:L-SA"),
         {"type": "allocation.granted", "allocation_id": "G-SA2", "country": "SA",
          "tpp_amount": 10_000_000, "valid_from": "2025-07-01"},
@@ -380,9 +381,9 @@ def test_a_first_breach_on_a_day_of_changes_names_the_latest_that_worsened(
     assert got["MX"].first_breach.model_dump(exclude_none=True) == {
         "type": "allocation-ended", "date": D(2025, 5, 1), "position": 13,
         "allocation_id": "G-MX", "committed_tpp": 800_000_000, "cap_tpp": CAP}
-    # SA: cap 810,000,000, committed 795,000,000 and the license's 2,000,000
+    # SA: cap 810,000,000, committed 805,000,000 and the license's 2,000,000
     assert (got["SA"].cap_tpp, got["SA"].committed_tpp, got["SA"].first_breach) == (
-        810_000_000, 797_000_000, None)
+        810_000_000, 807_000_000, None)
 
 
 def test_one_tpp_over_a_license_or_the_lpp_limit_is_flagged(tmp_path: Path) -> None:
@@ -447,9 +448,24 @@ def test_a_shipment_whose_flag_alone_differs_is_a_change(tmp_path: Path) -> None
     # same, flagged unlicensed under one and prohibited under the other
     tier3 = _revision("mx-tier-3", "2025-01-01")
     tier3["document"]["tiers"]["countries"]["MX"] = 3
-    lines = [tier3, ship("MX-1", "2025-03-01", 1_000_000)]
+    lines = [tier3, ship("MX-1", "2025-03-01", 1_000_000),
+             # before both cap periods: outside ai-diffusion-2025's (tier 2), counted as
+             # tier 3 under the other, whose tier-3 cap has no period
+             ship("MX-0", "2024-12-15", 2_000_000)]
     _rows, columns = both(tmp_path, lines, against="mx-tier-3", window_to=D(2025, 12, 31))
-    [change] = columns.changes
-    assert [(t.bucket, t.flag, t.flag_tpp, t.counted_tpp) for t in (change.rule, change.against)
-            ] == [("cap", "unlicensed", 1_000_000, 1_000_000),
-                  ("cap", "prohibited", 1_000_000, 1_000_000)]
+    assert [(ch.shipment_ref, ch.rule.bucket, ch.rule.flag, ch.rule.flag_tpp,
+             ch.rule.counted_tpp, ch.against.bucket, ch.against.flag, ch.against.flag_tpp,
+             ch.against.counted_tpp) for ch in columns.changes] == [
+        ("MX-0", "none", None, 0, 0, "cap", "prohibited", 2_000_000, 2_000_000),
+        ("MX-1", "cap", "unlicensed", 1_000_000, 1_000_000,
+         "cap", "prohibited", 1_000_000, 1_000_000)]
+
+
+def test_shipments_alike_but_for_the_product_are_treated_apart(tmp_path: Path) -> None:
+    ascend = {**ship("ASCEND", "2025-03-01", 5_120), "product_id": "huawei-ascend-910b"}
+    lines = [ship("ASIC", "2025-03-01", 5_120), ascend]
+    _rows, columns = both(tmp_path, lines, window_to=D(2025, 12, 31))
+    mx = country(columns, "MX").rule
+    # the Ascend is not US-origin: counted against no US cap
+    assert (mx.committed_tpp, {k: v.count for k, v in mx.flagged.items()}) == (
+        5_120, {"unlicensed": 1})
