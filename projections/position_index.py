@@ -407,8 +407,8 @@ def _lookup_database(url: str, country: str, as_of: dt.date, rule_id: str | None
         from projections import libpq  # libpq through ctypes, else psycopg
 
         with libpq.connect(url, connect_timeout=5) as conn, conn.cursor() as raw:
-            return _lookup_caught_up(_Bare(raw, True), "postgres", country, as_of,
-                                     rule_id, on_the_books, known_at)
+            return _lookup_caught_up(_Bare(raw, True), country, as_of, rule_id,
+                                     on_the_books, known_at)
     import os
     import sqlite3
     from urllib.parse import quote
@@ -418,8 +418,8 @@ def _lookup_database(url: str, country: str, as_of: dt.date, rule_id: str | None
         return None
     lite = sqlite3.connect(f"file:{quote(os.path.abspath(path))}?mode=ro", uri=True)
     try:
-        return _lookup_caught_up(_Bare(lite.cursor(), False), "sqlite", country, as_of,
-                                 rule_id, on_the_books, known_at)
+        return _lookup_caught_up(_Bare(lite.cursor(), False), country, as_of, rule_id,
+                                 on_the_books, known_at)
     finally:
         lite.close()
 
@@ -432,7 +432,7 @@ _HEAD_SQL = {backend: f"SELECT MAX({EVENTS_ORDER[backend]}) FROM {table}"
 _SNAPSHOT_SQL = "BEGIN"
 
 
-def _lookup_caught_up(c: _Bare, backend: str, country: str, as_of: dt.date,
+def _lookup_caught_up(c: _Bare, country: str, as_of: dt.date,
                       rule_id: str | None, on_the_books: bool, known_at: int | None
                       ) -> dict[str, Any] | None:
     """``lookup``, if the read model has folded everything recorded (or everything up
@@ -442,7 +442,7 @@ def _lookup_caught_up(c: _Bare, backend: str, country: str, as_of: dt.date,
     if known_at is not None and not _recorded(c, known_at):
         return None
     return lookup(c, country, as_of, rule_id=rule_id, on_the_books=on_the_books,
-                  known_at=known_at, head_sql=_HEAD_SQL[backend])
+                  known_at=known_at, head_sql=_HEAD_SQL["postgres" if c.pg else "sqlite"])
 
 
 _RECORDED_RANGE_SQL = f"SELECT MIN(position), MAX(position) FROM {CHAIN_TABLE}"

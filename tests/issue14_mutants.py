@@ -2,12 +2,12 @@
 
     .venv/bin/python -m tests.issue14_mutants            # every mutant
     .venv/bin/python -m tests.issue14_mutants 1a 3b      # some of them
-    .venv/bin/python -m tests.issue14_mutants --list     # the table of tests/MUTATION.md
+    .venv/bin/python -m tests.issue14_mutants --list     # each mutant's id, place, tests
 
 For each mutant: apply its one text change to the source, run the tests said to kill
-it (each must fail), then ``git checkout`` the file; at the end run every named test on
-the real code (each must pass). Needs a clean worktree for the files it mutates. Set
-``LEDGER_TEST_POSTGRES`` for the PostgreSQL cases of the audit tests.
+it (each must fail), then write the file back as it was; at the end run every named
+test on the real code (each must pass). Set ``LEDGER_TEST_POSTGRES`` for the PostgreSQL
+cases of the audit tests.
 """
 
 from __future__ import annotations
@@ -224,16 +224,22 @@ def pytest(tests: tuple[str, ...]) -> int:
                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode
 
 
+#: the text of each file as it was before its mutant was applied
+_ORIGINAL: dict[str, str] = {}
+
+
 def apply(m: Mutant) -> None:
     path = ROOT / m.path
     text = path.read_text()
     if text.count(m.old) != 1:
         raise SystemExit(f"{m.id}: {m.old!r} occurs {text.count(m.old)} times in {m.path}")
+    _ORIGINAL[m.path] = text
     path.write_text(text.replace(m.old, m.new))
 
 
 def restore(m: Mutant) -> None:
-    subprocess.run(["git", "checkout", "--", m.path], cwd=ROOT, check=True)
+    """Write the file back as it was (edits not yet committed included)."""
+    (ROOT / m.path).write_text(_ORIGINAL.pop(m.path))
 
 
 def main() -> int:

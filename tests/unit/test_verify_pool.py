@@ -4,7 +4,6 @@ the decoder uses them. Real worker processes, no broker."""
 from __future__ import annotations
 
 import datetime as dt
-import os
 from typing import Any
 
 import pytest
@@ -69,13 +68,18 @@ def test_a_small_batch_or_no_workers_is_left_to_the_consumer() -> None:
     assert SignatureChecker.for_keyring(KEYRING, workers=0).check(items) is None
 
 
-def test_verified_messages_decode_as_before_and_bad_ones_keep_their_reason() -> None:
+@pytest.fixture
+def worker_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    """This process holds the keys as a worker does, without a worker's parent watcher
+    (``_init_worker``'s thread would end pytest at once if its parent process changed)."""
     from consumers import verify
 
+    monkeypatch.setattr(verify, "_keys", {k.key_id: k.key for k in KEYRING.keys()})
+
+
+@pytest.mark.usefixtures("worker_keys")
+def test_verified_messages_decode_as_before_and_bad_ones_keep_their_reason() -> None:
     messages, _ = _batch()
-    # in this process, as a worker would (a watcher thread that never fires here)
-    verify._init_worker({k.key_id: k.key.public_bytes_raw() for k in KEYRING.keys()},
-                        os.getppid())
     answers = verified_key_ids([(v, signature_of(h)) for v, h in messages])
     for (value, headers), answer in zip(messages, answers, strict=True):
         plain = _decode(value, headers, None)
@@ -104,13 +108,10 @@ PAYLOADS: dict[str, dict[str, Any]] = {
 }
 
 
+@pytest.mark.usefixtures("worker_keys")
 @pytest.mark.parametrize("payload", sorted(PAYLOADS))
 def test_a_worker_verifies_every_payload_type_but_no_forgery_or_tampering_of_it(
         payload: str) -> None:
-    from consumers import verify
-
-    verify._init_worker({k.key_id: k.key.public_bytes_raw() for k in KEYRING.keys()},
-                        os.getppid())
     _key, value, headers = MessageSigner("acme", ACME).message(PAYLOADS[payload])
     # globex signs in acme's name, naming acme's key: a forged void would erase a shipment
     _key, forged, forged_headers = MessageSigner("acme", GLOBEX, "acme").message(

@@ -126,8 +126,8 @@ def _lookup(conn: Any, country: str, day: dt.date, rule_id: str | None, books: b
     with conn.cursor() as raw:
         c = _Recording(raw)
         try:
-            answer: Any = _lookup_caught_up(_Bare(c, True), "postgres", country, day,
-                                            rule_id, books, known_at)
+            answer: Any = _lookup_caught_up(_Bare(c, True), country, day, rule_id, books,
+                                            known_at)
         except Miss as miss:
             answer = ("miss", miss.reason)
         return answer, c.log

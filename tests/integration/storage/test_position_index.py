@@ -801,19 +801,10 @@ def test_refresh_rebuilds_only_what_is_stale(app: Ledger) -> None:
     assert index.refresh("MX") == 0
 
 
-@pytest.fixture
-def postgres_url() -> Any:
-    from tests.conftest import drop_postgres_db, new_postgres_db, require_postgres
-
-    require_postgres()
-    url = new_postgres_db()
-    yield url
-    drop_postgres_db(url)
-
-
 @pytest.mark.postgres
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
 def test_a_refresh_on_postgres_waits_for_whoever_holds_the_read_models_position(
-        postgres_url: str) -> None:
+        db_url: str) -> None:
     """A refresh recomputes pairs as known at the read model's position, so no catch-up
     batch may fold in between: on PostgreSQL it takes rm_position's row lock (on SQLite,
     BEGIN IMMEDIATE holds the file). While another transaction holds that row, the
@@ -824,29 +815,45 @@ def test_a_refresh_on_postgres_waits_for_whoever_holds_the_read_models_position(
     import psycopg
 
     from ledger.rulebook import bundled_rulebook
+    from projections.readmodel import PROJECTION
 
-    app = Ledger(postgres_url)
+    app = Ledger(db_url)
     app.submit([PublishRuleRevision(document=bundled_rulebook(DIFFUSION))], actor="t")
     _submit(app, shipment("A", quantity=300))
     rm = ReadModel(app)
     rm.catch_up()
     index = PositionIndex(rm)
-    built: list[int] = []
-    refresh = threading.Thread(target=lambda: built.append(index.refresh("MX")))
+    outcome: list[Any] = []
+
+    def refresh() -> None:
+        try:
+            outcome.append(index.refresh("MX"))
+        except Exception as error:  # noqa: BLE001 - re-raised by the test below
+            outcome.append(error)
+
+    worker = threading.Thread(target=refresh, daemon=True)
     waiting = "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() " \
               "AND wait_event_type = 'Lock'"
-    with psycopg.connect(postgres_url) as holder, psycopg.connect(
-            postgres_url, autocommit=True) as watcher:
-        holder.execute("SELECT position FROM rm_position WHERE name = 'quota' FOR UPDATE")
-        refresh.start()
-        deadline = time.monotonic() + 60
-        while not built and time.monotonic() < deadline:
-            row = watcher.execute(waiting).fetchone()
-            if row is not None and row[0] >= 1:
-                break
-            time.sleep(0.02)
-        assert not built, "the refresh went on while the read model's position was held"
-        holder.rollback()
-    refresh.join(60)
-    assert built == [1]
-    app.close()
+    try:
+        with psycopg.connect(db_url) as holder, psycopg.connect(
+                db_url, autocommit=True) as watcher:
+            holder.execute("SELECT position FROM rm_position WHERE name = %s FOR UPDATE",
+                           (PROJECTION,))
+            worker.start()
+            deadline = time.monotonic() + 60
+            while worker.is_alive() and time.monotonic() < deadline:
+                row = watcher.execute(waiting).fetchone()
+                if row is not None and row[0] >= 1:
+                    break
+                time.sleep(0.02)
+            assert not outcome, \
+                f"the refresh went on while the read model's position was held: {outcome}"
+            holder.rollback()
+        worker.join(60)
+        if outcome and isinstance(outcome[0], Exception):
+            raise outcome[0]
+        assert outcome == [1]
+    finally:  # a failed check: let the refresh end before the database is dropped
+        if worker.ident is not None:
+            worker.join(60)
+        app.close()
