@@ -300,9 +300,6 @@ WHY: list[tuple[str, str]] = [
      "equivalent: a cap period exists only with a tier-2 cap, so without a cap it is None "
      "either way"),
     # projections/replay_columnar.py
-    (r"x__authorization__mutmut_[12]\t",
-     "equivalent: a memo of one shared Authorization per (kind, reference); without it an "
-     "equal one is built"),
     (r"x_classify_row__mutmut_\d+\t(found = memo\.treatments\.get\(key\)  =>  found = (None|"
      r"memo\.treatments\.get\(None\))|tier2 = memo\.tier2\.get\(tier_key\)  =>  tier2 = "
      r"(None|memo\.tier2\.get\(None\)))$",
