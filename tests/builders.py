@@ -98,3 +98,16 @@ class Scenario:
         day = dt.date.fromisoformat(as_of)
         book = select_rule(self.state, day, rule)
         return country_position(self.state, country, day, book, explain=explain)
+
+
+def shipment_line(ref: str, day: str, tpp: int, *, dest: str = "MX", auth: str = "none",
+                  exporter: str = "acme", consignee: str = "c1", units: int = 1,
+                  die_area: int | None = None) -> dict[str, Any]:
+    """A ``shipment.recorded`` import line of a custom ASIC: ``units`` units of ``tpp``
+    TPP in all; ``auth`` is ``none``, ``lpp``, ``license:REF`` or ``veu:REF``."""
+    kind, _, name = auth.partition(":")
+    return {"type": "shipment.recorded", "exporter_id": exporter, "shipment_ref": ref,
+            "ship_date": day, "destination": dest, "consignee_id": consignee,
+            "product_id": "custom-asic", "tpp_per_unit": tpp // units, "quantity": units,
+            "authorization": {"kind": kind, **({"ref": name} if name else {})},
+            **({"die_area_mm2": die_area} if die_area else {})}

@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from ledger.cli import main
+from tests.builders import shipment_line
 
 #: TPP values the columnar engine cannot sum in int64 columns: a bound is
 #: max(quantity) x max(TPP per unit) x shipments, here over 2**62
@@ -73,14 +74,6 @@ def test_columnar_and_rows_give_the_same_table_and_csv(tmp_path: Path) -> None:
         assert outs[0].stdout == outs[1].stdout
 
 
-def _ship(ref: str, day: str, units: int, tpp_per_unit: int, auth: dict[str, str]
-          ) -> dict[str, Any]:
-    return {"type": "shipment.recorded", "exporter_id": "acme", "shipment_ref": ref,
-            "ship_date": day, "destination": "MX", "consignee_id": "c1",
-            "product_id": "custom-asic", "tpp_per_unit": tpp_per_unit, "quantity": units,
-            "authorization": auth}
-
-
 #: a license and a VEU valid 2025-03-01..2025-06-30, shipped under on the day before,
 #: the first day, the last day and the day after
 BOUNDARY_DAYS = [("BEFORE", "2025-02-28"), ("FIRST", "2025-03-01"), ("LAST", "2025-06-30"),
@@ -91,10 +84,8 @@ AUTHORIZED = [
     {"type": "veu.granted", "veu_id": "V1", "entity": "Atlas", "kind": "universal",
      "headquarters_country": "US", "covered_countries": ["MX"], "valid_from": "2025-03-01",
      "valid_to": "2025-06-30"},
-    *[_ship(f"L-{ref}", day, 1, 5_000, {"kind": "license", "ref": "L1"})
-      for ref, day in BOUNDARY_DAYS],
-    *[_ship(f"V-{ref}", day, 1, 5_000, {"kind": "veu", "ref": "V1"})
-      for ref, day in BOUNDARY_DAYS],
+    *[shipment_line(f"L-{ref}", day, 5_000, auth="license:L1") for ref, day in BOUNDARY_DAYS],
+    *[shipment_line(f"V-{ref}", day, 5_000, auth="veu:V1") for ref, day in BOUNDARY_DAYS],
 ]
 
 
@@ -104,8 +95,8 @@ def test_the_columnar_engine_at_the_cap_and_on_first_and_last_valid_days(
     # 99,995 x 7,900, 4 x 5,000 outside the license and the VEU and the 10,000 the license
     # used, then the last shipment: exactly the tier-2 cap of 790,000,000 with 9,500 TPP,
     # one TPP over with 9,501
-    lines = [*AUTHORIZED, _ship("BULK", "2025-03-01", 99_995, 7_900, {"kind": "none"}),
-             _ship("END", "2025-08-01", 1, last_tpp, {"kind": "none"})]
+    lines = [*AUTHORIZED, shipment_line("BULK", "2025-03-01", 99_995 * 7_900, units=99_995),
+             shipment_line("END", "2025-08-01", last_tpp)]
     db = ledger_with(tmp_path, lines)
     replay = ["replay", "--rule", "ai-diffusion-2025", "--to", "2025-12-31", "--json"]
     columnar = run(db, *replay, "--engine", "columnar")

@@ -22,6 +22,7 @@ from ledger.events import Authorization
 from ledger.rulebook import RuleBook
 from projections import replay_columnar
 from projections.replay_columnar import ChangeRows, group_codes, replay_columns, sort_order
+from tests.builders import shipment_line as ship
 from tests.model.test_columnar_replay import assert_same_result
 
 GOLDEN = Path(__file__).parents[1] / "integration" / "replay" / "golden" / "ledger.jsonl"
@@ -31,17 +32,6 @@ RULE = "ai-diffusion-2025"
 #: ai-diffusion-2025's tier-2 cap
 CAP = 790_000_000
 D = dt.date
-
-
-def ship(ref: str, day: str, tpp: int, *, dest: str = "MX", auth: str = "none",
-         exporter: str = "acme", consignee: str = "c1", units: int = 1,
-         die_area: int | None = None) -> dict[str, Any]:
-    kind, _, name = auth.partition(":")
-    return {"type": "shipment.recorded", "exporter_id": exporter, "shipment_ref": ref,
-            "ship_date": day, "destination": dest, "consignee_id": consignee,
-            "product_id": "custom-asic", "tpp_per_unit": tpp // units, "quantity": units,
-            "authorization": {"kind": kind, **({"ref": name} if name else {})},
-            **({"die_area_mm2": die_area} if die_area else {})}
 
 
 def both(tmp_path: Path, lines: list[dict[str, Any]], against: str = "in-force",
