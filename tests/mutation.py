@@ -514,8 +514,6 @@ def sql_case_only(change: str) -> bool:
     """Whether a change only changes the letter case of SQL text outside its quoted
     literals: SQL keywords and unquoted names are case-insensitive (PostgreSQL folds
     unquoted names to lower case, SQLite compares them without case)."""
-    import re
-
     before, _, after = change.partition("  =>  ")
     if before == after or before.lower() != after.lower() or "%s" in before:
         return False  # (a psycopg placeholder is not SQL: %S is no placeholder)
@@ -525,8 +523,6 @@ def sql_case_only(change: str) -> bool:
 
 
 def _without(text: str, pattern: str) -> str:
-    import re
-
     return re.sub(r"\s+", "", re.sub(pattern, "", text))
 
 
@@ -554,8 +550,6 @@ def zip_strict_only(key: str, change: str) -> bool:
 
 
 def explain(key: str, change: str) -> str:
-    import re
-
     if sql_case_only(change):
         return "equivalent: SQL keywords and unquoted names are case-insensitive"
     if numpy_dtype_only(key, change):
